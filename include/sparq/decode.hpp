@@ -1,0 +1,56 @@
+// decode: one attention step for a batch of sequences, reading the KV cache.
+//
+// For each item, q holds the new queries [q_heads][d] (f32) and out receives the
+// attention outputs [q_heads][d]. Query head h reads KV head h / g with g = q_heads /
+// kv_heads. A call may cover a range of KV heads [kv_head_begin, kv_head_end) (one
+// tensor-parallel rank's share): q and out then hold only that range's query heads,
+// (kv_head_end - kv_head_begin) * g of them.
+//
+// Results are deterministic: bit-identical for the same inputs and ISA whatever the
+// thread count (fixed chunking, fixed merge order, ties broken by position).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "sparq/kv_cache.hpp"
+#include "sparq/method.hpp"
+#include "sparq/profile.hpp"
+
+#include <oneapi/tbb/task_arena.h>
+
+namespace sparq {
+
+struct DecodeItem {
+  SeqId seq = 0;
+  std::span<const float> q;   // [q_heads][d]
+  std::span<float> out;       // [q_heads][d]
+  // Optional per-query-head outputs (empty span / nullptr = not wanted):
+  std::span<float> lse = {};    // [q_heads] log-sum-exp of the scaled scores that were attended
+  std::span<float> alpha = {};  // [q_heads] SparQ: estimated score mass fetched (1 for dense)
+  // SparQ: positions fetched for each query head, ascending ([q_heads] lists).
+  std::vector<std::vector<std::uint32_t>>* selected = nullptr;
+};
+
+struct DecodeOptions {
+  float scale = 0.0f;  // softmax scale; 0 means 1/sqrt(d)
+  std::size_t kv_head_begin = 0;
+  std::size_t kv_head_end = ~std::size_t{0};  // clamped to the cache's kv_heads
+  Profile* profile = nullptr;                 // accumulated into when given
+  tbb::task_arena* arena = nullptr;           // run inside the caller's arena when given
+};
+
+// Validates everything (unknown sequence, sizes, non-finite q, S = 0, method
+// parameters) before any output is written. Throws sparq::Error.
+void decode(const KVCache& cache, std::size_t layer, const Method& method, std::span<const DecodeItem> batch,
+            const DecodeOptions& options = {});
+
+// Dense causal attention of a chunk of n_new queries that are the last n_new positions
+// of the sequence (already appended): query i attends to positions [0, S - n_new + i].
+// q and out are [n_new][q_heads][d].
+void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q,
+                   std::span<float> out, std::size_t n_new, const DecodeOptions& options = {});
+
+}  // namespace sparq

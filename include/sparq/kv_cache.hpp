@@ -1,0 +1,167 @@
+// KVCache: a paged store of the keys and values of many sequences.
+//
+// Storage. A fixed pool of blocks; one block holds `block_tokens` (B) consecutive
+// tokens of one (sequence, layer, KV head): S-major keys [B][d], d-major keys [d][B]
+// (whichever layouts are configured) and values [B][d], each region page-aligned.
+// Blocks are allocated on first use and recycled when sequences are removed or
+// truncated; `capacity_tokens` bounds how many tokens all sequences may hold together
+// (counted in whole blocks per layer and head).
+//
+// Per (sequence, layer) the cache keeps its length S and, per KV head, the running sum
+// of the stored values in double, so that `mean_values()` is the exact mean of what is
+// in the cache (SparQ's reallocation uses it). Each layer of a sequence has its own
+// length: a server appends layer by layer during the forward pass.
+//
+// Forks share blocks copy-on-write: a fork costs no K/V copy until one of the two
+// sequences writes into a shared, partly filled block.
+//
+// Errors. Every method validates all of its arguments before it changes anything: on a
+// thrown sparq::Error the cache is exactly as it was.
+//
+// Thread safety. Methods on different sequences may run concurrently, and so may any
+// number of readers (decode, view) of one sequence. Writers of one sequence (append,
+// truncate, remove) must not overlap with each other or with its readers: such overlap
+// is detected and reported as ErrorCode::concurrent_use rather than raced.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "sparq/types.hpp"
+
+namespace sparq {
+
+using SeqId = std::uint64_t;
+
+struct CacheConfig {
+  std::size_t layers = 1;
+  std::size_t kv_heads = 1;
+  std::size_t head_dim = 128;
+  DType dtype = DType::bf16;
+  std::size_t block_tokens = 256;       // B; any value >= 1 (multiples of 16 vectorize best)
+  std::size_t capacity_tokens = 1 << 16;  // total tokens of all sequences
+  KeyLayout layouts = KeyLayout::both;
+  Placement placement = Placement::local;
+
+  // Throws sparq::Error naming the first field outside its range.
+  void validate() const;
+};
+
+// Bytes held by the pool, by part. Only blocks in use are counted as allocated memory
+// of K/V; `metadata` covers sequence tables and value sums.
+struct MemoryUsage {
+  std::size_t k_s_major = 0;
+  std::size_t k_d_major = 0;
+  std::size_t values = 0;
+  std::size_t metadata = 0;
+  std::size_t blocks_in_use = 0;
+  std::size_t blocks_capacity = 0;
+  [[nodiscard]] std::size_t total() const noexcept { return k_s_major + k_d_major + values + metadata; }
+};
+
+// Read-only view of one (sequence, layer): what kernels read. Valid until the next
+// write to that sequence or a remove. Element pointers are to `dtype` storage.
+struct LayerView {
+  std::size_t length = 0;        // S
+  std::size_t head_dim = 0;      // d
+  std::size_t block_tokens = 0;  // B
+  std::size_t kv_heads = 0;
+  std::size_t blocks_per_head = 0;  // ceil(S / B)
+  DType dtype = DType::f32;
+  KeyLayout layouts = KeyLayout::both;
+  // [kv_heads][blocks_per_head] block base addresses, and offsets of each region in a
+  // block (kNoRegion when the layout is not kept).
+  const std::byte* const* blocks = nullptr;
+  std::size_t k_s_major_offset = 0;
+  std::size_t k_d_major_offset = 0;
+  std::size_t v_offset = 0;
+  const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
+
+  static constexpr std::size_t kNoRegion = ~std::size_t{0};
+
+  [[nodiscard]] const std::byte* block(std::size_t head, std::size_t b) const noexcept {
+    return blocks[head * blocks_per_head + b];
+  }
+  // Rows in block b (B except possibly the last).
+  [[nodiscard]] std::size_t rows_in_block(std::size_t b) const noexcept {
+    return b + 1 < blocks_per_head ? block_tokens : length - b * block_tokens;
+  }
+  // S-major key row of position j: d elements. Requires has_s_major(layouts).
+  [[nodiscard]] const std::byte* key_row(std::size_t head, std::size_t j) const noexcept {
+    return block(head, j / block_tokens) + k_s_major_offset + (j % block_tokens) * head_dim * size_of(dtype);
+  }
+  // d-major keys of block b: d rows of B elements (row i = component i of B positions).
+  [[nodiscard]] const std::byte* key_block_d_major(std::size_t head, std::size_t b) const noexcept {
+    return block(head, b) + k_d_major_offset;
+  }
+  // Value row of position j: d elements.
+  [[nodiscard]] const std::byte* value_row(std::size_t head, std::size_t j) const noexcept {
+    return block(head, j / block_tokens) + v_offset + (j % block_tokens) * head_dim * size_of(dtype);
+  }
+};
+
+class KVCache {
+ public:
+  explicit KVCache(const CacheConfig& config);
+  ~KVCache();
+  KVCache(const KVCache&) = delete;
+  KVCache& operator=(const KVCache&) = delete;
+
+  [[nodiscard]] const CacheConfig& config() const noexcept;
+
+  // A new, empty sequence (length 0 in every layer).
+  [[nodiscard]] SeqId add_sequence();
+  // Frees the sequence's blocks (those not shared with a fork) for reuse.
+  void remove_sequence(SeqId seq);
+  [[nodiscard]] bool contains(SeqId seq) const;
+  [[nodiscard]] std::vector<SeqId> sequences() const;
+
+  // Appends n_tokens to one layer: keys and values are [n_tokens][kv_heads][head_dim]
+  // f32 (converted to the storage type). Throws, changing nothing, on a size mismatch,
+  // non-finite input, or when the pool cannot hold the new blocks.
+  void append(SeqId seq, std::size_t layer, std::span<const float> keys, std::span<const float> values,
+              std::size_t n_tokens);
+  // Appends to every layer at once: keys/values are [layers][n_tokens][kv_heads][head_dim].
+  void append_all_layers(SeqId seq, std::span<const float> keys, std::span<const float> values,
+                         std::size_t n_tokens);
+
+  // Drops the last n tokens of every layer (n may not exceed the shortest layer).
+  void truncate(SeqId seq, std::size_t n_tokens);
+  // A new sequence sharing all of `seq`'s tokens (copy-on-write).
+  [[nodiscard]] SeqId fork(SeqId seq);
+
+  [[nodiscard]] std::size_t length(SeqId seq, std::size_t layer) const;
+  [[nodiscard]] LayerView view(SeqId seq, std::size_t layer) const;
+  [[nodiscard]] MemoryUsage memory_usage() const;
+  // Blocks not in use (each holds block_tokens tokens of one layer and KV head).
+  [[nodiscard]] std::size_t free_blocks() const;
+
+  // Reads one stored key or value row back as f32 (the stored, rounded value).
+  void read_key(SeqId seq, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const;
+  void read_value(SeqId seq, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const;
+
+  // Internal: the reader guard used by decode (see "Thread safety").
+  class ReadLock;
+  [[nodiscard]] ReadLock lock_for_read(SeqId seq) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class KVCache::ReadLock {
+ public:
+  ReadLock(ReadLock&& other) noexcept;
+  ReadLock& operator=(ReadLock&&) = delete;
+  ~ReadLock();
+
+ private:
+  friend class KVCache;
+  explicit ReadLock(void* state) noexcept : state_(state) {}
+  void* state_;
+};
+
+}  // namespace sparq

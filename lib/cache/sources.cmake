@@ -1,0 +1,1 @@
+# Sources of lib/cache (owned by that area).

@@ -1,0 +1,1 @@
+# Sources of lib/io (owned by that area).

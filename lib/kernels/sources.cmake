@@ -1,0 +1,1 @@
+# Sources of lib/kernels (owned by that area).

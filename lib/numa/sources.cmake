@@ -1,0 +1,1 @@
+# Sources of lib/numa (owned by that area).

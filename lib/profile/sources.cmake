@@ -1,0 +1,1 @@
+# Sources of lib/profile (owned by that area).

@@ -1,0 +1,1 @@
+# Sources of lib/reference (owned by that area).
