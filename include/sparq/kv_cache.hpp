@@ -50,14 +50,16 @@ struct CacheConfig {
   void validate() const;
 };
 
-// Bytes held by the pool, by part. Only blocks in use are counted as allocated memory
-// of K/V; `metadata` covers sequence tables and value sums.
+// Bytes taken from the system, by part: every allocated block (in use or kept for
+// reuse) counts; `metadata` covers block headers, per-block value sums and sequence
+// tables. Memory grows as blocks are first used and is never reserved up front.
 struct MemoryUsage {
   std::size_t k_s_major = 0;
   std::size_t k_d_major = 0;
   std::size_t values = 0;
   std::size_t metadata = 0;
-  std::size_t blocks_in_use = 0;
+  std::size_t blocks_in_use = 0;     // held by at least one sequence
+  std::size_t blocks_allocated = 0;  // taken from the system (in use + kept for reuse)
   std::size_t blocks_capacity = 0;
   [[nodiscard]] std::size_t total() const noexcept { return k_s_major + k_d_major + values + metadata; }
 };
@@ -72,8 +74,9 @@ struct LayerView {
   std::size_t blocks_per_head = 0;  // ceil(S / B)
   DType dtype = DType::f32;
   KeyLayout layouts = KeyLayout::both;
-  // [kv_heads][blocks_per_head] block base addresses, and offsets of each region in a
-  // block (kNoRegion when the layout is not kept).
+  // [blocks_per_head][kv_heads] block base addresses (block-major, so appending a
+  // block row never moves earlier entries), and offsets of each region in a block
+  // (kNoRegion when the layout is not kept).
   const std::byte* const* blocks = nullptr;
   std::size_t k_s_major_offset = 0;
   std::size_t k_d_major_offset = 0;
@@ -83,7 +86,7 @@ struct LayerView {
   static constexpr std::size_t kNoRegion = ~std::size_t{0};
 
   [[nodiscard]] const std::byte* block(std::size_t head, std::size_t b) const noexcept {
-    return blocks[head * blocks_per_head + b];
+    return blocks[b * kv_heads + head];
   }
   // Rows in block b (B except possibly the last).
   [[nodiscard]] std::size_t rows_in_block(std::size_t b) const noexcept {

@@ -1,1 +1,2 @@
-# Sources of lib/cache (owned by that area).
+# Paged KV cache store.
+list(APPEND SPARQ_SOURCES cache/block_pool.cpp cache/kv_cache.cpp cache/cache_config.cpp)

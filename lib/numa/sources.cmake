@@ -1,1 +1,2 @@
-# Sources of lib/numa (owned by that area).
+# NUMA topology and placement.
+list(APPEND SPARQ_SOURCES numa/block_placement.cpp)

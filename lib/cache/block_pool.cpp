@@ -1,0 +1,119 @@
+#include "cache/block_pool.hpp"
+
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "sparq/error.hpp"
+
+namespace sparq {
+
+namespace {
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kLine = 64;
+std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+}  // namespace
+
+BlockLayout BlockLayout::for_config(const CacheConfig& c) {
+  BlockLayout l;
+  l.row_bytes = c.head_dim * size_of(c.dtype);
+  l.k_region = round_up(c.block_tokens * l.row_bytes, kLine);
+  std::size_t at = round_up(sizeof(BlockHeader), kLine);
+  l.value_sum_offset = at;
+  at = round_up(at + c.head_dim * sizeof(double), kLine);
+  if (has_s_major(c.layouts)) {
+    l.k_s_major_offset = at;
+    at += l.k_region;
+  }
+  if (has_d_major(c.layouts)) {
+    l.k_d_major_offset = at;
+    at += l.k_region;
+  }
+  l.v_offset = at;
+  at += l.k_region;
+  l.bytes = round_up(at, kPage);
+  return l;
+}
+
+BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std::size_t kv_heads,
+                     std::unique_ptr<BlockPlacement> placement)
+    : layout_(layout), capacity_(capacity_blocks), placement_(std::move(placement)), free_(kv_heads) {}
+
+BlockPool::~BlockPool() {
+  for (std::byte* b : all_) {
+    header(b).~BlockHeader();
+    std::free(b);
+  }
+}
+
+std::byte* BlockPool::allocate_new(std::size_t head) {
+  auto* b = static_cast<std::byte*>(std::aligned_alloc(kPage, layout_.bytes));
+  if (!b) throw std::bad_alloc();
+  // Placement first: binding must precede the first write for first-touch policies.
+  if (placement_) placement_->place(b, layout_.bytes, head);
+  new (b) BlockHeader{};
+  all_.push_back(b);
+  return b;
+}
+
+std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, const char* what) {
+  std::lock_guard lock(mutex_);
+  if (in_use_ + heads.size() > capacity_)
+    throw Error(ErrorCode::capacity_exhausted,
+                std::string(what) + " needs " + std::to_string(heads.size()) + " more blocks but only " +
+                    std::to_string(capacity_ - in_use_) + " of " + std::to_string(capacity_) +
+                    " are free: raise capacity_tokens or remove sequences");
+  std::vector<std::byte*> out;
+  out.reserve(heads.size());
+  try {
+    for (std::size_t head : heads) {
+      std::byte* b = nullptr;
+      if (!free_[head].empty()) {
+        b = free_[head].back();
+        free_[head].pop_back();
+      } else if (all_.size() < capacity_) {
+        b = allocate_new(head);
+      } else {
+        // Every block exists already; borrow one kept for another head and re-place it.
+        for (auto& list : free_)
+          if (!list.empty()) {
+            b = list.back();
+            list.pop_back();
+            break;
+          }
+        if (placement_) placement_->place(b, layout_.bytes, head);
+      }
+      header(b).refcount.store(1, std::memory_order_relaxed);
+      header(b).fill = 0;
+      out.push_back(b);
+    }
+  } catch (const std::bad_alloc&) {
+    for (std::size_t i = 0; i < out.size(); ++i) free_[heads[i]].push_back(out[i]);
+    throw Error(ErrorCode::capacity_exhausted,
+                std::string(what) + ": the system refused memory for a new block of " + std::to_string(layout_.bytes) +
+                    " bytes");
+  }
+  in_use_ += out.size();
+  return out;
+}
+
+void BlockPool::retain(std::byte* block) noexcept { header(block).refcount.fetch_add(1, std::memory_order_relaxed); }
+
+void BlockPool::release(std::byte* block, std::size_t head) noexcept {
+  if (header(block).refcount.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::lock_guard lock(mutex_);
+  free_[head].push_back(block);
+  --in_use_;
+}
+
+std::size_t BlockPool::in_use() const {
+  std::lock_guard lock(mutex_);
+  return in_use_;
+}
+
+std::size_t BlockPool::allocated() const {
+  std::lock_guard lock(mutex_);
+  return all_.size();
+}
+
+}  // namespace sparq

@@ -1,0 +1,52 @@
+// BlockPool: fixed-capacity pool of page-aligned cache blocks, taken from the system on
+// first use and recycled through per-KV-head free lists (so a reused block keeps the
+// NUMA placement of its head). Thread-safe. Blocks are reference counted so that forked
+// sequences can share them.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "cache/block_layout.hpp"
+#include "cache/block_placement.hpp"
+
+namespace sparq {
+
+class BlockPool {
+ public:
+  BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std::size_t kv_heads,
+            std::unique_ptr<BlockPlacement> placement);
+  ~BlockPool();
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  // Takes one block for each entry of `heads` (the KV head it will hold), all or none:
+  // throws Error(capacity_exhausted) naming `what` when fewer are available, changing
+  // nothing. New blocks have refcount 1 and fill 0.
+  [[nodiscard]] std::vector<std::byte*> acquire(std::span<const std::size_t> heads, const char* what);
+  // Adds a sharer to a block.
+  static void retain(std::byte* block) noexcept;
+  // Drops a sharer; the last one returns the block to the free list of `head`.
+  void release(std::byte* block, std::size_t head) noexcept;
+  [[nodiscard]] static BlockHeader& header(std::byte* block) noexcept { return *reinterpret_cast<BlockHeader*>(block); }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::size_t in_use() const;
+  [[nodiscard]] std::size_t allocated() const;
+
+ private:
+  std::byte* allocate_new(std::size_t head);
+
+  BlockLayout layout_;
+  std::size_t capacity_;
+  std::unique_ptr<BlockPlacement> placement_;
+  mutable std::mutex mutex_;
+  std::vector<std::vector<std::byte*>> free_;  // per KV head
+  std::vector<std::byte*> all_;                // every block taken from the system
+  std::size_t in_use_ = 0;
+};
+
+}  // namespace sparq

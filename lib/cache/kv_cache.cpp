@@ -1,0 +1,456 @@
+// KVCache: sequences as lists of pool blocks, per layer; see include/sparq/kv_cache.hpp.
+#include "sparq/kv_cache.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/block_pool.hpp"
+#include "cache/element.hpp"
+#include "sparq/error.hpp"
+
+namespace sparq {
+
+namespace {
+
+struct LayerState {
+  std::size_t length = 0;
+  std::vector<std::byte*> blocks;  // [n_blocks][kv_heads]
+  std::vector<double> value_sum;   // [kv_heads][d], sum of all stored value rows
+  std::vector<float> value_mean;   // [kv_heads][d]
+};
+
+struct Sequence {
+  std::vector<LayerState> layers;
+  // Reader/writer detection (not a lock): see "Thread safety" in the header.
+  std::atomic<int> readers{0};
+  std::atomic<bool> writing{false};
+};
+
+std::string seq_name(SeqId s) { return "sequence " + std::to_string(s); }
+
+std::size_t blocks_for(std::size_t tokens, std::size_t b) { return (tokens + b - 1) / b; }
+
+}  // namespace
+
+struct KVCache::Impl {
+  CacheConfig config;
+  BlockLayout layout;
+  BlockPool pool;
+  mutable std::shared_mutex map_mutex;
+  std::unordered_map<SeqId, std::unique_ptr<Sequence>> sequences;
+  SeqId next_id = 1;
+
+  explicit Impl(const CacheConfig& c)
+      : config(c),
+        layout(BlockLayout::for_config(c)),
+        pool(layout, blocks_for(c.capacity_tokens, c.block_tokens) * c.layers * c.kv_heads, c.kv_heads,
+             make_block_placement(c.placement, c.kv_heads)) {}
+
+  std::size_t d() const { return config.head_dim; }
+  std::size_t heads() const { return config.kv_heads; }
+  std::size_t B() const { return config.block_tokens; }
+
+  // Looks a sequence up under the map lock held by the caller.
+  Sequence& find_locked(SeqId s) const {
+    auto it = sequences.find(s);
+    if (it == sequences.end())
+      throw Error(ErrorCode::unknown_sequence, seq_name(s) + " is not in the cache (never added, or removed)");
+    return *it->second;
+  }
+
+  void check_layer(std::size_t layer) const {
+    if (layer >= config.layers)
+      throw Error(ErrorCode::invalid_argument, "layer=" + std::to_string(layer) + " is out of range: must be in [0, " +
+                                                   std::to_string(config.layers - 1) + "]");
+  }
+
+  // Writer access to one sequence: fails rather than races when another writer or a
+  // reader holds it. Released by the guard's destructor.
+  struct WriteGuard {
+    Sequence* seq;
+    ~WriteGuard() { seq->writing.store(false); }
+  };
+  WriteGuard begin_write(SeqId s) const {
+    std::shared_lock lock(map_mutex);
+    Sequence& seq = find_locked(s);
+    bool expected = false;
+    if (!seq.writing.compare_exchange_strong(expected, true))
+      throw Error(ErrorCode::concurrent_use, seq_name(s) + " is already being modified by another thread");
+    if (seq.readers.load() != 0) {
+      seq.writing.store(false);
+      throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being read (decode) by another thread");
+    }
+    return WriteGuard{&seq};
+  }
+
+  std::byte* key_s(std::byte* blk, std::size_t off) const { return blk + layout.k_s_major_offset + off * layout.row_bytes; }
+  std::byte* val(std::byte* blk, std::size_t off) const { return blk + layout.v_offset + off * layout.row_bytes; }
+  double* block_sum(std::byte* blk) const { return reinterpret_cast<double*>(blk + layout.value_sum_offset); }
+
+  // Sum of the first `rows` stored value rows of a block into out[d].
+  void sum_rows(std::byte* blk, std::size_t rows, double* out) const {
+    std::fill(out, out + d(), 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t i = 0; i < d(); ++i) out[i] += element::load(val(blk, r), i, config.dtype);
+  }
+
+  // Makes a block's value sum cover exactly its first `rows` rows (before writing row
+  // `rows` into a block whose sum covered more or fewer rows, e.g. after a truncate).
+  void sync_block_sum(std::byte* blk, std::size_t rows) const {
+    BlockHeader& h = BlockPool::header(blk);
+    if (h.fill == rows) return;
+    sum_rows(blk, rows, block_sum(blk));
+    h.fill = static_cast<std::uint32_t>(rows);
+  }
+
+  // Copies the first `rows` rows of every region of `src` into `dst` (copy-on-write).
+  void copy_rows(const std::byte* src, std::byte* dst, std::size_t rows) const {
+    const std::size_t n = rows * layout.row_bytes;
+    if (layout.k_s_major_offset != LayerView::kNoRegion)
+      std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
+    if (layout.k_d_major_offset != LayerView::kNoRegion) {
+      const std::size_t eb = size_of(config.dtype);
+      for (std::size_t i = 0; i < d(); ++i)
+        std::memcpy(dst + layout.k_d_major_offset + i * B() * eb, src + layout.k_d_major_offset + i * B() * eb, rows * eb);
+    }
+    std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
+    sum_rows(dst, rows, block_sum(dst));
+    BlockPool::header(dst).fill = static_cast<std::uint32_t>(rows);
+  }
+
+  void update_mean(LayerState& st) const {
+    st.value_mean.resize(heads() * d());
+    for (std::size_t i = 0; i < st.value_mean.size(); ++i)
+      st.value_mean[i] = st.length ? static_cast<float>(st.value_sum[i] / double(st.length)) : 0.0f;
+  }
+
+  void append_layer(SeqId s, Sequence& seq, std::size_t layer, const float* keys, const float* values, std::size_t n) {
+    LayerState& st = seq.layers[layer];
+    const std::size_t H = heads(), D = d(), Bt = B();
+    const std::size_t have = blocks_for(st.length, Bt);
+    const std::size_t need = blocks_for(st.length + n, Bt);
+    const std::size_t off0 = st.length % Bt;
+    // Copy-on-write: the partly filled last block is shared with a fork.
+    const bool cow = off0 != 0 && std::any_of(st.blocks.end() - H, st.blocks.end(), [](std::byte* b) {
+      return BlockPool::header(b).refcount.load() > 1;
+    });
+    std::vector<std::size_t> heads_needed;
+    for (std::size_t b = have; b < need; ++b)
+      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
+    if (cow)
+      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
+    const std::string what = "append of " + std::to_string(n) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
+    std::vector<std::byte*> fresh = pool.acquire(heads_needed, what.c_str());  // may throw: nothing changed yet
+
+    // From here on nothing throws except std::bad_alloc of small vectors.
+    std::size_t next = 0;
+    std::vector<std::byte*> new_blocks(fresh.begin(), fresh.begin() + (need - have) * H);
+    if (cow) {
+      for (std::size_t h = 0; h < H; ++h) {
+        std::byte*& slot = st.blocks[(have - 1) * H + h];
+        std::byte* copy = fresh[(need - have) * H + h];
+        copy_rows(slot, copy, off0);
+        pool.release(slot, h);
+        slot = copy;
+      }
+    }
+    st.blocks.insert(st.blocks.end(), new_blocks.begin(), new_blocks.end());
+    (void)next;
+
+    const DType t = config.dtype;
+    const std::size_t eb = size_of(t);
+    for (std::size_t tok = 0; tok < n; ++tok) {
+      const std::size_t pos = st.length + tok;
+      const std::size_t b = pos / Bt, off = pos % Bt;
+      for (std::size_t h = 0; h < H; ++h) {
+        std::byte* blk = st.blocks[b * H + h];
+        const float* k = keys + (tok * H + h) * D;
+        const float* v = values + (tok * H + h) * D;
+        sync_block_sum(blk, off);
+        if (layout.k_s_major_offset != LayerView::kNoRegion)
+          for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
+        if (layout.k_d_major_offset != LayerView::kNoRegion)
+          for (std::size_t i = 0; i < D; ++i) element::store(blk + layout.k_d_major_offset + (i * Bt + off) * eb, 0, t, k[i]);
+        double* bsum = block_sum(blk);
+        double* lsum = st.value_sum.data() + h * D;
+        for (std::size_t i = 0; i < D; ++i) {
+          element::store(val(blk, off), i, t, v[i]);
+          const double stored = element::load(val(blk, off), i, t);
+          bsum[i] += stored;
+          lsum[i] += stored;
+        }
+        BlockPool::header(blk).fill = static_cast<std::uint32_t>(off + 1);
+      }
+    }
+    st.length += n;
+    update_mean(st);
+  }
+};
+
+namespace {
+void check_finite(std::span<const float> x, const char* what) {
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!std::isfinite(x[i]))
+      throw Error(ErrorCode::non_finite_input, std::string(what) + "[" + std::to_string(i) + "] is " +
+                                                   (std::isnan(x[i]) ? "NaN" : "infinite") + ": cached values must be finite");
+}
+}  // namespace
+
+KVCache::KVCache(const CacheConfig& config) {
+  config.validate();
+  impl_ = std::make_unique<Impl>(config);
+}
+
+KVCache::~KVCache() {
+  // Blocks are freed by the pool; sequences just drop their pointers.
+}
+
+const CacheConfig& KVCache::config() const noexcept { return impl_->config; }
+
+SeqId KVCache::add_sequence() {
+  auto seq = std::make_unique<Sequence>();
+  seq->layers.resize(impl_->config.layers);
+  for (auto& l : seq->layers) {
+    l.value_sum.assign(impl_->heads() * impl_->d(), 0.0);
+    l.value_mean.assign(impl_->heads() * impl_->d(), 0.0f);
+  }
+  std::unique_lock lock(impl_->map_mutex);
+  const SeqId id = impl_->next_id++;
+  impl_->sequences.emplace(id, std::move(seq));
+  return id;
+}
+
+void KVCache::remove_sequence(SeqId s) {
+  std::unique_ptr<Sequence> seq;
+  {
+    std::unique_lock lock(impl_->map_mutex);
+    Sequence& found = impl_->find_locked(s);
+    if (found.writing.load() || found.readers.load() != 0)
+      throw Error(ErrorCode::concurrent_use, seq_name(s) + " cannot be removed while another thread uses it");
+    auto it = impl_->sequences.find(s);
+    seq = std::move(it->second);
+    impl_->sequences.erase(it);
+  }
+  for (auto& l : seq->layers)
+    for (std::size_t i = 0; i < l.blocks.size(); ++i) impl_->pool.release(l.blocks[i], i % impl_->heads());
+}
+
+bool KVCache::contains(SeqId s) const {
+  std::shared_lock lock(impl_->map_mutex);
+  return impl_->sequences.count(s) != 0;
+}
+
+std::vector<SeqId> KVCache::sequences() const {
+  std::shared_lock lock(impl_->map_mutex);
+  std::vector<SeqId> out;
+  for (const auto& [id, _] : impl_->sequences) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, std::span<const float> values,
+                     std::size_t n_tokens) {
+  impl_->check_layer(layer);
+  const std::size_t expect = n_tokens * impl_->heads() * impl_->d();
+  auto check_size = [&](std::span<const float> x, const char* name) {
+    if (x.size() != expect)
+      throw Error(ErrorCode::shape_mismatch,
+                  std::string(name) + " has " + std::to_string(x.size()) + " floats, expected n_tokens*kv_heads*head_dim = " +
+                      std::to_string(expect) + " (" + std::to_string(n_tokens) + "*" + std::to_string(impl_->heads()) +
+                      "*" + std::to_string(impl_->d()) + ")");
+  };
+  check_size(keys, "keys");
+  check_size(values, "values");
+  check_finite(keys, "keys");
+  check_finite(values, "values");
+  auto guard = impl_->begin_write(s);
+  if (n_tokens == 0) return;
+  impl_->append_layer(s, *guard.seq, layer, keys.data(), values.data(), n_tokens);
+}
+
+void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<const float> values,
+                                std::size_t n_tokens) {
+  const std::size_t L = impl_->config.layers;
+  const std::size_t per_layer = n_tokens * impl_->heads() * impl_->d();
+  auto check_size = [&](std::span<const float> x, const char* name) {
+    if (x.size() != L * per_layer)
+      throw Error(ErrorCode::shape_mismatch,
+                  std::string(name) + " has " + std::to_string(x.size()) +
+                      " floats, expected layers*n_tokens*kv_heads*head_dim = " + std::to_string(L * per_layer));
+  };
+  check_size(keys, "keys");
+  check_size(values, "values");
+  check_finite(keys, "keys");
+  check_finite(values, "values");
+  auto guard = impl_->begin_write(s);
+  if (n_tokens == 0) return;
+  // All layers or none: check the pool can hold every layer's new blocks first.
+  {
+    std::size_t need = 0;
+    for (const auto& st : guard.seq->layers) {
+      need += (blocks_for(st.length + n_tokens, impl_->B()) - blocks_for(st.length, impl_->B())) * impl_->heads();
+      if (st.length % impl_->B() != 0) need += impl_->heads();  // a possible copy-on-write
+    }
+    const std::size_t free = impl_->pool.capacity() - impl_->pool.in_use();
+    if (need > free)
+      throw Error(ErrorCode::capacity_exhausted, "append of " + std::to_string(n_tokens) + " tokens to all layers of " +
+                                                     seq_name(s) + " needs up to " + std::to_string(need) +
+                                                     " blocks but only " + std::to_string(free) + " are free");
+  }
+  for (std::size_t l = 0; l < L; ++l)
+    impl_->append_layer(s, *guard.seq, l, keys.data() + l * per_layer, values.data() + l * per_layer, n_tokens);
+}
+
+void KVCache::truncate(SeqId s, std::size_t n_tokens) {
+  auto guard = impl_->begin_write(s);
+  Sequence& seq = *guard.seq;
+  std::size_t shortest = ~std::size_t{0};
+  for (const auto& st : seq.layers) shortest = std::min(shortest, st.length);
+  if (n_tokens > shortest)
+    throw Error(ErrorCode::invalid_argument, "truncate by n_tokens=" + std::to_string(n_tokens) + " exceeds the length " +
+                                                 std::to_string(shortest) + " of the shortest layer of " + seq_name(s));
+  if (n_tokens == 0) return;
+  const std::size_t H = impl_->heads(), D = impl_->d(), Bt = impl_->B();
+  for (auto& st : seq.layers) {
+    const std::size_t new_len = st.length - n_tokens;
+    const std::size_t keep = blocks_for(new_len, Bt);
+    for (std::size_t i = keep * H; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % H);
+    st.blocks.resize(keep * H);
+    st.length = new_len;
+    // Recompute the exact sum: full blocks' own sums, plus the rows kept of the last
+    // block (which may be shared with a fork, so its own sum may cover more rows).
+    std::fill(st.value_sum.begin(), st.value_sum.end(), 0.0);
+    std::vector<double> partial(D);
+    for (std::size_t b = 0; b < keep; ++b) {
+      const std::size_t rows = std::min(Bt, new_len - b * Bt);
+      for (std::size_t h = 0; h < H; ++h) {
+        std::byte* blk = st.blocks[b * H + h];
+        const double* sum = impl_->block_sum(blk);
+        if (rows != BlockPool::header(blk).fill) {
+          impl_->sum_rows(blk, rows, partial.data());
+          sum = partial.data();
+        }
+        for (std::size_t i = 0; i < D; ++i) st.value_sum[h * D + i] += sum[i];
+      }
+    }
+    impl_->update_mean(st);
+  }
+}
+
+SeqId KVCache::fork(SeqId s) {
+  auto guard = impl_->begin_write(s);  // the source must not change while it is copied
+  auto copy = std::make_unique<Sequence>();
+  copy->layers = guard.seq->layers;
+  for (auto& st : copy->layers)
+    for (std::byte* b : st.blocks) BlockPool::retain(b);
+  std::unique_lock lock(impl_->map_mutex);
+  const SeqId id = impl_->next_id++;
+  impl_->sequences.emplace(id, std::move(copy));
+  return id;
+}
+
+std::size_t KVCache::length(SeqId s, std::size_t layer) const {
+  impl_->check_layer(layer);
+  std::shared_lock lock(impl_->map_mutex);
+  return impl_->find_locked(s).layers[layer].length;
+}
+
+LayerView KVCache::view(SeqId s, std::size_t layer) const {
+  impl_->check_layer(layer);
+  std::shared_lock lock(impl_->map_mutex);
+  const LayerState& st = impl_->find_locked(s).layers[layer];
+  LayerView v;
+  v.length = st.length;
+  v.head_dim = impl_->d();
+  v.block_tokens = impl_->B();
+  v.kv_heads = impl_->heads();
+  v.blocks_per_head = blocks_for(st.length, impl_->B());
+  v.dtype = impl_->config.dtype;
+  v.layouts = impl_->config.layouts;
+  v.blocks = st.blocks.data();
+  v.k_s_major_offset = impl_->layout.k_s_major_offset;
+  v.k_d_major_offset = impl_->layout.k_d_major_offset;
+  v.v_offset = impl_->layout.v_offset;
+  v.value_mean = st.value_mean.data();
+  return v;
+}
+
+MemoryUsage KVCache::memory_usage() const {
+  MemoryUsage m;
+  const BlockLayout& l = impl_->layout;
+  m.blocks_in_use = impl_->pool.in_use();
+  m.blocks_allocated = impl_->pool.allocated();
+  m.blocks_capacity = impl_->pool.capacity();
+  const std::size_t n = m.blocks_allocated;
+  if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
+  if (l.k_d_major_offset != LayerView::kNoRegion) m.k_d_major = n * l.k_region;
+  m.values = n * l.k_region;
+  std::size_t meta = n * (l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts) + has_d_major(impl_->config.layouts)));
+  std::shared_lock lock(impl_->map_mutex);
+  for (const auto& [id, seq] : impl_->sequences)
+    for (const auto& st : seq->layers)
+      meta += st.blocks.capacity() * sizeof(std::byte*) + st.value_sum.size() * sizeof(double) +
+              st.value_mean.size() * sizeof(float);
+  m.metadata = meta;
+  return m;
+}
+
+std::size_t KVCache::free_blocks() const { return impl_->pool.capacity() - impl_->pool.in_use(); }
+
+namespace {
+void read_row(const LayerView& v, std::size_t head, std::size_t pos, bool key, std::span<float> out, SeqId s) {
+  if (head >= v.kv_heads)
+    throw Error(ErrorCode::invalid_argument,
+                "head=" + std::to_string(head) + " is out of range: must be in [0, " + std::to_string(v.kv_heads - 1) + "]");
+  if (pos >= v.length)
+    throw Error(ErrorCode::invalid_argument, "pos=" + std::to_string(pos) + " is out of range: " + seq_name(s) +
+                                                 " has length " + std::to_string(v.length) + " in this layer");
+  if (out.size() != v.head_dim)
+    throw Error(ErrorCode::shape_mismatch,
+                "out has " + std::to_string(out.size()) + " floats, expected head_dim=" + std::to_string(v.head_dim));
+  const std::size_t eb = size_of(v.dtype);
+  for (std::size_t i = 0; i < v.head_dim; ++i) {
+    if (!key)
+      out[i] = element::load(v.value_row(head, pos), i, v.dtype);
+    else if (has_s_major(v.layouts))
+      out[i] = element::load(v.key_row(head, pos), i, v.dtype);
+    else
+      out[i] = element::load(v.key_block_d_major(head, pos / v.block_tokens) + (i * v.block_tokens + pos % v.block_tokens) * eb,
+                             0, v.dtype);
+  }
+}
+}  // namespace
+
+void KVCache::read_key(SeqId s, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const {
+  auto lock = lock_for_read(s);
+  read_row(view(s, layer), head, pos, true, out, s);
+}
+
+void KVCache::read_value(SeqId s, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const {
+  auto lock = lock_for_read(s);
+  read_row(view(s, layer), head, pos, false, out, s);
+}
+
+KVCache::ReadLock KVCache::lock_for_read(SeqId s) const {
+  std::shared_lock lock(impl_->map_mutex);
+  Sequence& seq = impl_->find_locked(s);
+  seq.readers.fetch_add(1);
+  if (seq.writing.load()) {
+    seq.readers.fetch_sub(1);
+    throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being modified by another thread; it cannot be read now");
+  }
+  return ReadLock(&seq.readers);
+}
+
+KVCache::ReadLock::ReadLock(ReadLock&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
+
+KVCache::ReadLock::~ReadLock() {
+  if (state_) static_cast<std::atomic<int>*>(state_)->fetch_sub(1);
+}
+
+}  // namespace sparq
