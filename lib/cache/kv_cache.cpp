@@ -103,7 +103,7 @@ struct KVCache::Impl {
   // `rows` into a block whose sum covered more or fewer rows, e.g. after a truncate).
   void sync_block_sum(std::byte* blk, std::size_t rows) const {
     BlockHeader& h = BlockPool::header(blk);
-    if (h.fill == rows) return;
+    if (h.fill == rows && rows != 0) return;  // a fresh block's sum region is uninitialized
     sum_rows(blk, rows, block_sum(blk));
     h.fill = static_cast<std::uint32_t>(rows);
   }
@@ -148,7 +148,6 @@ struct KVCache::Impl {
     std::vector<std::byte*> fresh = pool.acquire(heads_needed, what.c_str());  // may throw: nothing changed yet
 
     // From here on nothing throws except std::bad_alloc of small vectors.
-    std::size_t next = 0;
     std::vector<std::byte*> new_blocks(fresh.begin(), fresh.begin() + (need - have) * H);
     if (cow) {
       for (std::size_t h = 0; h < H; ++h) {
@@ -160,7 +159,6 @@ struct KVCache::Impl {
       }
     }
     st.blocks.insert(st.blocks.end(), new_blocks.begin(), new_blocks.end());
-    (void)next;
 
     const DType t = config.dtype;
     const std::size_t eb = size_of(t);
