@@ -35,7 +35,7 @@ std::vector<std::uint32_t> iota_positions(std::size_t n, std::size_t first = 0) 
 }
 
 TEST(SparQReference, EqualsDenseWhenKCoversS) {
-  for (DType dt : {DType::f32, DType::bf16}) {
+  for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
     for (std::size_t S : {1u, 5u, 17u}) {
       for (std::size_t g : {1u, 4u}) {
         for (GqaSelection sel : {GqaSelection::shared, GqaSelection::per_head}) {
@@ -150,6 +150,58 @@ TEST(SparQReference, WindowLargerThanKInDecode) {
   const Result res = sparq_decode(layer.view(), q, 0, 1, 1, 0.5, SparQResolved{.r = 1, .k = 3, .window = 5});
   EXPECT_EQ(res.selected[0], (std::vector<std::uint32_t>{5, 6, 7}));
   EXPECT_LT(res.alpha[0], 0.01);  // the fetched positions carry almost no estimated mass
+}
+
+TEST(SparQReference, ReallocationMixesInTheMeanValueOfTheRightHead) {
+  // y = α·y' + (1 − α)·v̄[kv], with v̄ of each query head's own KV head (here a sub-range
+  // [1, 3) of 3 KV heads, g = 2, so an off-by-kv_begin would show).
+  const std::size_t H = 3, g = 2, d = 8, S = 23;
+  TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 8, .dtype = DType::bf16},
+                  random_floats(S * H * d, 50), random_floats(S * H * d, 51), S);
+  const std::size_t kv_begin = 1, kv_end = 3, n_q = (kv_end - kv_begin) * g;
+  const std::vector<float> q = random_floats(n_q * d, 52);
+  for (GqaSelection sel : {GqaSelection::shared, GqaSelection::per_head}) {
+    SparQResolved p{.r = 2, .k = 5, .window = 1, .reallocation = false, .gqa = sel};
+    const Result plain = sparq_decode(layer.view(), q, kv_begin, kv_end, g, 0.3, p);
+    p.reallocation = true;
+    const Result mixed = sparq_decode(layer.view(), q, kv_begin, kv_end, g, 0.3, p);
+    EXPECT_EQ(mixed.selected, plain.selected);
+    EXPECT_EQ(mixed.alpha, plain.alpha);
+    EXPECT_EQ(mixed.lse, plain.lse);
+    for (std::size_t h = 0; h < n_q; ++h) {
+      const double a = plain.alpha[h];
+      EXPECT_GT(a, 0.0);
+      EXPECT_LT(a, 1.0);
+      const std::vector<double> mean = recomputed_value_mean(layer.view(), kv_begin + h / g);
+      for (std::size_t i = 0; i < d; ++i)
+        EXPECT_NEAR(mixed.out[h * d + i], a * plain.out[h * d + i] + (1 - a) * mean[i], 1e-7)
+            << "sel=" << to_string(sel) << " h=" << h << " i=" << i;
+    }
+  }
+}
+
+TEST(SparQReference, HeadRangeIsASliceOfTheWholeLayer) {
+  // A call over KV heads [1, 3) gives exactly the rows of those heads in a call over all.
+  const std::size_t H = 4, g = 2, d = 8, S = 9;
+  TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 4}, random_floats(S * H * d, 53),
+                  random_floats(S * H * d, 54), S);
+  const std::vector<float> q = random_floats(H * g * d, 55);
+  const std::span<const float> q_part = std::span(q).subspan(1 * g * d, 2 * g * d);
+  const SparQResolved p{.r = 3, .k = 4, .window = 1, .reallocation = true};
+  const Result all = sparq_decode(layer.view(), q, 0, H, g, 0.35, p);
+  const Result part = sparq_decode(layer.view(), q_part, 1, 3, g, 0.35, p);
+  const Result dense_all = dense_decode(layer.view(), q, 0, H, g, 0.35);
+  const Result dense_part = dense_decode(layer.view(), q_part, 1, 3, g, 0.35);
+  for (std::size_t h = 0; h < 2 * g; ++h) {
+    const std::size_t H_all = g + h;  // query head index in the whole-layer call
+    EXPECT_EQ(part.selected[h], all.selected[H_all]) << "h=" << h;
+    EXPECT_EQ(part.alpha[h], all.alpha[H_all]) << "h=" << h;
+    EXPECT_EQ(dense_part.lse[h], dense_all.lse[H_all]) << "h=" << h;
+    for (std::size_t i = 0; i < d; ++i) {
+      EXPECT_EQ(part.out[h * d + i], all.out[H_all * d + i]) << "h=" << h << " i=" << i;
+      EXPECT_EQ(dense_part.out[h * d + i], dense_all.out[H_all * d + i]) << "h=" << h << " i=" << i;
+    }
+  }
 }
 
 }  // namespace
