@@ -35,8 +35,19 @@ struct Common {
   Profile* profile = nullptr;  // accumulate per-phase stats when not null
 };
 
-// Both run on the calling thread's current TBB arena (decode() enters the caller's).
+// Dense causal attention of a prefill chunk (decode_causal): the n_new queries are the
+// last n_new positions of view; query i attends to positions [0, S - n_new + i].
+struct CausalTask {
+  LayerView view;
+  const float* q;  // [n_new][n_q][d], n_q = (kv_end - kv_begin) * group
+  float* out;      // [n_new][n_q][d]
+  std::size_t n_new;
+};
+
+// All run on the calling thread's current TBB arena (decode() enters the caller's).
+// dense_decode writes alpha = 1 when asked and leaves `selected` alone.
 void dense_decode(std::span<const Task> tasks, const Common& common);
+void dense_decode_causal(const CausalTask& task, const Common& common);
 void sparq_decode(std::span<const Task> tasks, const Common& common);
 
 }  // namespace sparq::kernels
