@@ -12,7 +12,7 @@ double temperature(std::span<const float> q, std::span<const std::uint32_t> i1) 
   double kept = 0.0;  // Σ_{i∈i1} |q_i|
   for (std::uint32_t i : i1) kept += std::abs(double(q[i]));
   if (kept == 0.0) return 0.0;  // also covers q = 0
-  double total = 0.0;  // Σ_i |q_i|  (>= kept > 0)
+  double total = 0.0;           // Σ_i |q_i|  (>= kept > 0)
   for (float x : q) total += std::abs(double(x));
   return std::sqrt(double(q.size()) * kept / total);
 }

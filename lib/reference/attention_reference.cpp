@@ -52,8 +52,8 @@ Result dense_decode(const LayerView& v, std::span<const float> q, std::size_t kv
 Result dense_causal(const LayerView& v, std::span<const float> q, std::size_t n_new, std::size_t kv_begin,
                     std::size_t kv_end, std::size_t group, double scale) {
   if (n_new == 0 || (v.length > 0 && n_new > v.length))
-    throw Error(ErrorCode::invalid_argument, "n_new=" + std::to_string(n_new) + " must be in [1, S=" +
-                                                 std::to_string(v.length) + "]");
+    throw Error(ErrorCode::invalid_argument,
+                "n_new=" + std::to_string(n_new) + " must be in [1, S=" + std::to_string(v.length) + "]");
   const std::size_t n_q = detail::check_call(v, q.size(), n_new, kv_begin, kv_end, group, scale);
   const std::size_t S = v.length, d = v.head_dim;
   Result r;
@@ -65,8 +65,8 @@ Result dense_causal(const LayerView& v, std::span<const float> q, std::size_t n_
     const std::vector<std::uint32_t> visible = first_positions(S - n_new + t + 1);
     for (std::size_t h = 0; h < n_q; ++h) {
       const std::size_t row = t * n_q + h;
-      r.lse[row] = attend(v, kv_begin + h / group, q.subspan(row * d, d), visible, scale,
-                          std::span(r.out).subspan(row * d, d));
+      r.lse[row] =
+          attend(v, kv_begin + h / group, q.subspan(row * d, d), visible, scale, std::span(r.out).subspan(row * d, d));
     }
   }
   return r;

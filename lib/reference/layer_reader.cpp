@@ -23,7 +23,9 @@ const std::byte* d_major_element(const LayerView& v, std::size_t head, std::size
   return v.key_block_d_major(head, b) + (i * v.block_tokens + col) * size_of(v.dtype);
 }
 
-bool same_bits(const std::byte* a, const std::byte* b, DType t) { return std::memcmp(a, b, size_of(t)) == 0; }
+bool same_bits(const std::byte* a, const std::byte* b, DType t) {
+  return std::memcmp(a, b, size_of(t)) == 0;
+}
 
 }  // namespace
 

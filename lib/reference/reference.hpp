@@ -91,7 +91,7 @@ struct Result {
 // Dense causal attention of a chunk of n_new queries that are the last n_new positions of
 // the sequence: query t attends to positions [0, S - n_new + t]. q is [n_new][n_q][d];
 // out is [n_new][n_q][d] and lse [n_new][n_q]; alpha is all ones. (attention_reference.cpp)
-[[nodiscard]] Result dense_causal(const LayerView& v, std::span<const float> q, std::size_t n_new,
-                                  std::size_t kv_begin, std::size_t kv_end, std::size_t group, double scale);
+[[nodiscard]] Result dense_causal(const LayerView& v, std::span<const float> q, std::size_t n_new, std::size_t kv_begin,
+                                  std::size_t kv_end, std::size_t group, double scale);
 
 }  // namespace sparq::reference

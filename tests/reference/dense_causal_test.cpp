@@ -30,7 +30,8 @@ TEST(DenseCausalReference, EachQuerySeesItsPrefix) {
     const std::size_t prefix = S - n_new + t + 1;
     TestLayer cut(spec, std::span(keys).first(prefix * H * d), std::span(values).first(prefix * H * d), prefix);
     const Result one = dense_decode(cut.view(), std::span(q).subspan(t * n_q * d, n_q * d), 0, H, g, 0.4);
-    for (std::size_t n = 0; n < n_q * d; ++n) EXPECT_EQ(chunk.out[t * n_q * d + n], one.out[n]) << "t=" << t << " n=" << n;
+    for (std::size_t n = 0; n < n_q * d; ++n)
+      EXPECT_EQ(chunk.out[t * n_q * d + n], one.out[n]) << "t=" << t << " n=" << n;
     for (std::size_t h = 0; h < n_q; ++h) EXPECT_EQ(chunk.lse[t * n_q + h], one.lse[h]) << "t=" << t;
   }
 }

@@ -27,7 +27,8 @@ ErrorCode code_of(auto&& call) {
 
 TEST(ReferenceErrors, RejectsBadArguments) {
   const std::size_t H = 2, d = 4, S = 3;
-  TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d}, random_floats(S * H * d, 40), random_floats(S * H * d, 41), S);
+  TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d}, random_floats(S * H * d, 40), random_floats(S * H * d, 41),
+                  S);
   const LayerView& v = layer.view();
   const std::vector<float> q = random_floats(H * d, 42);
   const SparQResolved ok{.r = 2, .k = 2, .window = 1};

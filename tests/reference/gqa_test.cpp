@@ -33,12 +33,13 @@ class GqaFourHeads : public ::testing::Test {
     for (std::size_t i = 0; i < d; ++i) k[4 * d + i] = 2.0f;
     return k;
   }
+  static std::vector<float> values() { return random_floats(S * d, 11); }
   static std::vector<float> queries() {
     std::vector<float> q(g * d, 0.0f);
     for (std::size_t h = 0; h < g; ++h) q[h * d + h] = 2.0f;
     return q;
   }
-  TestLayer layer{LayerSpec{.head_dim = d, .block_tokens = 4}, keys(), random_floats(S * d, 11), S};
+  TestLayer layer{LayerSpec{.head_dim = d, .block_tokens = 4}, keys(), values(), S};
 };
 
 TEST_F(GqaFourHeads, SharedSelectionTakesTopOfSummedScores) {
@@ -72,7 +73,8 @@ TEST(GqaSharedSelection, ComponentsComeFromTheGroupSumOfMagnitudes) {
   const Result res = sparq_decode(layer.view(), q, 0, 1, 3, 0.5, p);
   for (std::size_t h = 0; h < 3; ++h) EXPECT_EQ(res.components[h], (std::vector<std::uint32_t>{3})) << "h=" << h;
   for (double s : res.approx_scores[0]) EXPECT_EQ(s, 1.0 / S);
-  const Result per_head = sparq_decode(layer.view(), q, 0, 1, 3, 0.5, SparQResolved{.r = 1, .k = 2, .window = 1, .gqa = GqaSelection::per_head});
+  const Result per_head = sparq_decode(layer.view(), q, 0, 1, 3, 0.5,
+                                       SparQResolved{.r = 1, .k = 2, .window = 1, .gqa = GqaSelection::per_head});
   EXPECT_EQ(per_head.components[0], (std::vector<std::uint32_t>{0}));
 }
 

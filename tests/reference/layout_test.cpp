@@ -25,8 +25,8 @@ TEST(ReferenceLayouts, AllKeyLayoutsGiveIdenticalResults) {
     const SparQResolved p{.r = 3, .k = 4, .window = 1, .reallocation = true};
     std::vector<Result> dense, sparq;
     for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
-      TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 4, .dtype = dt, .layouts = layout},
-                      keys, values, S);
+      TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 4, .dtype = dt, .layouts = layout}, keys,
+                      values, S);
       EXPECT_TRUE(key_copies_agree(layer.view()));
       dense.push_back(dense_decode(layer.view(), q, 0, H, g, 0.35));
       sparq.push_back(sparq_decode(layer.view(), q, 0, H, g, 0.35, p));
@@ -49,8 +49,8 @@ TEST(ReferenceLayouts, ReadsStoredElementsOfEveryCopy) {
   const std::vector<float> keys = random_floats(S * H * d, 23), values = random_floats(S * H * d, 24);
   for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
     for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
-      TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 3, .dtype = dt, .layouts = layout},
-                      keys, values, S);
+      TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 3, .dtype = dt, .layouts = layout}, keys,
+                      values, S);
       for (std::size_t h = 0; h < H; ++h) {
         std::vector<double> mean(d, 0.0);
         for (std::size_t j = 0; j < S; ++j) {

@@ -4,8 +4,7 @@
 
 namespace sparq::reference::testing {
 
-TestLayer::TestLayer(const LayerSpec& spec, std::span<const float> keys, std::span<const float> values,
-                     std::size_t S)
+TestLayer::TestLayer(const LayerSpec& spec, std::span<const float> keys, std::span<const float> values, std::size_t S)
     : cache_(std::make_unique<KVCache>(CacheConfig{.layers = 1,
                                                    .kv_heads = spec.kv_heads,
                                                    .head_dim = spec.head_dim,
