@@ -5,9 +5,9 @@
 // K and V are appended to a one-layer sparq::KVCache in the requested storage type and
 // layout, sparq::decode runs the method, Y is written atomically. Everything is checked
 // before the output is written, so a failed run leaves no output file behind.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -83,14 +83,16 @@ Shapes check_shapes(const AttendOptions& o, const NpyArray& q, const NpyArray& k
   if (k.ndim() != 3)
     shape_error(fmt::format("{}: keys must be 3-D [kv_heads, S, d], got shape {}", o.keys, shape_to_string(k.shape)));
   if (v.ndim() != 3)
-    shape_error(fmt::format("{}: values must be 3-D [kv_heads, S, d], got shape {}", o.values, shape_to_string(v.shape)));
+    shape_error(
+        fmt::format("{}: values must be 3-D [kv_heads, S, d], got shape {}", o.values, shape_to_string(v.shape)));
   if (k.shape != v.shape)
     shape_error(fmt::format("{}: values have shape {} but keys ({}) have shape {}: they must be equal", o.values,
                             shape_to_string(v.shape), o.keys, shape_to_string(k.shape)));
   const Shapes s{q.shape[0], k.shape[0], k.shape[1], k.shape[2]};
   if (s.head_dim == 0) shape_error(fmt::format("{}: head dimension d=0: must be at least 1", o.keys));
   if (q.shape[1] != s.head_dim)
-    shape_error(fmt::format("{}: queries have d={} but keys ({}) have d={}", o.queries, q.shape[1], o.keys, s.head_dim));
+    shape_error(
+        fmt::format("{}: queries have d={} but keys ({}) have d={}", o.queries, q.shape[1], o.keys, s.head_dim));
   if (s.kv_heads == 0) shape_error(fmt::format("{}: kv_heads=0: must be at least 1", o.keys));
   if (s.q_heads == 0) shape_error(fmt::format("{}: q_heads=0: must be at least 1", o.queries));
   if (s.q_heads % s.kv_heads != 0)
@@ -193,8 +195,8 @@ int run(const AttendOptions& o) {
     fmt::print("{}\n", j.dump(2));
   } else if (resolved) {
     fmt::print("wrote {} [{}, {}]: sparq r={} k={} window={} reallocation={} gqa={} dtype={}, {:.3f} ms\n", o.out,
-               s.q_heads, s.head_dim, resolved->r, resolved->k, resolved->window,
-               resolved->reallocation ? "on" : "off", to_string(resolved->gqa), o.dtype, elapsed * 1e3);
+               s.q_heads, s.head_dim, resolved->r, resolved->k, resolved->window, resolved->reallocation ? "on" : "off",
+               to_string(resolved->gqa), o.dtype, elapsed * 1e3);
   } else {
     fmt::print("wrote {} [{}, {}]: dense dtype={}, {:.3f} ms\n", o.out, s.q_heads, s.head_dim, o.dtype, elapsed * 1e3);
   }
@@ -207,7 +209,9 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--keys", o->keys, "Keys K.npy, float32/float64 [kv_heads, S, d]")->required();
   cmd.add_option("--values", o->values, "Values V.npy, float32/float64 [kv_heads, S, d]")->required();
   cmd.add_option("--out", o->out, "Output Y.npy, float32 [q_heads, d] (written atomically)")->required();
-  cmd.add_option("--method", o->method, "Attention method")->check(CLI::IsMember({"dense", "sparq"}))->capture_default_str();
+  cmd.add_option("--method", o->method, "Attention method")
+      ->check(CLI::IsMember({"dense", "sparq"}))
+      ->capture_default_str();
   cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1: r = round(d/c), k = round(S/(2c))")
       ->capture_default_str();
   cmd.add_option("--r", o->r, "Query components kept, 1 <= r <= d (overrides --ratio)");

@@ -51,6 +51,8 @@ struct Subcommand {
 }
 
 // Throws sparq::Error(invalid_argument, what): a usage error found after parsing.
-[[noreturn]] inline void usage_error(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
+[[noreturn]] inline void usage_error(const std::string& what) {
+  throw Error(ErrorCode::invalid_argument, what);
+}
 
 }  // namespace sparq::cli

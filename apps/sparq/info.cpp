@@ -1,8 +1,8 @@
 // `sparq info`: what this build and this machine offer (version, ISA, cores, caches,
 // NUMA nodes), as text or --json.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -32,7 +32,8 @@ nlohmann::ordered_json to_json(const MachineSummary& m) {
   j["cpu_model"] = m.cpu_model;
   j["isa"] = std::string(to_string(active_isa()));
   auto isas = nlohmann::ordered_json::array();
-  for (Isa isa : compiled_isas()) isas.push_back({{"name", std::string(to_string(isa))}, {"cpu_supports", cpu_supports(isa)}});
+  for (Isa isa : compiled_isas())
+    isas.push_back({{"name", std::string(to_string(isa))}, {"cpu_supports", cpu_supports(isa)}});
   j["compiled_isas"] = isas;
   j["packages"] = m.packages;
   j["cores"] = m.cores;
@@ -53,7 +54,8 @@ void print_text(const MachineSummary& m) {
   fmt::print("isa:          {} (active)\n", to_string(active_isa()));
   std::string compiled;
   for (Isa isa : compiled_isas())
-    compiled += fmt::format("{}{}{}", compiled.empty() ? "" : ", ", to_string(isa), cpu_supports(isa) ? "" : " (not on this CPU)");
+    compiled += fmt::format("{}{}{}", compiled.empty() ? "" : ", ", to_string(isa),
+                            cpu_supports(isa) ? "" : " (not on this CPU)");
   fmt::print("compiled:     {}\n", compiled);
   fmt::print("cores:        {} cores, {} hardware threads, {} package(s)\n", m.cores, m.pus, m.packages);
   for (const auto& c : m.caches) fmt::print("{:<14}{} x {}\n", c.level + ":", c.count, human_bytes(c.size_bytes));

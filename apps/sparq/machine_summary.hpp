@@ -11,9 +11,9 @@
 namespace sparq::cli {
 
 struct CacheSummary {
-  std::string level;          // "L1d", "L2", "L3"
-  std::uint64_t size_bytes;   // of one instance
-  std::size_t count;          // instances in the machine
+  std::string level;         // "L1d", "L2", "L3"
+  std::uint64_t size_bytes;  // of one instance
+  std::size_t count;         // instances in the machine
 };
 
 struct NumaNodeSummary {

@@ -3,9 +3,9 @@
 // Exit codes: 0 success; 2 usage or input errors (including every error CLI11 finds
 // while parsing); 1 internal failures. Errors are one line on stderr:
 //   sparq <cmd>: error: <message>
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <string>

@@ -33,10 +33,10 @@ namespace sparq {
 
 // An n-dimensional float32 array in C (row-major) order.
 struct NpyArray {
-  std::vector<std::size_t> shape;  // empty for a 0-d (scalar) array
-  std::vector<float> data;         // product(shape) elements
-  int version = 1;                 // format major version of the file it came from
-  bool converted_from_f64 = false; // the file held `<f8` values
+  std::vector<std::size_t> shape;   // empty for a 0-d (scalar) array
+  std::vector<float> data;          // product(shape) elements
+  int version = 1;                  // format major version of the file it came from
+  bool converted_from_f64 = false;  // the file held `<f8` values
 
   [[nodiscard]] std::size_t ndim() const noexcept { return shape.size(); }
   [[nodiscard]] std::size_t size() const noexcept { return data.size(); }

@@ -52,9 +52,9 @@ std::filesystem::path temp_name(const std::filesystem::path& path, unsigned atte
   // Built with append: gcc 12 warns falsely (-Wrestrict, PR 105329) on chains of operator+.
   std::string name = ".";
   name.append(path.filename().string());
-  for (unsigned long long part : {static_cast<unsigned long long>(::getpid()),
-                                  static_cast<unsigned long long>(counter++), ticks % 1000000007ULL,
-                                  static_cast<unsigned long long>(attempt)}) {
+  for (unsigned long long part :
+       {static_cast<unsigned long long>(::getpid()), static_cast<unsigned long long>(counter++), ticks % 1000000007ULL,
+        static_cast<unsigned long long>(attempt)}) {
     name.append(".");
     name.append(std::to_string(part));
   }

@@ -103,8 +103,8 @@ class FileSource final : public Source {
 // range (where a plain cast is undefined behaviour in C++): they become ±inf.
 float narrow(double x) {
   constexpr double kOverflow = 0x1.ffffffp+127;  // FLT_MAX + half an ulp: rounds to inf
-  if (std::fabs(x) >= kOverflow) return std::signbit(x) ? -std::numeric_limits<float>::infinity()
-                                                         : std::numeric_limits<float>::infinity();
+  if (std::fabs(x) >= kOverflow)
+    return std::signbit(x) ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
   return static_cast<float>(x);
 }
 
@@ -164,14 +164,15 @@ NpyArray parse(const Source& src, std::string_view name) {
   } else if (h.descr == "<f8") {
     f64 = true;
   } else if (h.descr == ">f4" || h.descr == ">f8") {
-    bad(name, "dtype '" + h.descr + "' is big-endian: only little-endian '<f4' (float32) and '<f8' (float64) are supported");
+    bad(name,
+        "dtype '" + h.descr + "' is big-endian: only little-endian '<f4' (float32) and '<f8' (float64) are supported");
   } else if (h.descr.starts_with("|O")) {
-    bad(name, "dtype '" + io::printable(h.descr) + "' is an object array: only '<f4' (float32) and '<f8' (float64) are supported");
+    bad(name, "dtype '" + io::printable(h.descr) +
+                  "' is an object array: only '<f4' (float32) and '<f8' (float64) are supported");
   } else {
     bad(name, "dtype '" + io::printable(h.descr) + "' is not supported: only '<f4' (float32) and '<f8' (float64) are");
   }
-  if (h.fortran_order)
-    bad(name, "array is in Fortran order ('fortran_order': True): only C order is supported");
+  if (h.fortran_order) bad(name, "array is in Fortran order ('fortran_order': True): only C order is supported");
 
   const std::size_t item = f64 ? 8 : 4;
   const std::size_t count = checked_count(h.shape, item, name);
@@ -221,7 +222,9 @@ NpyArray read_npy(const std::filesystem::path& path) {
   return parse(src, path.string());
 }
 
-NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view name) { return parse(MemorySource(bytes), name); }
+NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view name) {
+  return parse(MemorySource(bytes), name);
+}
 
 std::vector<std::byte> encode_npy(std::span<const float> data, std::span<const std::size_t> shape) {
   std::size_t count = 1;

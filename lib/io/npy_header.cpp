@@ -110,7 +110,8 @@ class Parser {
   }
 
   bool parse_bool() {
-    for (auto [word, value] : {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
+    for (auto [word, value] :
+         {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
       if (s_.substr(pos_, word.size()) == word) {
         pos_ += word.size();
         return value;
@@ -165,7 +166,9 @@ class Parser {
 
 }  // namespace
 
-NpyHeader parse_header_dict(std::string_view text, std::string_view name) { return Parser(text, name).parse(); }
+NpyHeader parse_header_dict(std::string_view text, std::string_view name) {
+  return Parser(text, name).parse();
+}
 
 std::string format_header_dict(const std::vector<std::size_t>& shape) {
   std::string s = "{'descr': '<f4', 'fortran_order': False, 'shape': (";

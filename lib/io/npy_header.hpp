@@ -11,7 +11,7 @@
 namespace sparq::io {
 
 struct NpyHeader {
-  std::string descr;          // e.g. "<f4"; raw as written in the file
+  std::string descr;  // e.g. "<f4"; raw as written in the file
   bool fortran_order = false;
   std::vector<std::size_t> shape;
 };

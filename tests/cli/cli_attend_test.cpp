@@ -47,8 +47,12 @@ class Attend : public CliTest {
 
   // The reference's SparQ result for parameters `p`, on an f32 cache of the inputs.
   reference::Result reference_sparq(const SparQResolved& p) const {
-    KVCache cache({.layers = 1, .kv_heads = shape_.nkv, .head_dim = shape_.d, .dtype = DType::f32,
-                   .block_tokens = 16, .capacity_tokens = (shape_.S + 15) / 16 * 16});
+    KVCache cache({.layers = 1,
+                   .kv_heads = shape_.nkv,
+                   .head_dim = shape_.d,
+                   .dtype = DType::f32,
+                   .block_tokens = 16,
+                   .capacity_tokens = (shape_.S + 15) / 16 * 16});
     const SeqId seq = cache.add_sequence();
     std::vector<float> kt(k_.data.size()), vt(v_.data.size());
     for (std::size_t h = 0; h < shape_.nkv; ++h)
@@ -113,12 +117,12 @@ TEST_F(Attend, SparqMatchesReference) {
     std::vector<std::string> args;
   };
   const std::vector<Case> cases = {
-      {{4, 4, 300, 64}, {}},                                        // defaults: c = 8
+      {{4, 4, 300, 64}, {}},  // defaults: c = 8
       {{4, 4, 300, 64}, {"--ratio", "4"}},
       {{4, 4, 300, 64}, {"--r", "16", "--k", "40", "--window", "8", "--no-reallocation"}},
-      {{8, 2, 257, 32}, {}},                                        // GQA shared, reallocation off
+      {{8, 2, 257, 32}, {}},  // GQA shared, reallocation off
       {{8, 2, 257, 32}, {"--gqa", "per-head", "--reallocation", "on", "--k", "33"}},
-      {{6, 1, 100, 48}, {"--window", "0", "--k", "7"}},             // MQA
+      {{6, 1, 100, 48}, {"--window", "0", "--k", "7"}},  // MQA
   };
   for (const Case& c : cases) {
     make_inputs(c.shape, 11);
@@ -127,7 +131,9 @@ TEST_F(Attend, SparqMatchesReference) {
     std::string ctx = describe(c.shape);
     for (const auto& a : c.args) ctx += " " + a;
     ASSERT_FALSE(j.is_null()) << ctx;
-    const SparQResolved p{.r = j.at("r"), .k = j.at("k"), .window = j.at("window"),
+    const SparQResolved p{.r = j.at("r"),
+                          .k = j.at("k"),
+                          .window = j.at("window"),
                           .reallocation = j.at("reallocation"),
                           .gqa = *parse_gqa_selection(j.at("gqa").get<std::string>())};
     const reference::Result want = reference_sparq(p);

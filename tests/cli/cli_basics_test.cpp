@@ -8,7 +8,9 @@
 namespace sparq::test {
 namespace {
 
-std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+std::size_t lines(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
 
 TEST_F(CliTest, Version) {
   const auto r = sparq({"--version"});
@@ -28,9 +30,9 @@ TEST_F(CliTest, HelpListsEverySubcommandInOneLine) {
   }
   const auto sub = sparq({"attend", "--help"});
   EXPECT_EQ(sub.exit_code, 0);
-  for (const char* opt : {"--queries", "--keys", "--values", "--out", "--method", "--r", "--k", "--window", "--ratio",
-                          "--no-reallocation", "--reallocation", "--gqa", "--dtype", "--block-tokens", "--layout",
-                          "--json"})
+  for (const char* opt :
+       {"--queries", "--keys", "--values", "--out", "--method", "--r", "--k", "--window", "--ratio",
+        "--no-reallocation", "--reallocation", "--gqa", "--dtype", "--block-tokens", "--layout", "--json"})
     EXPECT_NE(sub.out.find(opt), std::string::npos) << opt << " missing from attend --help";
 }
 

@@ -54,8 +54,8 @@ class CliTest : public ::testing::Test {
 
   // `sparq attend` on q.npy/k.npy/v.npy in the scratch dir, writing y.npy, plus `extra`.
   ProcessResult attend(const std::vector<std::string>& extra) const {
-    std::vector<std::string> args = {"attend",   "--queries", path("q.npy"), "--keys", path("k.npy"),
-                                     "--values", path("v.npy"), "--out",     path("y.npy")};
+    std::vector<std::string> args = {"attend",   "--queries",   path("q.npy"), "--keys",     path("k.npy"),
+                                     "--values", path("v.npy"), "--out",       path("y.npy")};
     args.insert(args.end(), extra.begin(), extra.end());
     return sparq(args);
   }

@@ -30,10 +30,37 @@ std::vector<std::vector<std::byte>> seeds() {
 }
 
 // Tokens that steer mutations into the parser's interesting corners.
-const std::string_view kTokens[] = {"(", ")", ",", "'", "\"", "{", "}", ":", "True", "False", "L", " ", "\n", "-",
-                               "0", "1", "18446744073709551615", "18446744073709551616", "4294967296",
-                               "99999999999999999999999999", "<f8", ">f4", "|O", "descr", "shape", "fortran_order",
-                               "[", "]", "\\", "\xff", std::string_view("\0", 1)};
+const std::string_view kTokens[] = {"(",
+                                    ")",
+                                    ",",
+                                    "'",
+                                    "\"",
+                                    "{",
+                                    "}",
+                                    ":",
+                                    "True",
+                                    "False",
+                                    "L",
+                                    " ",
+                                    "\n",
+                                    "-",
+                                    "0",
+                                    "1",
+                                    "18446744073709551615",
+                                    "18446744073709551616",
+                                    "4294967296",
+                                    "99999999999999999999999999",
+                                    "<f8",
+                                    ">f4",
+                                    "|O",
+                                    "descr",
+                                    "shape",
+                                    "fortran_order",
+                                    "[",
+                                    "]",
+                                    "\\",
+                                    "\xff",
+                                    std::string_view("\0", 1)};
 
 class Mutator {
  public:
@@ -61,7 +88,8 @@ class Mutator {
           break;
         case 4:  // rewrite the header length with something plausible or absurd
           if (b.size() >= 12) {
-            const std::uint32_t len = pick(2) ? static_cast<std::uint32_t>(rng_()) : static_cast<std::uint32_t>(pick(256));
+            const std::uint32_t len =
+                pick(2) ? static_cast<std::uint32_t>(rng_()) : static_cast<std::uint32_t>(pick(256));
             for (int i = 0; i < 4; ++i) b[8 + i] = static_cast<std::byte>(len >> (8 * i));
           }
           break;
@@ -89,7 +117,8 @@ class Mutator {
  private:
   std::size_t pick(std::size_t n) { return n ? std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_) : 0; }
   void insert(std::vector<std::byte>& b, std::string_view tok) {
-    const std::size_t at = b.size() > 10 && pick(4) ? 10 + pick(std::min<std::size_t>(b.size() - 10, 70)) : pick(b.size() + 1);
+    const std::size_t at =
+        b.size() > 10 && pick(4) ? 10 + pick(std::min<std::size_t>(b.size() - 10, 70)) : pick(b.size() + 1);
     b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), reinterpret_cast<const std::byte*>(tok.data()),
              reinterpret_cast<const std::byte*>(tok.data() + tok.size()));
   }
@@ -149,7 +178,8 @@ TEST(NpyFuzz, RandomBytesAreRefused) {
 TEST(NpyFuzz, EveryPrefixOfAValidFileIsRefused) {
   for (const auto& file : seeds()) {
     int parsed = 0, refused = 0;
-    for (std::size_t n = 0; n < file.size(); ++n) check({file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n)}, parsed, refused);
+    for (std::size_t n = 0; n < file.size(); ++n)
+      check({file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n)}, parsed, refused);
     EXPECT_EQ(parsed, 0);
     check(file, parsed, refused);
     EXPECT_EQ(parsed, 1);

@@ -1,14 +1,13 @@
 // Reading .npy files: byte images as numpy writes them (versions 1, 2, 3), float64
 // conversion, and every refusal.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-
-#include <unistd.h>
 
 #include "npy_test_util.hpp"
 #include "sparq/error.hpp"
@@ -23,31 +22,31 @@ using test::make_npy;
 
 // np.save("a.npy", np.arange(6, dtype="<f4").reshape(2, 3)): version 1.0, header
 // length 118 (0x76) so that data starts at byte 128, dict padded with spaces and '\n'.
-const std::vector<std::byte> kNumpyV1 = file_bytes(
-    {0x93, 'N', 'U', 'M', 'P', 'Y', 0x01, 0x00, 0x76, 0x00},
-    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" + std::string(58, ' ') + "\n",
-    {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40,    // 0 1 2
-     0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xa0, 0x40});  // 3 4 5
+const std::vector<std::byte> kNumpyV1 =
+    file_bytes({0x93, 'N', 'U', 'M', 'P', 'Y', 0x01, 0x00, 0x76, 0x00},
+               "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" + std::string(58, ' ') + "\n",
+               {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40,    // 0 1 2
+                0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xa0, 0x40});  // 3 4 5
 
 // np.lib.format.write_array(f, np.array([0.1, -2.0, 3.25]), version=(2, 0)): u32 length 116.
-const std::vector<std::byte> kNumpyV2F8 = file_bytes(
-    {0x93, 'N', 'U', 'M', 'P', 'Y', 0x02, 0x00, 0x74, 0x00, 0x00, 0x00},
-    "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }" + std::string(58, ' ') + "\n",
-    {0x9a, 0x99, 0x99, 0x99, 0x99, 0x99, 0xb9, 0x3f,    // 0.1
-     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0,    // -2.0
-     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x40});  // 3.25
+const std::vector<std::byte> kNumpyV2F8 =
+    file_bytes({0x93, 'N', 'U', 'M', 'P', 'Y', 0x02, 0x00, 0x74, 0x00, 0x00, 0x00},
+               "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }" + std::string(58, ' ') + "\n",
+               {0x9a, 0x99, 0x99, 0x99, 0x99, 0x99, 0xb9, 0x3f,    // 0.1
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0,    // -2.0
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x40});  // 3.25
 
 // write_array(..., version=(3, 0)) of np.array([[1, -1], [0.5, 2]], "<f4"): UTF-8 header.
-const std::vector<std::byte> kNumpyV3 = file_bytes(
-    {0x93, 'N', 'U', 'M', 'P', 'Y', 0x03, 0x00, 0x74, 0x00, 0x00, 0x00},
-    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }" + std::string(56, ' ') + "\n",
-    {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x40});
+const std::vector<std::byte> kNumpyV3 =
+    file_bytes({0x93, 'N', 'U', 'M', 'P', 'Y', 0x03, 0x00, 0x74, 0x00, 0x00, 0x00},
+               "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }" + std::string(56, ' ') + "\n",
+               {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x40});
 
 // numpy < 1.14 under Python 2: header padded to 16 bytes, `2L` long literals.
-const std::vector<std::byte> kNumpyPy2 = file_bytes(
-    {0x93, 'N', 'U', 'M', 'P', 'Y', 0x01, 0x00, 0x46, 0x00},
-    "{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }" + std::string(11, ' ') + "\n",
-    {0x00, 0x00, 0x20, 0x41, 0x00, 0x00, 0x20, 0xc1});  // 10 -10
+const std::vector<std::byte> kNumpyPy2 =
+    file_bytes({0x93, 'N', 'U', 'M', 'P', 'Y', 0x01, 0x00, 0x46, 0x00},
+               "{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }" + std::string(11, ' ') + "\n",
+               {0x00, 0x00, 0x20, 0x41, 0x00, 0x00, 0x20, 0xc1});  // 10 -10
 
 TEST(NpyRead, Version1AsNumpyWritesIt) {
   ASSERT_EQ(kNumpyV1.size(), 128u + 24u);
@@ -108,8 +107,9 @@ TEST(NpyRead, HeaderVariantsNumpyAccepts) {
 
 TEST(NpyRead, Float64Conversion) {
   // 0x1.ffffffp+127 is FLT_MAX plus half an ulp: IEEE rounds it (ties to even) to inf.
-  const double v[] = {1e300, -1e300, std::numeric_limits<double>::quiet_NaN(), 1e-50,
-                      std::nextafter(0x1.ffffffp+127, 0.0), 0.5, 0x1.ffffffp+127};
+  const double v[] = {
+      1e300, -1e300,         std::numeric_limits<double>::quiet_NaN(), 1e-50, std::nextafter(0x1.ffffffp+127, 0.0),
+      0.5,   0x1.ffffffp+127};
   const NpyArray a = parse_npy(make_npy(1, dict_for("<f8", "(7,)"), v, sizeof v));
   EXPECT_EQ(a.data[0], std::numeric_limits<float>::infinity());
   EXPECT_EQ(a.data[1], -std::numeric_limits<float>::infinity());
@@ -216,8 +216,7 @@ TEST(NpyRefuse, MalformedDicts) {
 
 TEST(NpyRefuse, AbsurdShapes) {
   expect_refused(make_npy(1, dict_for("<f4", "(99999999999999999999999,)"), kFour, 16), "overflows 64 bits");
-  expect_refused(make_npy(1, dict_for("<f4", "(4294967296, 4294967296, 16)"), kFour, 16),
-                 "element count overflows");
+  expect_refused(make_npy(1, dict_for("<f4", "(4294967296, 4294967296, 16)"), kFour, 16), "element count overflows");
   expect_refused(make_npy(1, dict_for("<f8", "(4611686018427387904,)"), kFour, 16), "size in bytes overflows");
   // Large but representable: refused as truncated, without allocating.
   expect_refused(make_npy(1, dict_for("<f4", "(1000000000, 1000000)"), kFour, 16), "truncated");

@@ -20,9 +20,8 @@ namespace fs = std::filesystem;
 class NpyWrite : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("sparq-npy-write-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("sparq-npy-write-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -42,7 +41,8 @@ std::vector<float> random_data(std::size_t n, unsigned seed) {
 }
 
 TEST_F(NpyWrite, RoundTripsShapes) {
-  const std::vector<std::vector<std::size_t>> shapes = {{}, {0}, {1}, {7}, {3, 5}, {2, 0, 4}, {2, 3, 64}, {1, 1, 1, 1, 9}};
+  const std::vector<std::vector<std::size_t>> shapes = {{},     {0},       {1},        {7},
+                                                        {3, 5}, {2, 0, 4}, {2, 3, 64}, {1, 1, 1, 1, 9}};
   unsigned seed = 1;
   for (const auto& shape : shapes) {
     std::size_t n = 1;
