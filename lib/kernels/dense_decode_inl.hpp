@@ -4,7 +4,7 @@
 // Work per tile of W positions (W = lanes of one f32 batch, a tile never crosses a block):
 //   1. scores s[h][p] = q_h . K_p for all heads of the group. S-major: each K row is
 //      widened to f32 once into an L1 tile (shared by the g heads), W dot products per
-//      head accumulate in W registers and are reduced together by xsimd::haddp.
+//      head accumulate in W registers and are reduced together by row_sums (a transposing reduction).
 //      d-major only (slower layout for dense): the d rows of the block are read W
 //      positions at a time and broadcast q components multiply them, no reduction needed.
 //   2. online softmax in base 2 (q carries log2(e)): the running max only moves when a
@@ -154,7 +154,7 @@ void Chunk<Arch, T>::scores_s_major(std::size_t pos, std::size_t n) {
 #pragma GCC unroll 16
       for (std::size_t p = 0; p < W; ++p) acc[p] = xsimd::fma(qv, B::load_unaligned(krow[p] + i), acc[p]);
     }
-    xsimd::haddp(acc).store_unaligned(sc_ + h * W);
+    row_sums<Arch>(acc).store_unaligned(sc_ + h * W);
   }
 }
 

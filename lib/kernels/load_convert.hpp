@@ -2,6 +2,7 @@
 // Arch (so each ISA's TU has its own symbols: no ODR merging across ISA flags):
 //   load_as_f32<Arch>(const T* p)  one batch of f32 from storage type T (float, f16_t, bf16_t)
 //   exp2<Arch>(x)                  vectorized 2^x, 0 for x <= -127 (so -inf gives 0)
+//   row_sums<Arch>(rows)           W batches -> one batch, lane i = sum of rows[i]
 // Include only from code compiled for one ISA (a family's *_inl.hpp).
 #pragma once
 
@@ -11,8 +12,17 @@
 
 #include "kernels/storage.hpp"
 
+namespace sparq::kernels {
+// Default: xsimd's haddp (correct for SSE2 and AVX, see vector_ops_test).
+template <class Arch>
+struct RowSums {
+  static xsimd::batch<float, Arch> sum(const xsimd::batch<float, Arch>* rows) noexcept { return xsimd::haddp(rows); }
+};
+}  // namespace sparq::kernels
+
 #if XSIMD_WITH_AVX512BW
 #include "kernels/convert_avx512.hpp"
+#include "kernels/row_sums_avx512.hpp"
 #endif
 #if XSIMD_WITH_FMA3_AVX2 && defined(__F16C__)
 #include "kernels/convert_avx2.hpp"
@@ -35,6 +45,11 @@ inline fbatch<Arch> load_as_f32(const f16_t* p) noexcept {
 template <class Arch>
 inline fbatch<Arch> load_as_f32(const bf16_t* p) noexcept {
   return Convert<Arch>::bf16(reinterpret_cast<const std::uint16_t*>(p));
+}
+
+template <class Arch>
+inline fbatch<Arch> row_sums(const fbatch<Arch>* rows) noexcept {
+  return RowSums<Arch>::sum(rows);
 }
 
 // 2^x. Range reduction x = n + r, |r| <= 1/2, then the degree-7 Taylor polynomial of

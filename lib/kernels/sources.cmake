@@ -22,7 +22,8 @@ foreach(isa IN LISTS SPARQ_KERNEL_ISAS)
   if(isa STREQUAL "avx512" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # GCC 12 warns about the deliberately undefined pass-through operand inside its own
     # AVX-512 intrinsics headers (GCC bug 105593), once per intrinsic use.
-    target_compile_options(sparq_kernels_${isa} PRIVATE -Wno-maybe-uninitialized)
+    # The same templates are built for avx2 and generic with these warnings on.
+    target_compile_options(sparq_kernels_${isa} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
   endif()
   list(APPEND SPARQ_OBJECT_LIBS sparq_kernels_${isa})
 endforeach()
@@ -37,3 +38,7 @@ endfunction()
 
 sparq_add_kernel_family(dense_decode)
 sparq_add_kernel_family(vector_ops)
+list(APPEND SPARQ_SOURCES kernels/sparq_decode.cpp kernels/sparq_select.cpp)
+sparq_add_kernel_family(sparq_stage1)
+sparq_add_kernel_family(sparq_topk)
+sparq_add_kernel_family(sparq_stage2)

@@ -22,9 +22,17 @@ struct Exp2Row {
   void operator()(Arch, const float* x, float* y, std::size_t n) const;
 };
 
+// sums[i] = sum of row i of rows [W][W] (W = this variant's f32 lanes, returned), by
+// kernels::row_sums<Arch>.
+template <class Arch>
+struct SumRows {
+  std::size_t operator()(Arch, const float* rows, float* sums) const;
+};
+
 #define SPARQ_EXTERN_VECTOR_OPS(isa, arch) \
   extern template struct WidenRow<arch>;   \
-  extern template struct Exp2Row<arch>;
+  extern template struct Exp2Row<arch>;    \
+  extern template struct SumRows<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_VECTOR_OPS)
 #undef SPARQ_EXTERN_VECTOR_OPS
 

@@ -3,3 +3,4 @@
 
 template struct sparq::kernels::WidenRow<xsimd::fma3<xsimd::avx2>>;
 template struct sparq::kernels::Exp2Row<xsimd::fma3<xsimd::avx2>>;
+template struct sparq::kernels::SumRows<xsimd::fma3<xsimd::avx2>>;

@@ -3,3 +3,4 @@
 
 template struct sparq::kernels::WidenRow<xsimd::sse2>;
 template struct sparq::kernels::Exp2Row<xsimd::sse2>;
+template struct sparq::kernels::SumRows<xsimd::sse2>;

@@ -41,4 +41,14 @@ void Exp2Row<Arch>::operator()(Arch, const float* x, float* y, std::size_t n) co
   }
 }
 
+template <class Arch>
+std::size_t SumRows<Arch>::operator()(Arch, const float* rows, float* sums) const {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  B r[W];
+  for (std::size_t i = 0; i < W; ++i) r[i] = B::load_unaligned(rows + i * W);
+  row_sums<Arch>(r).store_unaligned(sums);
+  return W;
+}
+
 }  // namespace sparq::kernels
