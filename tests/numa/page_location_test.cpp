@@ -1,0 +1,106 @@
+// On this machine: the pages of cache blocks are really where each policy puts them,
+// checked with the kernel's own answer (get_mempolicy and move_pages from libnuma).
+#include <gtest/gtest.h>
+#include <numaif.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "numa/memory_binder.hpp"
+#include "sparq/kv_cache.hpp"
+#include "sparq/topology.hpp"
+
+#ifndef MPOL_PREFERRED_MANY
+#define MPOL_PREFERRED_MANY 5  // Linux 5.15; numaif.h of libnuma < 2.0.15 lacks it
+#endif
+
+namespace sparq {
+namespace {
+
+class PageLocation : public ::testing::TestWithParam<Placement> {};
+
+TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
+  const Placement policy = GetParam();
+  const Topology& topo = Topology::this_system();
+  if (topo.source != Topology::Source::this_system) GTEST_SKIP() << "hwloc cannot read this machine";
+  numa::reset_placement_status();
+  const CacheConfig cfg{.layers = 1,
+                        .kv_heads = 4,
+                        .head_dim = 128,
+                        .dtype = DType::bf16,
+                        .block_tokens = 64,
+                        .capacity_tokens = 512,
+                        .placement = policy};
+  KVCache cache(cfg);
+  const SeqId s = cache.add_sequence();
+  const std::size_t n = 3 * 64;  // 3 full blocks per head: every page of each is written
+  std::vector<float> k(n * cfg.kv_heads * cfg.head_dim, 0.5f), v(k.size(), -0.25f);
+  cache.append(s, 0, k, v, n);  // the first write to every block
+  const PlacementStatus st = placement_status();
+  const bool bound = st.bind_failures == 0;
+  if (policy != Placement::local) {
+    EXPECT_GT(st.bind_requests, 0u);
+    if (!bound)
+      std::printf("note: binding refused here (%s); checking first-touch placement\n", st.first_failure.c_str());
+  }
+
+  std::vector<unsigned> node_of_head(cfg.kv_heads, topo.nodes[0].os_index);
+  for (const HeadRange& r : assign_heads(topo, cfg.kv_heads))
+    for (std::size_t h = r.begin; h < r.end; ++h) node_of_head[h] = topo.nodes[r.node].os_index;
+  std::set<unsigned> all_nodes;
+  for (const auto& node : topo.nodes) all_nodes.insert(node.os_index);
+
+  const long page = sysconf(_SC_PAGESIZE);
+  const LayerView view = cache.view(s, 0);
+  for (std::size_t h = 0; h < cfg.kv_heads; ++h)
+    for (std::size_t b = 0; b < view.blocks_per_head; ++b) {
+      auto* block = const_cast<std::byte*>(view.block(h, b));
+      const std::string ctx = std::string("policy=") + std::string(to_string(policy)) + " head=" + std::to_string(h) +
+                              " block=" + std::to_string(b);
+      int mode = -1;
+      ASSERT_EQ(get_mempolicy(&mode, nullptr, 0, block, MPOL_F_ADDR), 0) << ctx << ": " << std::strerror(errno);
+      if (!bound || policy == Placement::local)
+        EXPECT_EQ(mode, MPOL_DEFAULT) << ctx;
+      else if (policy == Placement::interleave)
+        EXPECT_EQ(mode, MPOL_INTERLEAVE) << ctx;
+      else  // hwloc's non-strict BIND: MPOL_PREFERRED_MANY on Linux >= 5.15, else BIND or PREFERRED
+        EXPECT_TRUE(mode == MPOL_PREFERRED_MANY || mode == MPOL_BIND || mode == MPOL_PREFERRED)
+            << ctx << " mode=" << mode;
+
+      // Every page of the region that holds data (the block header's page up to V).
+      const std::size_t bytes = view.v_offset + view.block_tokens * view.head_dim * size_of(view.dtype);
+      std::vector<void*> pages;
+      for (std::size_t off = 0; off < bytes; off += std::size_t(page)) pages.push_back(block + off);
+      std::vector<int> status(pages.size(), -1);
+      ASSERT_EQ(move_pages(0, pages.size(), pages.data(), nullptr, status.data(), 0), 0)
+          << ctx << ": " << std::strerror(errno);
+      for (std::size_t p = 0; p < pages.size(); ++p) {
+        ASSERT_GE(status[p], 0) << ctx << " page=" << p << ": not resident (" << std::strerror(-status[p]) << ")";
+        if (policy == Placement::by_head && bound)
+          EXPECT_EQ(unsigned(status[p]), node_of_head[h]) << ctx << " page=" << p;
+        else
+          EXPECT_TRUE(all_nodes.count(unsigned(status[p]))) << ctx << " page=" << p << " on node " << status[p];
+      }
+      int node = -1;
+      ASSERT_EQ(get_mempolicy(&node, nullptr, 0, block, MPOL_F_NODE | MPOL_F_ADDR), 0) << ctx;
+      EXPECT_EQ(node, status[0]) << ctx << ": get_mempolicy and move_pages disagree";
+      if (topo.nodes.size() == 1) {
+        EXPECT_EQ(unsigned(node), topo.nodes[0].os_index) << ctx << ": one node";
+      }
+    }
+  numa::reset_placement_status();
+}
+
+INSTANTIATE_TEST_SUITE_P(ThisMachine, PageLocation,
+                         ::testing::Values(Placement::local, Placement::interleave, Placement::by_head),
+                         [](const auto& info) {
+                           std::string s(to_string(info.param));
+                           for (char& c : s)
+                             if (c == '-') c = '_';
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace sparq
