@@ -3,3 +3,4 @@
 list(APPEND SPARQ_APP_SOURCES machine_summary.cpp)
 list(APPEND SPARQ_APP_SOURCES info.cpp)
 list(APPEND SPARQ_APP_SOURCES attend.cpp)
+list(APPEND SPARQ_APP_SOURCES eval.cpp eval_report.cpp)

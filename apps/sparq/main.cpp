@@ -17,6 +17,7 @@
 #define SPARQ_SUBCOMMANDS(X) \
   X(info)                    \
   X(attend)                  \
+  X(eval)                    \
   /* add new subcommands above this line */
 
 namespace sparq::cli {

@@ -18,9 +18,13 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string str(std::size_t v) { return std::to_string(v); }
+std::string str(std::size_t v) {
+  return std::to_string(v);
+}
 
-[[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
+[[noreturn]] void fail(ErrorCode code, const std::string& message) {
+  throw Error(code, message);
+}
 
 // A non-negative integer field of the manifest.
 std::size_t count_field(const json& j, const char* key, const std::string& file) {
@@ -45,11 +49,19 @@ void TraceManifest::validate() const {
                                           ": prefill must be in [0, positions) so that there is a decode step");
   if (scale && !(std::isfinite(*scale) && *scale > 0))
     fail(ErrorCode::invalid_argument, "scale=" + std::to_string(*scale) + ": the softmax scale must be finite and > 0");
-  if (rope && !(std::isfinite(rope->theta) && rope->theta > 0))
-    fail(ErrorCode::invalid_argument, "rope.theta=" + std::to_string(rope->theta) + ": must be finite and > 0");
+  if (!files.empty() && files.size() != shape.layers)
+    fail(ErrorCode::invalid_argument,
+         "files lists " + str(files.size()) + " layers but layers=" + str(shape.layers) + ": one entry per layer");
 }
 
-std::string trace_file(char which, std::size_t layer) { return std::string(1, which) + "_" + str(layer) + ".npy"; }
+std::string trace_file(char which, std::size_t layer) {
+  return "layer" + str(layer) + "_" + which + ".npy";
+}
+
+LayerFiles TraceManifest::layer_files(std::size_t layer) const {
+  if (layer < files.size()) return files[layer];
+  return {trace_file('q', layer), trace_file('k', layer), trace_file('v', layer)};
+}
 
 TraceManifest read_trace_manifest(const std::filesystem::path& dir) {
   const std::filesystem::path path = dir / kManifestFile;
@@ -82,20 +94,45 @@ TraceManifest read_trace_manifest(const std::filesystem::path& dir) {
   m.shape.kv_heads = count_field(j, "kv_heads", file);
   m.shape.head_dim = count_field(j, "head_dim", file);
   m.positions = count_field(j, "positions", file);
-  m.prefill = count_field(j, "prefill", file);
-  if (j.contains("producer")) {
-    if (!j["producer"].is_string()) fail(ErrorCode::bad_file, file + ": field \"producer\" must be a string");
-    m.producer = j["producer"].get<std::string>();
-  }
+  m.prefill = j.contains("prefill") ? count_field(j, "prefill", file) : 0;
+  for (const char* key : {"source", "producer"})
+    if (j.contains(key) && m.source.empty()) {
+      if (!j[key].is_string()) fail(ErrorCode::bad_file, file + ": field \"" + key + "\" must be a string");
+      m.source = j[key].get<std::string>();
+    }
+  if (j.contains("causal") && j["causal"] != true)
+    fail(ErrorCode::bad_file, file + ": field \"causal\" must be true (each query attends to positions [0, t])");
   if (j.contains("scale") && !j["scale"].is_null()) {
     if (!j["scale"].is_number()) fail(ErrorCode::bad_file, file + ": field \"scale\" must be a number");
     m.scale = j["scale"].get<double>();
   }
-  if (j.contains("rope") && !j["rope"].is_null()) {
+  if (j.contains("rope") && !j["rope"].is_null()) {  // informational
     const json& r = j["rope"];
-    if (!r.is_object() || !r.contains("theta") || !r["theta"].is_number())
-      fail(ErrorCode::bad_file, file + ": field \"rope\" must be an object with a numeric \"theta\"");
-    m.rope = RopeInfo{r["theta"].get<double>(), r.value("style", std::string())};
+    if (!r.is_object()) fail(ErrorCode::bad_file, file + ": field \"rope\" must be an object");
+    RopeInfo info;
+    for (const char* key : {"base", "theta"})
+      if (r.contains(key) && r[key].is_number()) info.base = r[key].get<double>();
+    if (r.contains("pairs") && r["pairs"].is_string()) info.pairs = r["pairs"].get<std::string>();
+    m.rope = info;
+  }
+  if (j.contains("files")) {
+    const json& f = j["files"];
+    if (!f.is_array() || f.size() != m.shape.layers)
+      fail(ErrorCode::bad_file, file + ": field \"files\" must be an array of " + str(m.shape.layers) +
+                                    " {\"q\", \"k\", \"v\"} objects, one per layer");
+    for (std::size_t l = 0; l < f.size(); ++l) {
+      LayerFiles names;
+      for (auto [key, into] : {std::pair{"q", &names.q}, std::pair{"k", &names.k}, std::pair{"v", &names.v}}) {
+        if (!f[l].is_object() || !f[l].contains(key) || !f[l][key].is_string())
+          fail(ErrorCode::bad_file, file + ": files[" + str(l) + "] needs a string \"" + key + "\"");
+        *into = f[l][key].get<std::string>();
+        const std::filesystem::path rel(*into);
+        if (into->empty() || rel.is_absolute() || *rel.begin() == "..")
+          fail(ErrorCode::bad_file, file + ": files[" + str(l) + "]." + key + " = \"" + *into +
+                                        "\" must be a file name inside the trace directory");
+      }
+      m.files.push_back(std::move(names));
+    }
   }
   try {
     m.validate();
@@ -115,25 +152,28 @@ TraceLayer read_trace_layer(const std::filesystem::path& dir, const TraceManifes
   t.q_heads = manifest.shape.q_heads;
   t.kv_heads = manifest.shape.kv_heads;
   t.head_dim = manifest.shape.head_dim;
+  const LayerFiles names = manifest.layer_files(layer);
   auto load = [&](char which, std::size_t heads, std::vector<float>& into) {
-    const std::filesystem::path path = dir / trace_file(which, layer);
+    const std::string& name = which == 'q' ? names.q : which == 'k' ? names.k : names.v;
+    const std::filesystem::path path = dir / name;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
       fail(ErrorCode::io_error, path.string() + ": missing (the manifest declares " + str(manifest.shape.layers) +
-                                    " layers, so " + trace_file(which, layer) + " must exist)");
+                                    " layers, so layer " + str(layer) + "'s " + which + " array " + name +
+                                    " must exist)");
     NpyArray a = read_npy(path);
     const std::vector<std::size_t> want = {t.positions, heads, t.head_dim};
     if (a.shape != want)
       fail(ErrorCode::shape_mismatch, path.string() + ": shape " + shape_to_string(a.shape) + " disagrees with " +
-                                          kManifestFile + ", which implies " + shape_to_string(want) +
-                                          " [positions, " + (which == 'q' ? "q_heads" : "kv_heads") + ", head_dim]");
+                                          kManifestFile + ", which implies " + shape_to_string(want) + " [positions, " +
+                                          (which == 'q' ? "q_heads" : "kv_heads") + ", head_dim]");
     for (std::size_t i = 0; i < a.data.size(); ++i)
       if (!std::isfinite(a.data[i])) {
         const std::size_t per_pos = heads * t.head_dim;
-        fail(ErrorCode::non_finite_input,
-             path.string() + ": element [" + str(i / per_pos) + ", " + str(i % per_pos / t.head_dim) + ", " +
-                 str(i % t.head_dim) + "] is " + (std::isnan(a.data[i]) ? "NaN" : "Inf") +
-                 ": trace values must be finite");
+        fail(ErrorCode::non_finite_input, path.string() + ": element [" + str(i / per_pos) + ", " +
+                                              str(i % per_pos / t.head_dim) + ", " + str(i % t.head_dim) + "] is " +
+                                              (std::isnan(a.data[i]) ? "NaN" : "Inf") +
+                                              ": trace values must be finite");
       }
     into = std::move(a.data);
   };
@@ -148,32 +188,41 @@ void write_trace_manifest(const std::filesystem::path& dir, const TraceManifest&
   nlohmann::ordered_json j;
   j["format"] = kTraceFormat;
   j["version"] = kTraceVersion;
-  j["producer"] = manifest.producer;
+  j["source"] = manifest.source;
   j["layers"] = manifest.shape.layers;
   j["q_heads"] = manifest.shape.q_heads;
   j["kv_heads"] = manifest.shape.kv_heads;
   j["head_dim"] = manifest.shape.head_dim;
   j["positions"] = manifest.positions;
   j["prefill"] = manifest.prefill;
+  j["causal"] = true;
   j["dtype"] = "float32";
-  if (manifest.scale) j["scale"] = *manifest.scale;
-  if (manifest.rope) j["rope"] = {{"theta", manifest.rope->theta}, {"style", manifest.rope->style}};
+  j["scale"] = manifest.softmax_scale();
+  if (manifest.rope) j["rope"] = {{"base", manifest.rope->base}, {"pairs", manifest.rope->pairs}, {"applied", true}};
+  nlohmann::ordered_json files = nlohmann::ordered_json::array();
+  for (std::size_t l = 0; l < manifest.shape.layers; ++l) {
+    const LayerFiles f = manifest.layer_files(l);
+    files.push_back({{"q", f.q}, {"k", f.k}, {"v", f.v}});
+  }
+  j["files"] = files;
   const std::string text = j.dump(2) + "\n";
   io::write_file_atomically(dir / kManifestFile, std::as_bytes(std::span(text.data(), text.size())));
 }
 
 void write_trace_layer(const std::filesystem::path& dir, const TraceManifest& manifest, const TraceLayer& layer) {
   const std::size_t n = manifest.positions, d = manifest.shape.head_dim;
-  auto write = [&](char which, std::size_t heads, const std::vector<float>& data) {
-    const std::size_t shape[] = {n, heads, d};
-    if (data.size() != n * heads * d)
-      fail(ErrorCode::shape_mismatch, trace_file(which, layer.layer) + ": " + str(data.size()) + " floats, expected " +
-                                          shape_to_string(shape) + " = " + str(n * heads * d));
-    write_npy(dir / trace_file(which, layer.layer), data, shape);
-  };
   if (layer.layer >= manifest.shape.layers)
     fail(ErrorCode::invalid_argument,
          "layer=" + str(layer.layer) + " is out of range [0, " + str(manifest.shape.layers) + ")");
+  const LayerFiles names = manifest.layer_files(layer.layer);
+  auto write = [&](char which, std::size_t heads, const std::vector<float>& data) {
+    const std::string& name = which == 'q' ? names.q : which == 'k' ? names.k : names.v;
+    const std::size_t shape[] = {n, heads, d};
+    if (data.size() != n * heads * d)
+      fail(ErrorCode::shape_mismatch,
+           name + ": " + str(data.size()) + " floats, expected " + shape_to_string(shape) + " = " + str(n * heads * d));
+    write_npy(dir / name, data, shape);
+  };
   write('q', manifest.shape.q_heads, layer.q);
   write('k', manifest.shape.kv_heads, layer.k);
   write('v', manifest.shape.kv_heads, layer.v);
@@ -216,7 +265,9 @@ void TraceWriter::append(std::size_t layer, std::span<const float> q, std::span<
   t.positions += n;
 }
 
-std::size_t TraceWriter::positions(std::size_t layer) const { return layer < layers_.size() ? layers_[layer].positions : 0; }
+std::size_t TraceWriter::positions(std::size_t layer) const {
+  return layer < layers_.size() ? layers_[layer].positions : 0;
+}
 
 void TraceWriter::finish(std::size_t prefill) {
   const std::size_t n = layers_.front().positions;

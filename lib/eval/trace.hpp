@@ -1,13 +1,15 @@
 // Decode traces: the attention inputs of a model run, on disk, for `sparq eval`.
 //
-// A trace is a directory (format documented in tools/README-trace.md):
-//   manifest.json            model shape, number of positions, prefill/decode split,
-//                            producer, optional RoPE info and softmax scale
-//   q_<L>.npy  float32 [positions][q_heads][head_dim]   queries of every position of layer L
-//   k_<L>.npy  float32 [positions][kv_heads][head_dim]  post-RoPE keys
-//   v_<L>.npy  float32 [positions][kv_heads][head_dim]  values
-// L = 0 .. layers-1 in decimal without padding. Positions [0, prefill) are the prompt,
-// [prefill, positions) the decode steps: at decode step t the cache holds positions
+// A trace is a directory (format documented in tools/README-trace.md; the same format
+// `sparq generate --trace` writes, apps/sparq/model_trace.cpp):
+//   manifest.json                 model shape, number of positions, prefill/decode split,
+//                                 source, optional RoPE info, softmax scale, file names
+//   layer<L>_q.npy  float32 [positions][q_heads][head_dim]   queries of every position
+//   layer<L>_k.npy  float32 [positions][kv_heads][head_dim]  post-RoPE keys
+//   layer<L>_v.npy  float32 [positions][kv_heads][head_dim]  values
+// L = 0 .. layers-1 in decimal without padding; the manifest's optional "files" list
+// may name them otherwise. Positions [0, prefill) are the prompt (prefill defaults to
+// 0), [prefill, positions) the decode steps: at decode step t the cache holds positions
 // [0, t] and the query is q[t].
 //
 // Reading validates everything and throws sparq::Error naming the file and the rule it
@@ -30,21 +32,30 @@
 
 namespace sparq::eval {
 
-inline constexpr const char* kTraceFormat = "sparq-trace";
+inline constexpr const char* kTraceFormat = "sparq-decode-trace";
 inline constexpr int kTraceVersion = 1;
 
 struct RopeInfo {
-  double theta = 10000.0;  // base of the rotary frequencies
-  std::string style;       // e.g. "llama" (rotate pairs (i, i + d/2)) or "gptj" (interleaved)
+  double base = 10000.0;  // base ("theta") of the rotary frequencies
+  std::string pairs;      // which components rotate together, e.g. "adjacent (2i, 2i+1)"
+};
+
+// File names of one layer's arrays, relative to the trace directory.
+struct LayerFiles {
+  std::string q, k, v;
 };
 
 struct TraceManifest {
-  ModelShape shape;             // layers, q_heads, kv_heads, head_dim
-  std::size_t positions = 0;    // N >= 1
-  std::size_t prefill = 0;      // positions [0, prefill) are the prompt; 0 <= prefill < N
-  std::string producer;         // free text: tool, model, checkpoint
-  std::optional<double> scale;  // softmax scale; absent means 1/sqrt(head_dim)
-  std::optional<RopeInfo> rope; // informational only: K and Q are stored post-RoPE
+  ModelShape shape;               // layers, q_heads, kv_heads, head_dim
+  std::size_t positions = 0;      // N >= 1
+  std::size_t prefill = 0;        // positions [0, prefill) are the prompt; 0 <= prefill < N
+  std::string source;             // free text: producer tool, model, checkpoint, prompt
+  std::optional<double> scale;    // softmax scale; absent means 1/sqrt(head_dim)
+  std::optional<RopeInfo> rope;   // informational only: K and Q are stored post-RoPE
+  std::vector<LayerFiles> files;  // per layer; empty means the default names
+
+  // The files of `layer`: files[layer] when given, else layer<L>_{q,k,v}.npy.
+  [[nodiscard]] LayerFiles layer_files(std::size_t layer) const;
 
   [[nodiscard]] std::size_t decode_steps() const noexcept { return positions - prefill; }
   [[nodiscard]] double softmax_scale() const;
@@ -74,8 +85,8 @@ struct TraceLayer {
   }
 };
 
-// File names inside a trace directory.
-[[nodiscard]] std::string trace_file(char which, std::size_t layer);  // "q_3.npy"
+// Default file names inside a trace directory.
+[[nodiscard]] std::string trace_file(char which, std::size_t layer);  // "layer3_q.npy"
 inline constexpr const char* kManifestFile = "manifest.json";
 
 // Reads and validates manifest.json of `dir`.
