@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernel_api.hpp"
+#include "numa/node_decode.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
@@ -152,10 +153,11 @@ void decode(const KVCache& cache, std::size_t layer, const Method& method, std::
   if (tasks.empty()) return;
   const kernels::Common common = common_for(c, *n_q / c.n_kv, options);
   run_in(options.arena, options.profile, [&] {
-    if (sparq)
-      kernels::sparq_decode(tasks, common);
+    const numa::DecodeKernel kernel = sparq ? &kernels::sparq_decode : &kernels::dense_decode;
+    if (numa::splits_by_node(cache, options.arena))  // by-head placement: each node decodes its own heads
+      numa::decode_by_node(cache, tasks, common, kernel);
     else
-      kernels::dense_decode(tasks, common);
+      kernel(tasks, common);
   });
 }
 

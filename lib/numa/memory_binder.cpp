@@ -36,14 +36,17 @@ class HwlocBinder final : public MemoryBinder {
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (!set) return ENOMEM;
     for (unsigned n : nodes) hwloc_bitmap_set(set, n);
-    const hwloc_membind_policy_t policy = mode == BindMode::bind ? HWLOC_MEMBIND_BIND : HWLOC_MEMBIND_INTERLEAVE;
+    const hwloc_membind_policy_t policy = mode == BindMode::bind         ? HWLOC_MEMBIND_BIND
+                                          : mode == BindMode::interleave ? HWLOC_MEMBIND_INTERLEAVE
+                                                                         : HWLOC_MEMBIND_FIRSTTOUCH;
     // MIGRATE: a block reused for another head (or recycled heap pages) may already have
     // pages; binding alone would only steer future faults. STRICT is left out on purpose
     // (see BindMode::bind): hwloc then uses MPOL_PREFERRED_MANY rather than MPOL_BIND, so
     // a full node spills instead of failing, and a page that cannot move is no error.
     errno = 0;
-    const int rc =
-        hwloc_set_area_membind(topology_, addr, bytes, set, policy, HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_MIGRATE);
+    // First touch has no target node to migrate to: only the policy is reset.
+    const int flags = HWLOC_MEMBIND_BYNODESET | (mode == BindMode::first_touch ? 0 : HWLOC_MEMBIND_MIGRATE);
+    const int rc = hwloc_set_area_membind(topology_, addr, bytes, set, policy, flags);
     const int err = rc == 0 ? 0 : (errno ? errno : EINVAL);
     hwloc_bitmap_free(set);
     return err;
@@ -80,7 +83,15 @@ std::string hex(const void* p) {
 }  // namespace
 
 const char* to_string(BindMode m) noexcept {
-  return m == BindMode::bind ? "bind" : "interleave";
+  switch (m) {
+    case BindMode::bind:
+      return "bind";
+    case BindMode::interleave:
+      return "interleave";
+    case BindMode::first_touch:
+      return "first-touch";
+  }
+  return "?";
 }
 
 std::shared_ptr<MemoryBinder> make_hwloc_binder() {

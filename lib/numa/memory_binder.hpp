@@ -18,6 +18,10 @@ enum class BindMode : std::uint8_t {
   // killer, which is what a cache wants; placement is identical while memory lasts.
   bind,
   interleave,  // pages round-robin over the given nodes
+  // Back to first touch (MPOL_LOCAL): the next fault of each page lands on the node of the
+  // thread that touches it. Needed because freed blocks return to the heap with the
+  // policy of their last binding, and the allocator may hand those pages to a local cache.
+  first_touch,
 };
 
 [[nodiscard]] const char* to_string(BindMode m) noexcept;

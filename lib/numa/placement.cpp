@@ -1,6 +1,8 @@
 // Placement of cache blocks per policy (DESIGN §2 NUMA); the block pool calls place()
 // once per new (or re-assigned) block, before its first write.
-//   local      first touch: the appending thread's node gets the pages (nothing to do)
+//   local      first touch: the appending thread's node gets the pages. The block's
+//              policy is reset (MPOL_LOCAL) because the heap may hand back pages freed by
+//              a by-head or interleaved cache with their binding still attached.
 //   interleave pages of each block round-robin over every node
 //   by_head    each block bound to the node its KV head is assigned to (assign_heads)
 // A binding the system refuses leaves the block to first touch; it is counted in
@@ -20,18 +22,20 @@ class FirstTouch final : public BlockPlacement {
   void place(void*, std::size_t, std::size_t) noexcept override {}
 };
 
-class Interleave final : public BlockPlacement {
+// local (first_touch) and interleave: one policy over every node for every block.
+class AllNodes final : public BlockPlacement {
  public:
-  explicit Interleave(std::shared_ptr<const numa::NumaContext> ctx) : ctx_(std::move(ctx)) {
+  AllNodes(std::shared_ptr<const numa::NumaContext> ctx, numa::BindMode mode) : ctx_(std::move(ctx)), mode_(mode) {
     for (const NumaNodeInfo& n : ctx_->topology().nodes) nodes_.push_back(n.os_index);
   }
   void place(void* block, std::size_t bytes, std::size_t) noexcept override {
-    const int err = ctx_->binder().bind(block, bytes, nodes_, numa::BindMode::interleave);
-    numa::record_bind(err, block, bytes, nodes_, numa::BindMode::interleave);
+    const int err = ctx_->binder().bind(block, bytes, nodes_, mode_);
+    numa::record_bind(err, block, bytes, nodes_, mode_);
   }
 
  private:
   std::shared_ptr<const numa::NumaContext> ctx_;
+  numa::BindMode mode_;
   std::vector<unsigned> nodes_;
 };
 
@@ -57,15 +61,16 @@ class ByHead final : public BlockPlacement {
 }  // namespace
 
 std::unique_ptr<BlockPlacement> make_block_placement(Placement policy, std::size_t kv_heads) {
-  if (policy == Placement::local) return std::make_unique<FirstTouch>();
   std::shared_ptr<const numa::NumaContext> ctx = numa::current_context();
   if (ctx->topology().source == Topology::Source::fallback) {
+    if (policy == Placement::local) return std::make_unique<FirstTouch>();
     // hwloc could not read this machine: nothing to bind with. Recorded once.
     numa::record_bind(ENOSYS, nullptr, 0, {},
                       policy == Placement::by_head ? numa::BindMode::bind : numa::BindMode::interleave);
     return std::make_unique<FirstTouch>();
   }
-  if (policy == Placement::interleave) return std::make_unique<Interleave>(std::move(ctx));
+  if (policy == Placement::local) return std::make_unique<AllNodes>(std::move(ctx), numa::BindMode::first_touch);
+  if (policy == Placement::interleave) return std::make_unique<AllNodes>(std::move(ctx), numa::BindMode::interleave);
   return std::make_unique<ByHead>(std::move(ctx), kv_heads);
 }
 

@@ -6,4 +6,5 @@ list(APPEND SPARQ_SOURCES
   numa/memory_binder.cpp
   numa/node_arenas.cpp
   numa/context.cpp
-  numa/placement.cpp)
+  numa/placement.cpp
+  numa/node_decode.cpp)

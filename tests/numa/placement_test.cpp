@@ -128,11 +128,16 @@ TEST(Placement, InterleaveRequestsEveryNode) {
   }
 }
 
-TEST(Placement, LocalRequestsNothing) {
+TEST(Placement, LocalResetsEveryBlockToFirstTouch) {
   test::FakeNuma fake(Topology::from_synthetic("node:2 core:1 pu:1"));
   KVCache cache(small_config(Placement::local, 4));
   append_tokens(cache, cache.add_sequence(), 20);
-  EXPECT_TRUE(fake.binder->calls().empty());
+  const auto calls = fake.binder->calls();
+  EXPECT_EQ(calls.size(), 2u * 4 * 2);
+  for (const auto& call : calls) {
+    EXPECT_EQ(call.mode, numa::BindMode::first_touch) << "no node is chosen, only the policy reset";
+    EXPECT_EQ(call.nodes, (std::vector<unsigned>{0, 1}));
+  }
 }
 
 TEST(Placement, RefusedBindingDegradesToFirstTouchAndIsReported) {
