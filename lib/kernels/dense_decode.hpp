@@ -29,9 +29,10 @@ struct DenseChunkArgs {
 };
 
 [[nodiscard]] constexpr std::size_t dense_work_floats(std::size_t heads, std::size_t d_pad) noexcept {
-  // converted K and V tiles [W][d_pad] each; scores, probabilities, running sums [heads][W];
-  // correction factors [heads] rounded to a line.
-  return 2 * kMaxLanes * d_pad + 3 * heads * kMaxLanes + (heads + 15) / 16 * 16;
+  // widened K and V tiles [4W][d_pad]; q in pair order [heads][d_pad]; scores and
+  // probabilities of a tile [4W][W]; running max and sums [heads][W]; corrections [heads].
+  constexpr std::size_t L = kMaxLanes, T = 4 * kMaxLanes;
+  return 2 * T * d_pad + heads * d_pad + 2 * T * L + 2 * heads * L + (heads + L - 1) / L * L;
 }
 
 template <class Arch>
