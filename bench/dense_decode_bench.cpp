@@ -1,0 +1,189 @@
+// Dense decode throughput on cold data: GB/s and % of the read bandwidth measured in the
+// same process with the same thread count (bench/read_bandwidth.hpp).
+//
+// Grid: S in {1k, 4k, 16k, 64k, 128k}; GQA 32/8 and MHA 32/32 at d = 128; f32/f16/bf16;
+// batch 1 and 8; threads 1 .. hardware threads. Combos whose cache exceeds kBudget are
+// skipped. Cold: every call reads another layer, with enough layers that one rotation is
+// >= 512 MiB (16x the 32 MiB L3); a call that alone reads more needs no rotation. The
+// cache keeps only S-major keys (what dense decode reads; the d-major copy would only
+// take memory). Each fixture checks its output once against reference::dense_decode.
+// Report medians: --benchmark_repetitions is set to 5 per benchmark.
+//
+//   build-dense/bench/dense_decode_bench --benchmark_filter='S:16384/.*bf16'
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "read_bandwidth.hpp"
+#include "reference/reference.hpp"
+#include "sparq/decode.hpp"
+
+namespace sparq::bench {
+namespace {
+
+constexpr std::size_t kHeadDim = 128;
+constexpr std::size_t kBlockTokens = 256;
+constexpr std::size_t kBudget = std::size_t{14} << 30;     // cache bytes, of the 24 GiB machine
+constexpr std::size_t kRotation = std::size_t{512} << 20;  // bytes read per rotation, >= 16x L3
+
+struct Config {
+  std::size_t S, q_heads, kv_heads;
+  DType dtype;
+  std::size_t batch;
+  [[nodiscard]] std::size_t bytes_per_call() const { return 2 * S * kv_heads * kHeadDim * size_of(dtype) * batch; }
+  [[nodiscard]] std::size_t layers() const {
+    return std::max<std::size_t>(1, (kRotation + bytes_per_call() - 1) / bytes_per_call());
+  }
+  [[nodiscard]] std::size_t cache_bytes() const {
+    const std::size_t blocks = (S + kBlockTokens - 1) / kBlockTokens;
+    return layers() * batch * kv_heads * blocks * 2 * kBlockTokens * kHeadDim * size_of(dtype);
+  }
+  bool operator<(const Config& o) const {
+    return std::tie(S, q_heads, kv_heads, dtype, batch) < std::tie(o.S, o.q_heads, o.kv_heads, o.dtype, o.batch);
+  }
+};
+
+// Deterministic values in [-1, 1) (fast: filling gigabytes with std::normal_distribution
+// would dominate the run).
+void fill(std::vector<float>& x, std::uint32_t seed) {
+  std::uint64_t s = 0x9e3779b97f4a7c15ull * (seed + 1);
+  for (float& v : x) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = float(std::int32_t(s >> 32)) * 0x1p-31f;
+  }
+}
+
+struct Fixture {
+  Config cfg;
+  std::unique_ptr<KVCache> cache;
+  std::vector<SeqId> seqs;
+  std::vector<float> q, out;
+  std::string error;  // reference check failure
+};
+
+// One fixture alive at a time; consecutive benchmarks (thread counts) share it.
+Fixture& fixture_for(const Config& c) {
+  static std::unique_ptr<Fixture> current;
+  if (current && !(current->cfg < c) && !(c < current->cfg)) return *current;
+  current.reset();
+  auto f = std::make_unique<Fixture>();
+  f->cfg = c;
+  const std::size_t blocks = (c.S + kBlockTokens - 1) / kBlockTokens;
+  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(), .kv_heads = c.kv_heads, .head_dim = kHeadDim,
+                                                   .dtype = c.dtype, .block_tokens = kBlockTokens,
+                                                   .capacity_tokens = c.batch * blocks * kBlockTokens,
+                                                   .layouts = KeyLayout::s_major});
+  const std::size_t chunk = 2048, row = c.kv_heads * kHeadDim;
+  std::vector<float> k(chunk * row), v(chunk * row);
+  fill(k, 1);
+  fill(v, 2);
+  for (std::size_t b = 0; b < c.batch; ++b) {
+    const SeqId s = f->cache->add_sequence();
+    f->seqs.push_back(s);
+    for (std::size_t layer = 0; layer < c.layers(); ++layer)
+      for (std::size_t t = 0; t < c.S; t += chunk) {
+        const std::size_t n = std::min(chunk, c.S - t);
+        f->cache->append(s, layer, std::span(k).first(n * row), std::span(v).first(n * row), n);
+      }
+  }
+  f->q.resize(c.batch * c.q_heads * kHeadDim);
+  fill(f->q, 3);
+  for (float& x : f->q) x *= 4.0f;  // a less uniform softmax
+  f->out.resize(f->q.size());
+  // Check once: KV head 0 of the first sequence against the reference.
+  const std::size_t g = c.q_heads / c.kv_heads;
+  std::vector<float> out(g * kHeadDim);
+  const DecodeItem item{.seq = f->seqs[0], .q = std::span(f->q).first(g * kHeadDim), .out = out};
+  decode(*f->cache, 0, Dense{}, {&item, 1}, {.kv_head_begin = 0, .kv_head_end = 1});
+  const auto ref = reference::dense_decode(f->cache->view(f->seqs[0], 0), item.q, 0, 1, g,
+                                           1.0 / std::sqrt(double(kHeadDim)));
+  for (std::size_t h = 0; h < g; ++h) {
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < kHeadDim; ++i) {
+      const double e = out[h * kHeadDim + i] - ref.out[h * kHeadDim + i];
+      num += e * e;
+      den += ref.out[h * kHeadDim + i] * ref.out[h * kHeadDim + i];
+    }
+    if (std::sqrt(num / den) > 1e-5) f->error = "output differs from reference::dense_decode, head " + std::to_string(h);
+  }
+  current = std::move(f);
+  return *current;
+}
+
+const ReadBandwidth& read_bandwidth(std::size_t threads) {
+  static std::map<std::size_t, ReadBandwidth> measured;
+  auto it = measured.find(threads);
+  if (it == measured.end()) it = measured.emplace(threads, measure_read_bandwidth(threads)).first;
+  return it->second;
+}
+
+void run(benchmark::State& state, Config c, std::size_t threads) {
+  Fixture& f = fixture_for(c);
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  const ReadBandwidth bw = read_bandwidth(threads);
+  tbb::task_arena arena{int(threads)};
+  const std::size_t n_q = c.q_heads * kHeadDim;
+  std::vector<DecodeItem> items;
+  for (std::size_t b = 0; b < c.batch; ++b)
+    items.push_back({.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
+  const std::size_t layers = c.layers();
+  std::size_t layer = 0;
+  for (auto _ : state) {
+    decode(*f.cache, layer, Dense{}, items, {.arena = &arena});
+    benchmark::ClobberMemory();
+    layer = layer + 1 == layers ? 0 : layer + 1;
+  }
+  const double gb = double(c.bytes_per_call()) * 1e-9;
+  state.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_read_bw"] = benchmark::Counter(gb * 100.0 / bw.median_gbs, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["read_bw_GB/s"] = bw.median_gbs;
+  state.counters["MB_per_call"] = double(c.bytes_per_call()) * 1e-6;
+}
+
+void register_all() {
+  const std::size_t max_threads = std::max(1u, std::thread::hardware_concurrency());
+  struct Heads {
+    std::size_t q, kv;
+  };
+  for (std::size_t S : {1024, 4096, 16384, 65536, 131072})
+    for (Heads h : {Heads{32, 8}, Heads{32, 32}})
+      for (DType dtype : {DType::bf16, DType::f16, DType::f32})
+        for (std::size_t batch : {1, 8}) {
+          const Config c{S, h.q, h.kv, dtype, batch};
+          if (c.cache_bytes() > kBudget) continue;
+          for (std::size_t t = 1; t <= max_threads; ++t) {
+            const std::string name = "dense_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
+                                     std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
+                                     "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
+            benchmark::RegisterBenchmark(name.c_str(), [c, t](benchmark::State& s) { run(s, c, t); })
+                ->Repetitions(5)
+                ->DisplayAggregatesOnly(true)
+                ->UseRealTime()
+                ->MinTime(0.2)
+                ->Unit(benchmark::kMillisecond);
+          }
+        }
+}
+
+}  // namespace
+}  // namespace sparq::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  sparq::bench::register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
