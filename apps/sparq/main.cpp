@@ -18,6 +18,8 @@
   X(info)                    \
   X(attend)                  \
   X(eval)                    \
+  X(generate)                \
+  X(perplexity)              \
   /* add new subcommands above this line */
 
 namespace sparq::cli {
