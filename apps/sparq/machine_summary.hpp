@@ -1,12 +1,14 @@
 // A short description of the machine for `sparq info`: CPU model, cores, caches, NUMA
-// nodes, read from hwloc. Deliberately small and self-contained so that the full
-// topology module (lib/numa) can replace it.
+// nodes. Built from sparq::Topology (lib/numa, hwloc), so `sparq info --topology` can
+// describe another machine (an XML export or a synthetic description) the same way.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "sparq/topology.hpp"
 
 namespace sparq::cli {
 
@@ -19,6 +21,8 @@ struct CacheSummary {
 struct NumaNodeSummary {
   unsigned os_index;
   std::uint64_t memory_bytes;  // local memory of the node
+  std::size_t cores = 0;       // cores whose nearest memory is this node
+  std::size_t pus = 0;
 };
 
 struct MachineSummary {
@@ -31,8 +35,10 @@ struct MachineSummary {
   std::vector<std::string> warnings;  // what could not be found out, and why
 };
 
-// Never throws for environment problems: what cannot be read is left empty and
-// explained in `warnings`.
+// This machine (/proc/cpuinfo for the model, hwloc for the rest). Never throws for
+// environment problems: what cannot be read is left empty and explained in `warnings`.
 [[nodiscard]] MachineSummary summarize_machine();
+// Any topology (this system's, an XML export, a synthetic description).
+[[nodiscard]] MachineSummary summarize_topology(const Topology& topology);
 
 }  // namespace sparq::cli

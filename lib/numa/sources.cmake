@@ -7,4 +7,5 @@ list(APPEND SPARQ_SOURCES
   numa/node_arenas.cpp
   numa/context.cpp
   numa/placement.cpp
-  numa/node_decode.cpp)
+  numa/node_decode.cpp
+  numa/probe.cpp)
