@@ -129,7 +129,7 @@ int run(const EvalCliOptions& o) {
 
 Action setup(CLI::App& cmd) {
   auto o = std::make_shared<EvalCliOptions>();
-  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + q_L/k_L/v_L.npy; tools/README-trace.md)");
+  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + layer<L>_{q,k,v}.npy; tools/README-trace.md)");
   cmd.add_option("--ratios", o->ratios, "Compression ratios c >= 1 (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
