@@ -296,6 +296,8 @@ def main():
     ap.add_argument("--model-out", default=None, help="llama2.c file (default OUT/model.bin)")
     ap.add_argument("--write-corpus", action="store_true", help="write OUT/corpus_{train,heldout}.txt and exit")
     ap.add_argument("--corpus-dir", help="read corpus_{train,heldout}.txt written by --write-corpus")
+    ap.add_argument("--init", metavar="CKPT", help="start from this checkpoint's weights (fresh optimizer)")
+    ap.add_argument("--phases", help="curriculum as TxBxSTEPS,... (default PHASES)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -338,7 +340,12 @@ def main():
     print(f"config {json.dumps(cfg)} params {n_params}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     sampler = TaskSampler(train_text, rng, args.answer_weight)
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["model"])
+        print(f"initialized from {args.init}", flush=True)
     phases = SMOKE_PHASES if args.smoke else PHASES
+    if args.phases:
+        phases = [tuple(int(v) for v in p.split("x")) for p in args.phases.split(",")]
     total = sum(p[2] for p in phases)
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     step, t0, tokens = 0, time.time(), 0
