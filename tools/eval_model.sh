@@ -29,6 +29,13 @@ echo "== perplexity ($HELDOUT, context $CONTEXT, prefix $PREFIX, $WINDOWS window
 "$SPARQ" perplexity --model "$MODEL" --text "$HELDOUT" --context "$CONTEXT" --prefix "$PREFIX" \
   --max-windows "$WINDOWS" --method "$METHODS" --json --trace "$OUT/trace" >"$OUT/perplexity.json"
 
+SPARQ_ONLY=${METHODS#dense,}
+echo "== perplexity, SparQ variants: per-head GQA selection; reallocation on" >&2
+"$SPARQ" perplexity --model "$MODEL" --text "$HELDOUT" --context "$CONTEXT" --prefix "$PREFIX" \
+  --max-windows "$WINDOWS" --method "$SPARQ_ONLY" --gqa per-head --json >"$OUT/perplexity_per_head.json"
+"$SPARQ" perplexity --model "$MODEL" --text "$HELDOUT" --context "$CONTEXT" --prefix "$PREFIX" \
+  --max-windows "$WINDOWS" --method "$SPARQ_ONLY" --reallocation on --json >"$OUT/perplexity_realloc.json"
+
 echo "== passkey and repetition prompts" >&2
 /usr/bin/python3 "$HERE/make_eval_prompts.py" --heldout "$HELDOUT" --out "$OUT/prompts" \
   --lengths "$LENGTHS" --trials "$TRIALS" >&2

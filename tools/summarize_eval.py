@@ -10,14 +10,23 @@ from collections import defaultdict
 def main():
     out = sys.argv[1]
     ppl = json.load(open(os.path.join(out, "perplexity.json")))
+    dense = next(r["perplexity"] for r in ppl["results"] if r["method"] == "dense")
     print(f"### Perplexity (held-out text, {ppl['windows']} windows of {ppl['context']} bytes, "
           f"{ppl['context'] - ppl['prefix']} scored per window)\n")
-    print("| method | perplexity | vs dense | bits/byte | top-1 | mean α |")
-    print("|---|---|---|---|---|---|")
-    for r in ppl["results"]:
-        rel = r["relative_to_dense"]
-        print(f"| {r['method']} | {r['perplexity']:.4f} | {'' if rel is None else f'{100 * rel:+.2f}%'} | "
-              f"{r['bits_per_byte']:.4f} | {r['top1_accuracy']:.4f} | {r['mean_alpha']:.3f} |")
+    print("| method | GQA selection | reallocation | perplexity | vs dense | bits/byte | top-1 | mean α |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, gqa, realloc in (("perplexity.json", "shared", "off (default)"),
+                               ("perplexity_per_head.json", "per-head", "off (default)"),
+                               ("perplexity_realloc.json", "shared", "on")):
+        path = os.path.join(out, name)
+        if not os.path.exists(path):
+            continue
+        for r in json.load(open(path))["results"]:
+            is_dense = r["method"] == "dense"
+            rel = r["perplexity"] / dense - 1
+            print(f"| {r['method']} | {'' if is_dense else gqa} | {'' if is_dense else realloc} | "
+                  f"{r['perplexity']:.4f} | {100 * rel:+.2f}% | "
+                  f"{r['bits_per_byte']:.4f} | {r['top1_accuracy']:.4f} | {r['mean_alpha']:.3f} |")
 
     index = {p["name"]: p for p in json.load(open(os.path.join(out, "prompts", "index.json")))}
     # (task, method) -> length -> [scores]
