@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sparq/kv_cache.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq {
@@ -99,6 +100,16 @@ struct HeadRange {
 [[nodiscard]] std::vector<double> node_byte_shares(const Topology& topology, Placement placement, std::size_t kv_heads,
                                                    std::size_t kv_begin, std::size_t kv_end,
                                                    std::size_t local_node = 0);
+
+// Measured counterpart of node_byte_shares on this machine: bytes of the blocks of
+// (seq, layer), KV heads [kv_begin, kv_end), resident on each node of
+// Topology::this_system() (index into its nodes), from the OS's page locations
+// (hwloc_get_area_memlocation, one query per page). Pages never touched are not counted.
+// Meant for reports (sparq roofline), not hot paths: O(pages) system calls. Throws
+// Error like KVCache::view for an unknown sequence or layer.
+[[nodiscard]] std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId seq, std::size_t layer,
+                                                                std::size_t kv_begin = 0,
+                                                                std::size_t kv_end = ~std::size_t{0});
 
 // What placement has done in this process so far (for `sparq info` and diagnostics).
 struct PlacementStatus {

@@ -8,4 +8,5 @@ list(APPEND SPARQ_SOURCES
   numa/context.cpp
   numa/placement.cpp
   numa/node_decode.cpp
-  numa/probe.cpp)
+  numa/probe.cpp
+  numa/resident_bytes.cpp)

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "numa/memory_binder.hpp"
+#include "sparq/error.hpp"
 #include "sparq/kv_cache.hpp"
 #include "sparq/topology.hpp"
 
@@ -125,6 +126,43 @@ TEST(PageLocation, LocalCacheDoesNotInheritAFreedCachesBinding) {
     EXPECT_TRUE(mode == MPOL_LOCAL || mode == MPOL_DEFAULT) << "head " << h << " mode=" << mode;
   }
   std::printf("note: %zu of 2 blocks reused the freed cache's memory\n", reused);
+}
+
+// The measured bytes per node agree with the model for each policy (on one node: all
+// of it on node 0), and count exactly the written pages of every block.
+TEST(PageLocation, ResidentBytesByNodeMatchTheModel) {
+  const Topology& topo = Topology::this_system();
+  if (topo.source != Topology::Source::this_system) GTEST_SKIP() << "hwloc cannot read this machine";
+  for (Placement policy : {Placement::local, Placement::interleave, Placement::by_head}) {
+    const CacheConfig cfg{.layers = 1,
+                          .kv_heads = 4,
+                          .head_dim = 128,
+                          .dtype = DType::bf16,
+                          .block_tokens = 64,
+                          .capacity_tokens = 512,
+                          .placement = policy};
+    KVCache cache(cfg);
+    const SeqId s = cache.add_sequence();
+    std::vector<float> kv(128 * 4 * 128, 0.5f);
+    cache.append(s, 0, kv, kv, 128);  // 2 full blocks per head
+    const std::vector<std::uint64_t> got = resident_bytes_by_node(cache, s, 0);
+    ASSERT_EQ(got.size(), topo.nodes.size());
+    std::uint64_t total = 0;
+    for (auto b : got) total += b;
+    const LayerView v = cache.view(s, 0);
+    const std::uint64_t block_bytes = v.v_offset + v.block_tokens * v.head_dim * size_of(v.dtype);
+    EXPECT_EQ(total, 4 * 2 * block_bytes) << to_string(policy);
+    const auto model = node_byte_shares(topo, policy, 4, 0, 4);
+    if (policy == Placement::by_head || topo.nodes.size() == 1) {
+      for (std::size_t n = 0; n < got.size(); ++n)
+        EXPECT_NEAR(double(got[n]) / double(total), model[n], 1e-12) << to_string(policy) << " node " << n;
+    }
+    const auto two = resident_bytes_by_node(cache, s, 0, 1, 3);
+    std::uint64_t t2 = 0;
+    for (auto b : two) t2 += b;
+    EXPECT_EQ(t2, 2 * 2 * block_bytes) << "heads [1, 3) only";
+  }
+  EXPECT_THROW((void)resident_bytes_by_node(KVCache({.kv_heads = 1, .head_dim = 8}), 42, 0), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(ThisMachine, PageLocation,
