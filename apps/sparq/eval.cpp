@@ -35,7 +35,8 @@ struct EvalCliOptions {
   std::int64_t positions = 512;
   std::int64_t needles = 4;
   std::uint64_t seed = 1;
-  std::vector<std::int64_t> shape;  // layers, q_heads, kv_heads, head_dim
+  std::vector<std::int64_t> shape;                 // layers, q_heads, kv_heads, head_dim
+  std::vector<const CLI::Option*> synthetic_only;  // meaningless without --make-synthetic
 };
 
 eval::EvalOptions to_eval_options(const EvalCliOptions& o) {
@@ -102,6 +103,8 @@ int run(const EvalCliOptions& o) {
     if (!o.trace.empty()) usage_error("give either a trace directory to evaluate or --make-synthetic DIR, not both");
     return make_synthetic(o);
   }
+  for (const CLI::Option* opt : o.synthetic_only)
+    if (opt->count() > 0) usage_error(opt->get_name() + " only applies with --make-synthetic DIR");
   if (o.trace.empty()) usage_error("no trace directory: sparq eval DIR (or --make-synthetic DIR to create one)");
   const eval::EvalOptions options = to_eval_options(o);
   std::string gnuplot;
@@ -152,11 +155,13 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--plot", o->plot, "Write an SVG of error vs transfer ratio (needs gnuplot)");
   cmd.add_option("--make-synthetic", o->synthetic,
                  "Write a synthetic trace (random keys, needle queries) to DIR and exit");
-  cmd.add_option("--positions", o->positions, "--make-synthetic: positions")->capture_default_str();
-  cmd.add_option("--needles", o->needles, "--make-synthetic: needle positions in the prompt")->capture_default_str();
-  cmd.add_option("--seed", o->seed, "--make-synthetic: random seed")->capture_default_str();
-  cmd.add_option("--shape", o->shape, "--make-synthetic: layers,q_heads,kv_heads,head_dim (default 2,8,2,64)")
-      ->delimiter(',');
+  o->synthetic_only = {
+      cmd.add_option("--positions", o->positions, "--make-synthetic: positions")->capture_default_str(),
+      cmd.add_option("--needles", o->needles, "--make-synthetic: needle positions in the prompt")
+          ->capture_default_str(),
+      cmd.add_option("--seed", o->seed, "--make-synthetic: random seed")->capture_default_str(),
+      cmd.add_option("--shape", o->shape, "--make-synthetic: layers,q_heads,kv_heads,head_dim (default 2,8,2,64)")
+          ->delimiter(',')};
   return [o] { return run(*o); };
 }
 

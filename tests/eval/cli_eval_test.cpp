@@ -86,6 +86,7 @@ TEST_F(EvalCli, BadUsageExits2) {
       {"eval", trace(), "--json", "--csv"},
       {"eval", trace(), "--steps", "-1"},
       {"eval", trace(), "--make-synthetic", (dir_ / "other").string()},
+      {"eval", trace(), "--positions", "64"},
       {"eval", "--make-synthetic", (dir_ / "bad").string(), "--shape", "1,3,2,16"},
   };
   for (const auto& args : cases) {
