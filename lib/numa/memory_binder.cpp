@@ -35,7 +35,21 @@ class HwlocBinder final : public MemoryBinder {
     if (!topology_) return ENOSYS;
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (!set) return ENOMEM;
-    for (unsigned n : nodes) hwloc_bitmap_set(set, n);
+    if (mode == BindMode::first_touch) {
+      // Only reset what needs it: setting a policy on part of the heap splits the kernel's
+      // mapping there (two mappings per block, and vm.max_map_count is 65530), while
+      // reading it splits nothing. hwloc reports MPOL_DEFAULT and MPOL_LOCAL as FIRSTTOUCH.
+      hwloc_membind_policy_t current{};
+      if (hwloc_get_area_membind(topology_, addr, bytes, set, &current, HWLOC_MEMBIND_BYNODESET) == 0 &&
+          current == HWLOC_MEMBIND_FIRSTTOUCH) {
+        hwloc_bitmap_free(set);
+        return 0;
+      }
+      // Any node may be the toucher's: the whole machine, whatever `nodes` says.
+      hwloc_bitmap_copy(set, hwloc_topology_get_complete_nodeset(topology_));
+    } else {
+      for (unsigned n : nodes) hwloc_bitmap_set(set, n);
+    }
     const hwloc_membind_policy_t policy = mode == BindMode::bind         ? HWLOC_MEMBIND_BIND
                                           : mode == BindMode::interleave ? HWLOC_MEMBIND_INTERLEAVE
                                                                          : HWLOC_MEMBIND_FIRSTTOUCH;
@@ -115,6 +129,21 @@ void record_bind(int err, void* addr, std::size_t bytes, std::span<const unsigne
     }
   } catch (...) {
     // Recording is best effort (std::string may throw bad_alloc); placement must not throw.
+  }
+}
+
+void record_bind_skipped(const std::string& reason) noexcept {
+  try {
+    StatusStore& s = store();
+    std::lock_guard lock(s.mutex);
+    ++s.status.bind_requests;
+    ++s.status.bind_failures;
+    if (s.status.first_failure.empty()) s.status.first_failure = reason;
+    if (!s.warned_bind) {
+      s.warned_bind = true;
+      std::fprintf(stderr, "sparq: warning: NUMA placement degraded to first touch: %s\n", reason.c_str());
+    }
+  } catch (...) {
   }
 }
 

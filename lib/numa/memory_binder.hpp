@@ -43,6 +43,8 @@ class MemoryBinder {
 // Process-wide record of what placement did (read by sparq::placement_status()). The
 // first bind failure is reported once on stderr; later ones are only counted.
 void record_bind(int err, void* addr, std::size_t bytes, std::span<const unsigned> nodes, BindMode mode) noexcept;
+// A binding placement chose not to ask for (counted as a failure, warned once).
+void record_bind_skipped(const std::string& reason) noexcept;
 void record_arena(bool pinned, const std::string& note_if_unpinned) noexcept;
 // Tests: forget everything recorded.
 void reset_placement_status() noexcept;

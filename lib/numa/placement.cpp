@@ -1,13 +1,18 @@
 // Placement of cache blocks per policy (DESIGN §2 NUMA); the block pool calls place()
 // once per new (or re-assigned) block, before its first write.
-//   local      first touch: the appending thread's node gets the pages. The block's
-//              policy is reset (MPOL_LOCAL) because the heap may hand back pages freed by
-//              a by-head or interleaved cache with their binding still attached.
+//   local      first touch: the appending thread's node gets the pages. A block whose
+//              pages carry a binding (the heap hands back memory freed by a by-head or
+//              interleaved cache with its policy attached) is reset to first touch.
 //   interleave pages of each block round-robin over every node
 //   by_head    each block bound to the node its KV head is assigned to (assign_heads)
+// On a one-node topology interleave and by_head are local: everything is on that node
+// anyway, and binding would only cost kernel mappings (below).
 // A binding the system refuses leaves the block to first touch; it is counted in
 // sparq::placement_status() and warned about once.
+#include <atomic>
 #include <cerrno>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "cache/block_placement.hpp"
@@ -16,6 +21,58 @@
 namespace sparq {
 
 namespace {
+
+// A bound block has a memory policy unlike the heap pages around it, so the kernel keeps
+// it as its own mapping (two per block, with the allocator's header page between blocks).
+// Past vm.max_map_count mappings (65530 by default) every mmap in the process fails, far
+// from here. So binding stops, degrading to first touch, while the process uses more
+// than 3/4 of the limit; checked every 256 bindings (reading /proc/self/maps costs about
+// a millisecond per 60 000 mappings).
+class MappingBudget {
+ public:
+  bool allow() noexcept {
+    if (calls_.fetch_add(1, std::memory_order_relaxed) % 256 == 0) ok_.store(check(), std::memory_order_relaxed);
+    return ok_.load(std::memory_order_relaxed);
+  }
+  static std::size_t limit() noexcept {
+    std::size_t max = 65530;
+    std::ifstream("/proc/sys/vm/max_map_count") >> max;
+    return max;
+  }
+
+ private:
+  static bool check() noexcept {
+    try {
+      static const std::size_t max = limit();
+      std::ifstream maps("/proc/self/maps");
+      std::size_t n = 0;
+      for (std::string line; std::getline(maps, line);) ++n;
+      return n < max / 4 * 3;
+    } catch (...) {
+      return true;
+    }
+  }
+  std::atomic<std::size_t> calls_{0};
+  std::atomic<bool> ok_{true};
+};
+
+MappingBudget& budget() {
+  static MappingBudget b;
+  return b;
+}
+
+// Binds through the context's binder unless the mapping budget is spent.
+void bind_block(const numa::NumaContext& ctx, void* block, std::size_t bytes, std::span<const unsigned> nodes,
+                numa::BindMode mode) noexcept {
+  if (mode != numa::BindMode::first_touch && !budget().allow()) {
+    numa::record_bind_skipped("binding stopped: the process uses more than 3/4 of vm.max_map_count=" +
+                              std::to_string(MappingBudget::limit()) +
+                              " memory mappings (each bound block is one); raise it with sysctl vm.max_map_count");
+    return;
+  }
+  const int err = ctx.binder().bind(block, bytes, nodes, mode);
+  numa::record_bind(err, block, bytes, nodes, mode);
+}
 
 class FirstTouch final : public BlockPlacement {
  public:
@@ -29,8 +86,7 @@ class AllNodes final : public BlockPlacement {
     for (const NumaNodeInfo& n : ctx_->topology().nodes) nodes_.push_back(n.os_index);
   }
   void place(void* block, std::size_t bytes, std::size_t) noexcept override {
-    const int err = ctx_->binder().bind(block, bytes, nodes_, mode_);
-    numa::record_bind(err, block, bytes, nodes_, mode_);
+    bind_block(*ctx_, block, bytes, nodes_, mode_);
   }
 
  private:
@@ -49,8 +105,7 @@ class ByHead final : public BlockPlacement {
   void place(void* block, std::size_t bytes, std::size_t kv_head) noexcept override {
     if (kv_head >= node_of_head_.size()) return;  // the pool only passes valid heads
     const unsigned node[1] = {node_of_head_[kv_head]};
-    const int err = ctx_->binder().bind(block, bytes, node, numa::BindMode::bind);
-    numa::record_bind(err, block, bytes, node, numa::BindMode::bind);
+    bind_block(*ctx_, block, bytes, node, numa::BindMode::bind);
   }
 
  private:
@@ -69,7 +124,8 @@ std::unique_ptr<BlockPlacement> make_block_placement(Placement policy, std::size
                       policy == Placement::by_head ? numa::BindMode::bind : numa::BindMode::interleave);
     return std::make_unique<FirstTouch>();
   }
-  if (policy == Placement::local) return std::make_unique<AllNodes>(std::move(ctx), numa::BindMode::first_touch);
+  if (policy == Placement::local || ctx->topology().nodes.size() == 1)
+    return std::make_unique<AllNodes>(std::move(ctx), numa::BindMode::first_touch);
   if (policy == Placement::interleave) return std::make_unique<AllNodes>(std::move(ctx), numa::BindMode::interleave);
   return std::make_unique<ByHead>(std::move(ctx), kv_heads);
 }

@@ -88,7 +88,22 @@ TEST_P(ByHeadOnSynthetic, EveryBlockOfAHeadIsRequestedOnItsNode) {
   expect_blocks_on_their_nodes(cache, c, *fake.binder, node_of_head, ctx + " (c reuses a's blocks)");
 }
 
-INSTANTIATE_TEST_SUITE_P(Placement, ByHeadOnSynthetic, ::testing::Values(1, 2, 4, 8));
+INSTANTIATE_TEST_SUITE_P(Placement, ByHeadOnSynthetic, ::testing::Values(2, 4, 8));
+
+// One node: every policy is first touch there; binding would only cost kernel mappings.
+TEST(Placement, OneNodeTopologyMeansFirstTouchForEveryPolicy) {
+  for (Placement p : {Placement::local, Placement::interleave, Placement::by_head}) {
+    test::FakeNuma fake(Topology::from_synthetic("node:1 core:2 pu:1"));
+    KVCache cache(small_config(p, 4));
+    append_tokens(cache, cache.add_sequence(), 20);
+    const auto calls = fake.binder->calls();
+    EXPECT_EQ(calls.size(), 2u * 4 * 2) << to_string(p);
+    for (const auto& call : calls) {
+      EXPECT_EQ(call.mode, numa::BindMode::first_touch) << to_string(p);
+      EXPECT_EQ(call.nodes, std::vector<unsigned>{0}) << to_string(p);
+    }
+  }
+}
 
 TEST(Placement, ByHeadOnUnevenXmlFollowsCores) {
   const Topology topo = Topology::from_xml_file(test::numa_data("uneven_6_2.xml"));
