@@ -133,6 +133,10 @@ std::string find_gnuplot() {
   return {};
 }
 
+// Distinct colours (a colour-blind-safe palette plus greys) so that 7 lines stay apart.
+constexpr const char* kColors[] = {"#0072B2", "#56B4E9", "#009E73", "#7FC97F",
+                                   "#000000", "#D55E00", "#E69F00", "#CC79A7"};
+
 void eval_plot(const eval::EvalResult& r, const std::string& gnuplot, const std::string& svg,
                const std::string& title) {
   // One data block per method: transfer ratio (measured) and overall relative error.
@@ -157,7 +161,8 @@ void eval_plot(const eval::EvalResult& r, const std::string& gnuplot, const std:
   }
   script += "plot ";
   for (std::size_t i = 0; i < order.size(); ++i)
-    script += fmt::format("{}$m{} using 1:2 with linespoints title '{}'", i ? ", " : "", i, order[i]);
+    script += fmt::format("{}$m{} using 1:2 with linespoints lw 2 pt {} ps 1.2 lc rgb '{}' title '{}'", i ? ", " : "",
+                          i, i + 1, kColors[i % std::size(kColors)], order[i]);
   script += "\n";
 
   const std::filesystem::path tmp =
