@@ -264,6 +264,7 @@ class UnitRunner {
       p.scores = s_.z.data();
       p.heads = g_;
       p.exp_mode = true;
+      p.top = float(g_);  // Σ_h ŝ_h <= g
       p.chunk_weights = s_.weights.data();
       s_.selected.resize(1);
       sparq_select(arch_, p, s_.select, s_.selected[0], s_.alpha.data());
@@ -275,6 +276,7 @@ class UnitRunner {
         p.scores = s_.z.data() + h * z_stride_;
         p.heads = 1;
         p.shift = float(s_.norm_max[h]);
+        p.top = p.shift;  // the max of the head's z (exactly: a max of the stored floats)
         p.inv_sum = float(1.0 / s_.norm_sum[h]);
         sparq_select(arch_, p, s_.select, s_.selected[h], &s_.alpha[h]);
       }

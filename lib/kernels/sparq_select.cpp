@@ -7,12 +7,14 @@
 
 namespace sparq::kernels {
 
-SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> total, std::size_t count) {
+SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> hist, std::size_t count, bool best_last) {
   assert(count >= 1);
   std::size_t cum = 0;
-  for (std::size_t b = total.size(); b-- > 0;) {
-    if (cum + total[b] >= count) return {std::uint32_t(b), cum};
-    cum += total[b];
+  const std::size_t n = hist.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t b = best_last ? n - 1 - i : i;
+    if (cum + hist[b] >= count) return {std::uint32_t(b), cum};
+    cum += hist[b];
   }
   assert(false && "count exceeds the number of keys");
   return {0, cum};
@@ -21,24 +23,18 @@ SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> total, std::size
 SparqThreshold sparq_refine(std::span<std::uint32_t> positions, std::span<std::int32_t> keys, std::size_t need) {
   assert(need >= 1 && need <= keys.size() && positions.size() == keys.size());
   std::size_t n = keys.size();
-  // Levels below the first (bits 31..20): bits 19..8, then 7..0. Filtering keeps
-  // position order, so after the last level the first `need` entries (all equal keys)
-  // are the ties to take, lowest positions first.
-  struct Level {
-    unsigned shift;
-    std::uint32_t mask;
-  };
-  constexpr Level kLevels[] = {{8, 0xfffu}, {0, 0xffu}};
-  std::array<std::uint32_t, 4096> hist{};
-  for (const Level& lv : kLevels) {
-    const std::size_t bins = std::size_t(lv.mask) + 1;
-    std::fill(hist.begin(), hist.begin() + bins, 0u);
-    for (std::size_t i = 0; i < n; ++i) ++hist[(sparq_key_bits(keys[i]) >> lv.shift) & lv.mask];
-    const SparqBoundary bd = sparq_boundary_bin({hist.data(), bins}, need);
+  // 8 key bits per level, most significant first (unsigned order of the key with its
+  // sign flipped = order of the key). Filtering keeps position order, so after the last
+  // level the first `need` entries (all equal keys) are the ties taken, lowest first.
+  std::array<std::uint32_t, 256> hist{};
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    hist.fill(0);
+    for (std::size_t i = 0; i < n; ++i) ++hist[(sparq_key_bits(keys[i]) >> shift) & 0xffu];
+    const SparqBoundary bd = sparq_boundary_bin(hist, need, true);
     need -= bd.above;
     std::size_t kept = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      if (((sparq_key_bits(keys[i]) >> lv.shift) & lv.mask) != bd.bin) continue;
+      if (((sparq_key_bits(keys[i]) >> shift) & 0xffu) != bd.bin) continue;
       keys[kept] = keys[i];
       positions[kept] = positions[i];
       ++kept;

@@ -1,21 +1,27 @@
-// SparQ top-k selection (DESIGN §1 steps 3-4) without a full sort: a three-level radix
-// select on 32-bit keys (sparq_topk.hpp), baseline code that drives the per-ISA passes.
+// SparQ top-k selection (DESIGN §1 steps 3-4) without a full sort: a threshold select on
+// 32-bit keys (sparq_topk.hpp), baseline code that drives the per-ISA passes.
 //
-//   1. keys + 12-bit histogram per chunk (parallel), histograms summed (integers, so the
-//      sum does not depend on the order);
-//   2. the bin holding the count-th largest key; every key above it is selected;
-//   3. if only part of that bin is needed: its keys are collected (parallel, in position
-//      order) and refined sequentially on bits 19..8 and 7..0 to the exact threshold key
-//      U and the position J of the last tie taken (ties: lower position first);
+//   1. keys and 1/8-octave bins below a known upper bound of the score, per chunk
+//      (parallel), with a histogram of a fixed 1-in-4 sample of the bins;
+//   2. from the sample, a bracket [lo, hi] of bins that should hold the count-th
+//      largest key (a margin of 4 standard deviations of the sampling error);
+//   3. one exact pass per chunk (parallel, vector compares): how many keys lie in better
+//      bins, and the positions and keys in the bracket, in position order. If the
+//      bracket missed, it is widened to the end that missed and the pass repeated (at
+//      most twice), so the result never depends on the sample. The bracket's keys are
+//      refined sequentially, 8 key bits at a time, to the exact threshold key U and the
+//      position J of the last tie taken (ties: lower position first);
 //   4. per chunk (parallel): positions with key > U, or key == U and position <= J, plus
 //      the window, compacted in place, and the chunk's Σ ŝ_h over them;
 //   5. chunk lists concatenated in order (ascending positions), α_h summed in chunk order.
 // Everything is per fixed chunk and merged in chunk order: the result is bit-identical
 // for any thread count. Cost is a few streaming passes over N 4-byte keys (L2/L3
-// resident), independent of k.
+// resident), independent of k; the sequential part only sees the boundary bin.
 #pragma once
 
 #include <algorithm>
+#include <cassert>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -40,6 +46,7 @@ struct SparqSelectProblem {
   // chunk_weights[c * heads + h] = w_h^c. logits mode (heads == 1): scores are z and
   // ŝ = 2^(z - shift) · inv_sum.
   bool exp_mode = false;
+  float top = 0.0f;  // upper bound of the ranking score: g (exp mode) or max z (logits)
   const float* chunk_weights = nullptr;
   float shift = 0.0f;
   float inv_sum = 1.0f;
@@ -48,12 +55,14 @@ struct SparqSelectProblem {
 // Buffers reused across calls (grow only).
 struct SparqSelectScratch {
   std::vector<std::int32_t> keys;
+  std::vector<std::uint8_t> bins;
   std::vector<std::uint32_t> hist;
   std::vector<std::uint32_t> total;
   std::vector<float> tmp;
   std::vector<std::uint32_t> cand_pos;
   std::vector<std::int32_t> cand_key;
   std::vector<std::size_t> counts;
+  std::vector<std::size_t> cand_counts;
   std::vector<float> alpha_parts;
   std::vector<float> alpha_scale;
 };
@@ -66,17 +75,17 @@ struct SparqThreshold {
   bool ties = false;
 };
 
-// Step 2 on the merged first-level histogram: the bin of the count-th largest key, and
-// how many keys lie in higher bins.
+// The bin holding the count-th largest key and how many keys lie in better bins, for a
+// histogram whose best bin is the last (descending = false: the first).
 struct SparqBoundary {
   std::uint32_t bin = 0;
   std::size_t above = 0;
 };
-[[nodiscard]] SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> total, std::size_t count);
+[[nodiscard]] SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> hist, std::size_t count,
+                                               bool best_last);
 
 // Step 3: candidates (ascending positions, all in one first-level bin) -> the exact
-// threshold for taking `need` of them (1 <= need < size). Reorders nothing, but
-// overwrites the candidate arrays.
+// threshold for taking `need` of them (1 <= need <= size). Overwrites the arrays.
 [[nodiscard]] SparqThreshold sparq_refine(std::span<std::uint32_t> positions, std::span<std::int32_t> keys,
                                           std::size_t need);
 
@@ -103,6 +112,7 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
   if (p.count > 0) {
     // Step 1.
     if (s.hist.size() < ranked_chunks * kBins) s.hist.resize(ranked_chunks * kBins);
+    if (s.bins.size() < n_chunks * C) s.bins.resize(n_chunks * C);
     tbb::parallel_for(std::size_t{0}, ranked_chunks, [&](std::size_t c) {
       SparqTopkKeysArgs a;
       a.scores = p.scores + c * C;
@@ -110,43 +120,71 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
       a.heads = H;
       a.weights = p.exp_mode ? p.chunk_weights + c * H : nullptr;
       a.n = ranked_in(c);
+      a.top = p.top;
       a.keys = s.keys.data() + c * C;
+      a.bins = s.bins.data() + c * C;
       a.hist = s.hist.data() + c * kBins;
       a.tmp = s.tmp.data() + c * tmp_stride;
       SparqTopkKeys<Arch>{}(arch, a);
     });
     s.total.assign(kBins, 0);
+    std::size_t sampled = 0;
     for (std::size_t c = 0; c < ranked_chunks; ++c) {
       const std::uint32_t* h = s.hist.data() + c * kBins;
       for (std::size_t b = 0; b < kBins; ++b) s.total[b] += h[b];
     }
-    // Step 2.
-    const SparqBoundary bd = sparq_boundary_bin(s.total, p.count);
-    const std::size_t need = p.count - bd.above;
-    const std::int32_t bin_lo = sparq_key_from_bits(bd.bin << kSparqTopkShift);
-    if (need == s.total[bd.bin]) {
-      thr = {bin_lo, 0, false};
-    } else {
-      // Step 3: collect the boundary bin in position order, refine.
-      const std::int32_t bin_hi = sparq_key_from_bits((bd.bin << kSparqTopkShift) | ((1u << kSparqTopkShift) - 1));
-      std::vector<std::size_t> offset(ranked_chunks + 1, 0);
-      for (std::size_t c = 0; c < ranked_chunks; ++c) offset[c + 1] = offset[c] + s.hist[c * kBins + bd.bin];
-      const std::size_t n_cand = offset[ranked_chunks];
-      if (s.cand_pos.size() < n_cand) s.cand_pos.resize(n_cand), s.cand_key.resize(n_cand);
+    for (std::uint32_t x : s.total) sampled += x;
+    // Step 2: the bracket, from the sample's cumulative counts.
+    const double rank = double(p.count) * double(sampled) / double(p.n_ranked);
+    const double margin = 4.0 * std::sqrt(rank + 1.0) + 4.0;
+    std::size_t lo = 0, hi = kBins - 1, cum = 0;
+    bool lo_set = rank - margin <= 0.0;
+    for (std::size_t b = 0; b < kBins; ++b) {
+      cum += s.total[b];
+      if (!lo_set && double(cum) >= rank - margin) lo = b, lo_set = true;
+      if (double(cum) >= rank + margin) {
+        hi = b;
+        break;
+      }
+    }
+    // Step 3.
+    if (s.cand_pos.size() < n_chunks * C) s.cand_pos.resize(n_chunks * C), s.cand_key.resize(n_chunks * C);
+    s.cand_counts.assign(ranked_chunks, 0);
+    std::vector<std::size_t> above_in(ranked_chunks, 0);
+    std::size_t above = 0, n_cand = 0;
+    for (int attempt = 0;; ++attempt) {
       tbb::parallel_for(std::size_t{0}, ranked_chunks, [&](std::size_t c) {
-        if (offset[c + 1] == offset[c]) return;
         SparqTopkCollectArgs a;
         a.keys = s.keys.data() + c * C;
+        a.bins = s.bins.data() + c * C;
         a.n = ranked_in(c);
         a.j_begin = std::uint32_t(c * C);
-        a.lo = bin_lo;
-        a.hi = bin_hi;
-        a.positions = s.cand_pos.data() + offset[c];
-        a.out_keys = s.cand_key.data() + offset[c];
-        SparqTopkCollect<Arch>{}(arch, a);
+        a.lo = std::uint8_t(lo);
+        a.hi = std::uint8_t(hi);
+        a.above = &above_in[c];
+        a.positions = s.cand_pos.data() + c * C;
+        a.out_keys = s.cand_key.data() + c * C;
+        s.cand_counts[c] = SparqTopkCollect<Arch>{}(arch, a);
       });
-      thr = sparq_refine({s.cand_pos.data(), n_cand}, {s.cand_key.data(), n_cand}, need);
+      above = n_cand = 0;
+      for (std::size_t c = 0; c < ranked_chunks; ++c) above += above_in[c], n_cand += s.cand_counts[c];
+      if (p.count <= above) {
+        lo = 0;  // the boundary is in a better bin than the bracket
+      } else if (p.count > above + n_cand) {
+        hi = kBins - 1;  // in a worse one
+      } else {
+        break;
+      }
+      assert(attempt < 2);
     }
+    // Concatenate the chunks' candidates in order (ascending positions).
+    std::size_t at = 0;
+    for (std::size_t c = 0; c < ranked_chunks; ++c) {
+      std::copy_n(s.cand_pos.data() + c * C, s.cand_counts[c], s.cand_pos.data() + at);
+      std::copy_n(s.cand_key.data() + c * C, s.cand_counts[c], s.cand_key.data() + at);
+      at += s.cand_counts[c];
+    }
+    thr = sparq_refine({s.cand_pos.data(), n_cand}, {s.cand_key.data(), n_cand}, p.count - above);
   }
 
   // Step 4.

@@ -157,7 +157,7 @@ void stage1(const SparqStage1Args& a) noexcept {
         const std::byte* next = a.blocks[(b + 1) * a.block_stride] + a.key_offset;
         for (std::size_t u = 0; u < a.n_rows; ++u) {
           const std::byte* p = next + std::size_t(a.rows[u]) * B * sizeof(T);
-          for (std::size_t off = 0; off < n_next * sizeof(T); off += 64) __builtin_prefetch(p + off);
+          for (std::size_t off = 0; off < n_next * sizeof(T); off += 64) __builtin_prefetch(p + off, 0, 3);
         }
       }
       approx_run<Arch, T>(rows, a.n_rows, n, a.qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);

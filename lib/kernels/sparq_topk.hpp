@@ -13,8 +13,16 @@
 //
 // Passes, each over one chunk of positions, so that they run in parallel and the result
 // does not depend on the thread count:
-//   keys:    key of every ranked position + a histogram of the top 12 bits;
-//   collect: the positions (and keys) whose key lies in [lo, hi] (the boundary bin);
+//   keys:    key of every ranked position, and its first-level bin: the distance below a
+//            known upper bound `top` of the score in 1/8 octaves of ŝ, 256 bins (bin 0 =
+//            highest; bin 255 also takes everything lower). exp mode: (bits(top) -
+//            bits(c)) >> 20, c >= 0, top = g >= Σ_h ŝ_h; logits mode: floor((top - z)·8),
+//            top = max z. Both are monotone in the key, so a bin is a contiguous key range.
+//            Plus a histogram of the bins of a fixed sample (every 4th vector of the
+//            chunk; four interleaved sub-histograms so that runs of equal bins do not
+//            serialize on one counter), from which the driver brackets the boundary;
+//   collect: exact count of positions in better bins (< lo) and the positions (and
+//            keys) in bins [lo, hi], in position order;
 //   emit:    compacts the chunk's selected positions in place (key >= thr_lo for
 //            positions before `split`, key >= thr_hi after it, every position past the
 //            ranked range = the local window) and sums ŝ_h over them (for α_h).
@@ -27,15 +35,12 @@
 
 namespace sparq::kernels {
 
-inline constexpr std::size_t kSparqTopkBins = 4096;  // first radix level: top 12 key bits
-inline constexpr unsigned kSparqTopkShift = 20;
+inline constexpr std::size_t kSparqTopkBins = 256;  // first level: 1/8-octave bins below `top`
+inline constexpr std::size_t kSparqTopkSampleEvery = 4;  // histogram every 4th vector
 
-// The histogram bin of a key (unsigned order of the key with its sign bit flipped).
+// Unsigned order of a key (its sign bit flipped), for radix refinement.
 [[nodiscard]] constexpr std::uint32_t sparq_key_bits(std::int32_t key) noexcept {
   return std::uint32_t(key) ^ 0x80000000u;
-}
-[[nodiscard]] constexpr std::int32_t sparq_key_from_bits(std::uint32_t bits) noexcept {
-  return std::int32_t(bits ^ 0x80000000u);
 }
 
 struct SparqTopkKeysArgs {
@@ -44,16 +49,20 @@ struct SparqTopkKeysArgs {
   std::size_t heads = 1;
   const float* weights = nullptr;  // [heads]: exp mode; nullptr: logits mode (heads == 1)
   std::size_t n = 0;               // ranked positions in the chunk
+  float top = 0.0f;                // upper bound of the score (see above)
   std::int32_t* keys = nullptr;    // out [n]
-  std::uint32_t* hist = nullptr;   // out [kSparqTopkBins]
+  std::uint8_t* bins = nullptr;    // out [n]
+  std::uint32_t* hist = nullptr;   // out [kSparqTopkBins], of the sampled positions
   float* tmp = nullptr;            // scratch [heads][kMaxLanes]
 };
 
 struct SparqTopkCollectArgs {
   const std::int32_t* keys = nullptr;  // [n]
+  const std::uint8_t* bins = nullptr;  // [n]
   std::size_t n = 0;
   std::uint32_t j_begin = 0;  // position of keys[0]
-  std::int32_t lo = 0, hi = 0;
+  std::uint8_t lo = 0, hi = 0;  // collect bins [lo, hi]; count bins < lo
+  std::size_t* above = nullptr;  // out: positions in bins < lo
   std::uint32_t* positions = nullptr;  // out, ascending
   std::int32_t* out_keys = nullptr;    // out
 };

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 
 #include "kernels/load_convert.hpp"
+#include "kernels/sparq_mask.hpp"
 #include "kernels/sparq_topk.hpp"
 
 namespace sparq::kernels {
@@ -23,14 +25,29 @@ inline ibatch<Arch> key_of(fbatch<Arch> x) noexcept {
   return xsimd::select(i < I(0), i ^ I(0x7fffffff), i);
 }
 
+// The ranking score c (exp mode: Σ_h w_h e_h, heads in order; logits mode: z).
 template <class Arch>
-inline ibatch<Arch> keys_at(const SparqTopkKeysArgs& a, const float* scores, std::size_t stride) noexcept {
+inline fbatch<Arch> score_at(const SparqTopkKeysArgs& a, const float* scores, std::size_t stride) noexcept {
   using B = fbatch<Arch>;
-  if (!a.weights) return key_of<Arch>(B::load_unaligned(scores));
+  if (!a.weights) return B::load_unaligned(scores);
   B c(0.0f);
   for (std::size_t h = 0; h < a.heads; ++h)
     c = xsimd::fma(B(a.weights[h]), B::load_unaligned(scores + h * stride), c);
-  return key_of<Arch>(c);
+  return c;
+}
+
+// First-level bin of c (see sparq_topk.hpp), monotone non-increasing in c.
+template <class Arch>
+inline ibatch<Arch> bin_of(const SparqTopkKeysArgs& a, fbatch<Arch> c) noexcept {
+  using B = fbatch<Arch>;
+  using I = ibatch<Arch>;
+  constexpr int kMax = int(kSparqTopkBins) - 1;
+  if (a.weights) {  // c >= 0: float bits are ordered; 2^20 bit steps = 1/8 octave
+    const I d = (I(std::bit_cast<std::int32_t>(a.top)) - xsimd::bitwise_cast<I>(c)) >> 20;
+    return xsimd::min(xsimd::max(d, I(0)), I(kMax));
+  }
+  const B d = xsimd::min((B(a.top) - c) * B(8.0f), B(float(kMax)));
+  return xsimd::max(xsimd::to_int(d), I(0));
 }
 
 // Sum over v[0, n) in W lanes (then across lanes); v must have room for W more floats,
@@ -57,50 +74,74 @@ inline float lane_sum(float* v, std::size_t n, float shift, float pad) noexcept 
 template <class Arch>
 void SparqTopkKeys<Arch>::operator()(Arch, const SparqTopkKeysArgs& a) const noexcept {
   using namespace sparq_topk_detail;
+  using I = ibatch<Arch>;
   constexpr std::size_t W = fbatch<Arch>::size;
+  constexpr std::size_t kSub = 4;
+  // Four sub-histograms, lane l counting into sub l % 4: the scores concentrate in a few
+  // bins, and one counter per bin would serialize the increments through memory.
+  alignas(64) std::uint32_t sub[kSub][kSparqTopkBins] = {};
+  alignas(64) std::int32_t lanes[W];
+  auto one = [&](fbatch<Arch> c, std::size_t t, std::size_t count, bool sample) {
+    const I key = key_of<Arch>(c);
+    const I bin = bin_of<Arch>(a, c);
+    bin.store_aligned(lanes);
+    if (count == W) {  // compile-time trip counts: unrolled, l % kSub constant
+      key.store_unaligned(a.keys + t);
+      for (std::size_t l = 0; l < W; ++l) a.bins[t + l] = std::uint8_t(lanes[l]);
+      if (sample)
+        for (std::size_t l = 0; l < W; ++l) ++sub[l % kSub][lanes[l]];
+      return;
+    }
+    for (std::size_t l = 0; l < count; ++l) {
+      a.bins[t + l] = std::uint8_t(lanes[l]);
+      if (sample) ++sub[l % kSub][lanes[l]];
+    }
+    key.store_aligned(lanes);
+    std::memcpy(a.keys + t, lanes, count * sizeof(std::int32_t));
+  };
   const std::size_t n_full = a.n / W * W;
-  for (std::size_t t = 0; t < n_full; t += W) keys_at<Arch>(a, a.scores + t, a.score_stride).store_unaligned(a.keys + t);
+  for (std::size_t t = 0; t < n_full; t += W)
+    one(score_at<Arch>(a, a.scores + t, a.score_stride), t, W, (t / W) % kSparqTopkSampleEvery == 0);
   if (n_full < a.n) {  // zero-padded [heads][W] copy of the tail, same arithmetic
     const std::size_t tail = a.n - n_full;
     const std::size_t heads = a.weights ? a.heads : 1;
     std::fill(a.tmp, a.tmp + heads * W, 0.0f);
     for (std::size_t h = 0; h < heads; ++h)
       std::memcpy(a.tmp + h * W, a.scores + h * a.score_stride + n_full, tail * sizeof(float));
-    alignas(64) std::int32_t out[W];
-    keys_at<Arch>(a, a.tmp, W).store_aligned(out);
-    std::memcpy(a.keys + n_full, out, tail * sizeof(std::int32_t));
+    one(score_at<Arch>(a, a.tmp, W), n_full, tail, (n_full / W) % kSparqTopkSampleEvery == 0);
   }
-  std::fill(a.hist, a.hist + kSparqTopkBins, 0u);
-  for (std::size_t t = 0; t < a.n; ++t) ++a.hist[sparq_key_bits(a.keys[t]) >> kSparqTopkShift];
+  for (std::size_t b = 0; b < kSparqTopkBins; ++b) a.hist[b] = sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
 }
 
 template <class Arch>
 std::size_t SparqTopkCollect<Arch>::operator()(Arch, const SparqTopkCollectArgs& a) const noexcept {
-  using I = sparq_topk_detail::ibatch<Arch>;
-  constexpr std::size_t W = I::size;
-  const I lo(a.lo), hi(a.hi);
-  std::size_t count = 0;
+  using U8 = xsimd::batch<std::uint8_t, Arch>;
+  constexpr std::size_t W = U8::size;
+  const U8 lo(a.lo), hi(a.hi);
+  std::size_t count = 0, above = 0;
   std::size_t t = 0;
   for (; t + W <= a.n; t += W) {
-    const I k = I::load_unaligned(a.keys + t);
-    if (!xsimd::any((k >= lo) & (k <= hi))) continue;
-    for (std::size_t l = 0; l < W; ++l) {
-      const std::int32_t key = a.keys[t + l];
-      if (key >= a.lo && key <= a.hi) {
-        a.positions[count] = a.j_begin + std::uint32_t(t + l);
-        a.out_keys[count] = key;
-        ++count;
-      }
+    const U8 b = U8::load_unaligned(a.bins + t);
+    above += std::size_t(std::popcount(SparqMask<Arch>::bits(b < lo)));
+    std::uint64_t m = SparqMask<Arch>::bits((b >= lo) & (b <= hi));
+    while (m) {
+      const std::size_t i = t + std::size_t(std::countr_zero(m));
+      a.positions[count] = a.j_begin + std::uint32_t(i);
+      a.out_keys[count] = a.keys[i];
+      ++count;
+      m &= m - 1;
     }
   }
   for (; t < a.n; ++t) {
-    const std::int32_t key = a.keys[t];
-    if (key >= a.lo && key <= a.hi) {
+    const std::uint8_t b = a.bins[t];
+    above += b < a.lo;
+    if (b >= a.lo && b <= a.hi) {
       a.positions[count] = a.j_begin + std::uint32_t(t);
-      a.out_keys[count] = key;
+      a.out_keys[count] = a.keys[t];
       ++count;
     }
   }
+  *a.above = above;
   return count;
 }
 
@@ -116,15 +157,13 @@ std::size_t SparqTopkEmit<Arch>::operator()(Arch, const SparqTopkEmitArgs& a) co
   auto compact = [&](std::size_t begin, std::size_t end, std::int32_t thr) {
     if (thr == std::numeric_limits<std::int32_t>::max()) return;
     const I vthr(thr);
-    alignas(64) std::int32_t lanes[W];
     std::size_t t = begin;
     for (; t + W <= end; t += W) {
-      const I k = I::load_unaligned(keys + t);
-      if (!xsimd::any(k >= vthr)) continue;
-      k.store_aligned(lanes);
-      for (std::size_t l = 0; l < W; ++l) {
-        keys[count] = std::int32_t(a.j_begin + std::uint32_t(t + l));
-        count += lanes[l] >= thr;
+      std::uint32_t m = SparqMask<Arch>::bits(I::load_unaligned(keys + t) >= vthr);
+      const std::int32_t base = std::int32_t(a.j_begin + std::uint32_t(t));
+      while (m) {  // positions are written after their vector was loaded
+        keys[count++] = base + std::countr_zero(m);
+        m &= m - 1;
       }
     }
     for (; t < end; ++t) {

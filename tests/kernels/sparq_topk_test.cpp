@@ -56,6 +56,7 @@ Result run_logits(Isa isa, const std::vector<float>& z, std::size_t window, std:
   p.scores = padded.data();
   p.score_stride = padded.size();
   p.shift = mx;
+  p.top = mx;
   p.inv_sum = float(1.0 / sum);
   kernels::SparqSelectScratch s;
   Result r;
@@ -146,6 +147,7 @@ TEST_P(SparqTopk, ExpModeRanksBySumOfHeadScores) {
   p.score_stride = chunks * C;
   p.heads = H;
   p.exp_mode = true;
+  p.top = float(H);
   p.chunk_weights = w.data();
   // The oracle uses the same f32 arithmetic as the kernel (fma over heads in order), so
   // the comparison is exact; this checks selection logic, not rounding.
