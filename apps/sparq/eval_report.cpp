@@ -26,6 +26,7 @@ nlohmann::ordered_json summary_json(const eval::Summary& s) {
   j["bytes_per_step"] = s.bytes_per_step;
   j["transfer"] = s.transfer;
   j["rel_l2"] = s.rel_l2;
+  j["median_rel_l2"] = s.median_rel_l2;
   j["max_rel_l2"] = s.max_rel_l2;
   j["cosine"] = s.cosine;
   j["recall"] = s.recall;
@@ -41,9 +42,9 @@ std::string ratio_str(double r) {
 
 std::string row_text(const std::string& method, double ratio, const std::string& layer, const eval::Summary& s) {
   return fmt::format(
-      "{:<15} {:>5} {:>5} {:>8.1f} {:>12.0f} {:>8.2f} {:>9.5f} {:>9.5f} {:>8.5f} {:>7.4f} {:>8.4f} {:>8}\n", method,
-      ratio_str(ratio), layer, s.k, s.bytes_per_step, s.transfer, s.rel_l2, s.max_rel_l2, s.cosine, s.recall,
-      s.alpha_true, s.alpha_est ? fmt::format("{:.4f}", *s.alpha_est) : "-");
+      "{:<15} {:>5} {:>5} {:>8.1f} {:>12.0f} {:>8.2f} {:>9.5f} {:>9.5f} {:>9.5f} {:>8.5f} {:>7.4f} {:>8.4f} {:>8}\n",
+      method, ratio_str(ratio), layer, s.k, s.bytes_per_step, s.transfer, s.rel_l2, s.median_rel_l2, s.max_rel_l2,
+      s.cosine, s.recall, s.alpha_true, s.alpha_est ? fmt::format("{:.4f}", *s.alpha_est) : "-");
 }
 
 }  // namespace
@@ -58,9 +59,9 @@ std::string eval_text(const eval::EvalResult& r, const std::string& trace, bool 
   if (!m.source.empty()) out += fmt::format("source: {}\n", m.source);
   out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see tools/README-trace.md)\n\n",
                      r.dense_bytes_overall);
-  const std::string header =
-      fmt::format("{:<15} {:>5} {:>5} {:>8} {:>12} {:>8} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8}\n", "method", "ratio",
-                  "layer", "k", "bytes/step", "transfer", "rel_l2", "max_rel", "cosine", "recall", "a_true", "a_est");
+  const std::string header = fmt::format(
+      "{:<15} {:>5} {:>5} {:>8} {:>12} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8}\n", "method", "ratio", "layer",
+      "k", "bytes/step", "transfer", "rel_l2", "med_rel", "max_rel", "cosine", "recall", "a_true", "a_est");
   out += header;
   for (const auto& row : r.rows) out += row_text(std::string(to_string(row.method)), row.ratio, "all", row.overall);
   if (per_layer && r.layers.size() > 1) {
@@ -107,12 +108,13 @@ nlohmann::ordered_json eval_json(const eval::EvalResult& r, const std::string& t
 
 std::string eval_csv(const eval::EvalResult& r) {
   std::string out =
-      "method,ratio,layer,k,bytes_per_step,transfer,rel_l2,max_rel_l2,cosine,recall,alpha_true,alpha_est,samples\n";
+      "method,ratio,layer,k,bytes_per_step,transfer,rel_l2,median_rel_l2,max_rel_l2,cosine,recall,alpha_true,alpha_est,"
+      "samples\n";
   auto line = [&](const eval::MethodResult& row, const std::string& layer, const eval::Summary& s) {
-    out +=
-        fmt::format("{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.8g},{:.6g},{:.6g},{},{}\n", to_string(row.method),
-                    ratio_str(row.ratio), layer, s.k, s.bytes_per_step, s.transfer, s.rel_l2, s.max_rel_l2, s.cosine,
-                    s.recall, s.alpha_true, s.alpha_est ? fmt::format("{:.6g}", *s.alpha_est) : "", s.samples);
+    out += fmt::format("{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.8g},{:.6g},{:.6g},{},{}\n",
+                       to_string(row.method), ratio_str(row.ratio), layer, s.k, s.bytes_per_step, s.transfer, s.rel_l2,
+                       s.median_rel_l2, s.max_rel_l2, s.cosine, s.recall, s.alpha_true,
+                       s.alpha_est ? fmt::format("{:.6g}", *s.alpha_est) : "", s.samples);
   };
   for (const auto& row : r.rows) {
     line(row, "all", row.overall);

@@ -61,6 +61,7 @@ void MetricSums::add(const StepMetrics& m) {
   alpha_true_ += m.alpha_true;
   k_ += m.k;
   max_rel_ = std::max(max_rel_, m.rel_l2);
+  rels_.push_back(m.rel_l2);
   if (m.alpha_est) alpha_est_ += *m.alpha_est, ++n_est_;
   ++n_;
 }
@@ -69,6 +70,7 @@ void MetricSums::merge(const MetricSums& o) {
   rel_ += o.rel_, cos_ += o.cos_, recall_ += o.recall_, alpha_true_ += o.alpha_true_, alpha_est_ += o.alpha_est_;
   k_ += o.k_, bytes_ += o.bytes_, max_rel_ = std::max(max_rel_, o.max_rel_);
   n_ += o.n_, n_est_ += o.n_est_, steps_ += o.steps_;
+  rels_.insert(rels_.end(), o.rels_.begin(), o.rels_.end());
 }
 
 Summary MetricSums::summary(double dense_bytes_per_step) const {
@@ -78,6 +80,10 @@ Summary MetricSums::summary(double dense_bytes_per_step) const {
   const double n = double(n_);
   s.rel_l2 = rel_ / n, s.cosine = cos_ / n, s.recall = recall_ / n, s.alpha_true = alpha_true_ / n, s.k = k_ / n;
   s.max_rel_l2 = max_rel_;
+  std::vector<double> sorted = rels_;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t mid = sorted.size() / 2;
+  s.median_rel_l2 = sorted.size() % 2 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]);
   if (n_est_) s.alpha_est = alpha_est_ / double(n_est_);
   s.bytes_per_step = bytes_per_step();
   s.transfer = s.bytes_per_step > 0 ? dense_bytes_per_step / s.bytes_per_step : 0.0;

@@ -36,6 +36,7 @@ struct Summary {
   double k = 0;
   double bytes_per_step = 0;  // one layer, all KV heads
   double transfer = 0;        // dense bytes / these bytes
+  double median_rel_l2 = 0;   // robust to the few heads whose dense output is near zero
   double max_rel_l2 = 0;
   std::size_t samples = 0;
 };
@@ -51,6 +52,7 @@ class MetricSums {
 
  private:
   double rel_ = 0, cos_ = 0, recall_ = 0, alpha_true_ = 0, alpha_est_ = 0, k_ = 0, max_rel_ = 0, bytes_ = 0;
+  std::vector<double> rels_;  // every sample's rel_l2, for the median
   std::size_t n_ = 0, n_est_ = 0, steps_ = 0;
 };
 

@@ -51,8 +51,8 @@ TEST_F(EvalCli, JsonHasTheDocumentedFields) {
   for (const auto& row : j["results"]) {
     ASSERT_TRUE(row["method"].is_string());
     ASSERT_TRUE(row["ratio"].is_number());
-    for (const char* key :
-         {"k", "bytes_per_step", "transfer", "rel_l2", "max_rel_l2", "cosine", "recall", "alpha_true", "samples"})
+    for (const char* key : {"k", "bytes_per_step", "transfer", "rel_l2", "median_rel_l2", "max_rel_l2", "cosine",
+                            "recall", "alpha_true", "samples"})
       EXPECT_TRUE(row["overall"][key].is_number()) << row["method"] << " " << key;
     const bool sparq = row["method"].get<std::string>().rfind("sparq", 0) == 0;
     EXPECT_EQ(row["overall"]["alpha_est"].is_number(), sparq) << row["method"];

@@ -43,6 +43,7 @@ TEST(Metrics, SumsAverageAndTransfer) {
   const Summary m = s.summary(800);
   EXPECT_DOUBLE_EQ(m.rel_l2, 0.3);
   EXPECT_DOUBLE_EQ(m.max_rel_l2, 0.4);
+  EXPECT_DOUBLE_EQ(m.median_rel_l2, 0.3);
   EXPECT_DOUBLE_EQ(m.cosine, 0.8);
   EXPECT_DOUBLE_EQ(m.recall, 0.75);
   EXPECT_DOUBLE_EQ(m.k, 3);
