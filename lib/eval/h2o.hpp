@@ -10,6 +10,8 @@
 //  - an evicted position is gone for good: it never returns.
 // The driver (the evaluator) calls, for every position p in order: add(p),
 // evict_to(k'(p+1)), attention of q_p over kept(), accumulate(its probabilities).
+// Evicting before attending (the paper attends over k + 1 rows, then evicts) keeps every
+// step at exactly k' rows, the equal-bytes budget; the new token is recent either way.
 #pragma once
 
 #include <cstddef>
