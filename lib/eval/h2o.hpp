@@ -11,7 +11,8 @@
 // The driver (the evaluator) calls, for every position p in order: add(p),
 // evict_to(k'(p+1)), attention of q_p over kept(), accumulate(its probabilities).
 // Evicting before attending (the paper attends over k + 1 rows, then evicts) keeps every
-// step at exactly k' rows, the equal-bytes budget; the new token is recent either way.
+// step at exactly k' rows, the equal-bytes budget; an eviction then uses the scores of
+// the queries before the current one.
 #pragma once
 
 #include <cstddef>
