@@ -95,10 +95,11 @@ TEST_P(DenseDecode, MatchesReferenceOverBlockSizesAndLayouts) {
 TEST_P(DenseDecode, LongSequence) {
   const std::size_t S = 70000;
   for (DType dtype : {DType::bf16, DType::f16}) {
-    const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = 128, .dtype = dtype, .block_tokens = 256,
+    // One KV head (GQA g = 4) keeps the fill and the reference at ~2 s per dtype.
+    const CacheConfig cfg{.layers = 1, .kv_heads = 1, .head_dim = 128, .dtype = dtype, .block_tokens = 256,
                           .layouts = dtype == DType::bf16 ? KeyLayout::s_major : KeyLayout::d_major};
     auto f = test::make_cache(cfg, {S}, 7);
-    expect_matches_reference(*f.cache, f.seqs[0], 8, isa(), 9, 0, ~std::size_t{0}, 2.0f);
+    expect_matches_reference(*f.cache, f.seqs[0], 4, isa(), 9, 0, ~std::size_t{0}, 2.0f);
   }
 }
 
