@@ -20,6 +20,8 @@
   X(eval)                    \
   X(generate)                \
   X(perplexity)              \
+  X(roofline)                \
+  X(layouts)                 \
   /* add new subcommands above this line */
 
 namespace sparq::cli {

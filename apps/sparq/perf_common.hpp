@@ -1,0 +1,298 @@
+// Shared pieces of the measuring subcommands (`sparq roofline`, `sparq layouts`):
+// parsing of sizes and lists, a cache of cold data to rotate over, timing of one
+// decode call, Ctrl-C handling and a progress bar. Header-only so that each tool stays
+// one line in commands.cmake.
+#pragma once
+
+#include <fmt/core.h>
+#include <oneapi/tbb/task_arena.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.hpp"
+#include "sparq/decode.hpp"
+#include "sparq/kv_cache.hpp"
+#include "sparq/method.hpp"
+#include "sparq/profile.hpp"
+
+namespace sparq::cli::perf {
+
+// --- Parsing --------------------------------------------------------------------------
+
+// "4096", "4k" (4096), "64K", "1M" (1048576), "1G": a count with a binary suffix.
+// Throws a usage error naming `option` for anything else, zero, or overflow.
+inline std::uint64_t parse_count(std::string_view text, std::string_view option) {
+  const auto bad = [&](std::string_view why) { usage_error(fmt::format("{}={} is invalid: {}", option, text, why)); };
+  if (text.empty()) bad("expected a positive integer such as 4096, 4k or 1M");
+  std::uint64_t value = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (value > (~std::uint64_t{0} - 9) / 10) bad("too large");
+    value = value * 10 + std::uint64_t(text[i] - '0');
+  }
+  if (i == 0) bad("expected a positive integer such as 4096, 4k or 1M");
+  std::string_view suffix = text.substr(i);
+  if (suffix == "iB" || suffix == "B") suffix = {};
+  unsigned shift = 0;
+  if (!suffix.empty()) {
+    const char c = char(suffix[0] | 0x20);
+    shift = c == 'k' ? 10 : c == 'm' ? 20 : c == 'g' ? 30 : 64;
+    const std::string_view rest = suffix.substr(1);
+    if (shift == 64 || !(rest.empty() || rest == "i" || rest == "iB" || rest == "B"))
+      bad("unknown suffix (use k, M or G, binary: 4k = 4096)");
+  }
+  if (shift && value > (~std::uint64_t{0} >> shift)) bad("too large");
+  value <<= shift;
+  if (value == 0) bad("must be at least 1");
+  return value;
+}
+
+// "a,b,c" or repeated options -> counts; each item parsed by parse_count.
+inline std::vector<std::uint64_t> parse_count_list(const std::vector<std::string>& items, std::string_view option) {
+  std::vector<std::uint64_t> out;
+  for (const auto& item : items) {
+    std::size_t start = 0;
+    while (start <= item.size()) {
+      const std::size_t comma = std::min(item.find(',', start), item.size());
+      out.push_back(parse_count(std::string_view(item).substr(start, comma - start), option));
+      start = comma + 1;
+    }
+  }
+  if (out.empty()) usage_error(fmt::format("{} needs at least one value", option));
+  return out;
+}
+
+// "32/8" (query/KV heads) or "8" (multi-head: 8/8).
+struct Heads {
+  std::size_t q = 0, kv = 0;
+};
+inline Heads parse_heads(const std::string& text) {
+  const auto slash = text.find('/');
+  Heads h;
+  h.q = parse_count(std::string_view(text).substr(0, slash), "--heads");
+  h.kv = slash == std::string::npos ? h.q : parse_count(std::string_view(text).substr(slash + 1), "--heads");
+  if (h.q > 4096 || h.kv > 4096) usage_error(fmt::format("--heads={} is invalid: at most 4096 heads", text));
+  if (h.q % h.kv != 0)
+    usage_error(
+        fmt::format("--heads={} is invalid: query heads ({}) must be a multiple of KV heads ({})", text, h.q, h.kv));
+  return h;
+}
+
+// "4096" for exact counts, "4k"/"1M" when they divide evenly: how S is shown.
+inline std::string count_label(std::uint64_t n) {
+  if (n >= (1u << 20) && n % (1u << 20) == 0) return fmt::format("{}M", n >> 20);
+  if (n >= (1u << 10) && n % (1u << 10) == 0) return fmt::format("{}k", n >> 10);
+  return fmt::format("{}", n);
+}
+
+inline std::string human_bytes(double b) {
+  if (b >= double(1ull << 30)) return fmt::format("{:.2f} GiB", b / double(1ull << 30));
+  if (b >= double(1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+  if (b >= double(1ull << 10)) return fmt::format("{:.1f} KiB", b / double(1ull << 10));
+  return fmt::format("{:.0f} B", b);
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// --- Ctrl-C ---------------------------------------------------------------------------
+
+// While alive, the first SIGINT sets stop_requested() (the tool finishes the call in
+// flight and prints what it measured); a second one kills the process as usual.
+class StopOnSigint {
+ public:
+  StopOnSigint() {
+    flag() = 0;
+    struct sigaction sa {};
+    sa.sa_handler = &StopOnSigint::handle;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;  // the second Ctrl-C gets the default action
+    installed_ = sigaction(SIGINT, &sa, &previous_) == 0;
+  }
+  ~StopOnSigint() {
+    if (installed_) sigaction(SIGINT, &previous_, nullptr);
+  }
+  StopOnSigint(const StopOnSigint&) = delete;
+  StopOnSigint& operator=(const StopOnSigint&) = delete;
+  [[nodiscard]] static bool stop_requested() noexcept { return flag() != 0; }
+
+ private:
+  static volatile sig_atomic_t& flag() noexcept {
+    static volatile sig_atomic_t f = 0;
+    return f;
+  }
+  static void handle(int) { flag() = 1; }
+  struct sigaction previous_ {};
+  bool installed_ = false;
+};
+
+// Exit code after an interrupted but cleanly finished run (128 + SIGINT, the shell's).
+inline constexpr int kExitInterrupted = 130;
+
+// --- Progress -------------------------------------------------------------------------
+
+// A one-line bar on stderr when stderr is a terminal; silent otherwise.
+class Progress {
+ public:
+  explicit Progress(std::size_t total) : total_(std::max<std::size_t>(total, 1)), tty_(isatty(STDERR_FILENO) == 1) {}
+  ~Progress() { finish(); }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void step(const std::string& what, std::size_t n = 1) {
+    done_ = std::min(total_, done_ + n);
+    show(what);
+  }
+  void show(const std::string& what) {
+    if (!tty_) return;
+    constexpr std::size_t width = 30;
+    const std::size_t filled = done_ * width / total_;
+    fmt::print(stderr, "\r\033[K[{}{}] {:3d}% {}", std::string(filled, '#'), std::string(width - filled, '.'),
+               int(done_ * 100 / total_), what);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void finish() {
+    if (tty_ && shown_) fmt::print(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  std::size_t total_;
+  std::size_t done_ = 0;
+  bool tty_;
+  bool shown_ = false;
+};
+
+// --- Cold data ------------------------------------------------------------------------
+
+// A cache holding `batch` sequences of length S in each of `layers` layers, filled with
+// random keys and values, so that timed calls can rotate over layers and each one reads
+// data that is not in any cache: the rotation's working set is at least `working_set`.
+struct ColdCache {
+  std::unique_ptr<KVCache> cache;
+  std::vector<SeqId> seqs;
+  std::size_t layers = 0;
+  std::size_t seq_len = 0;
+  std::size_t next_layer = 0;
+
+  // The layer the next timed call should read (round robin).
+  std::size_t take_layer() noexcept {
+    const std::size_t l = next_layer;
+    next_layer = (next_layer + 1) % layers;
+    return l;
+  }
+};
+
+// Stored bytes of one layer of one sequence (all KV heads, whole blocks, all copies).
+inline std::uint64_t stored_bytes_per_layer(const CacheConfig& c, std::size_t seq_len) {
+  const std::uint64_t blocks = (seq_len + c.block_tokens - 1) / c.block_tokens;
+  const std::uint64_t copies = 1 + (has_s_major(c.layouts) ? 1 : 0) + (has_d_major(c.layouts) ? 1 : 0);
+  return blocks * c.block_tokens * c.head_dim * size_of(c.dtype) * copies * c.kv_heads;
+}
+
+// `base` gives heads, d, dtype, block size, layouts, placement; layers and capacity are
+// set here; `methods` is how many methods the caller interleaves. `on_chunk` is called after each appended chunk and
+// returns false to stop (Ctrl-C): the cache is then returned partially filled and `layers` is 0.
+template <class OnChunk>
+ColdCache build_cold_cache(CacheConfig base, std::size_t seq_len, std::size_t batch, std::uint64_t working_set,
+                           std::size_t methods, std::uint32_t seed, OnChunk&& on_chunk) {
+  const std::uint64_t per_layer = stored_bytes_per_layer(base, seq_len) * batch;
+  // At least 3 layers, and not a multiple of the number of interleaved methods, so
+  // that every method visits every layer of the rotation.
+  std::size_t layers = std::size_t(std::max<std::uint64_t>((working_set + per_layer - 1) / per_layer, 3));
+  if (methods > 1 && layers % methods == 0) ++layers;
+  base.layers = layers;
+  base.capacity_tokens = batch * ((seq_len + base.block_tokens - 1) / base.block_tokens * base.block_tokens);
+
+  ColdCache cold;
+  cold.cache = std::make_unique<KVCache>(base);
+  cold.layers = layers;
+  cold.seq_len = seq_len;
+  for (std::size_t b = 0; b < batch; ++b) cold.seqs.push_back(cold.cache->add_sequence());
+
+  // One pool of random rows, appended at shifting offsets so that layers differ.
+  const std::size_t chunk = std::min<std::size_t>(seq_len, 2048);
+  constexpr std::size_t kShifts = 61;
+  const std::size_t row = base.kv_heads * base.head_dim;
+  std::vector<float> keys((chunk + kShifts) * row), values((chunk + kShifts) * row);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& x : keys) x = normal(rng);
+  for (auto& x : values) x = normal(rng);
+
+  for (std::size_t layer = 0; layer < layers; ++layer)
+    for (std::size_t b = 0; b < batch; ++b)
+      for (std::size_t done = 0; done < seq_len;) {
+        const std::size_t n = std::min(chunk, seq_len - done);
+        const std::size_t shift = (layer * 7 + b * 13 + done / chunk) % kShifts;
+        cold.cache->append(cold.seqs[b], layer, std::span<const float>(keys).subspan(shift * row, n * row),
+                           std::span<const float>(values).subspan(shift * row, n * row), n);
+        done += n;
+        if (!on_chunk(double(layer * batch + b) / double(layers * batch))) {
+          cold.layers = 0;
+          return cold;
+        }
+      }
+  return cold;
+}
+
+// Random queries and output buffers for a batch: items point into the owned vectors.
+struct Queries {
+  std::vector<std::vector<float>> q, out;
+  std::vector<DecodeItem> items;
+
+  Queries(const ColdCache& cold, std::size_t q_heads, std::size_t head_dim, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::size_t i = 0; i < cold.seqs.size(); ++i) {
+      q.emplace_back(q_heads * head_dim);
+      for (auto& x : q.back()) x = normal(rng);
+      out.emplace_back(q_heads * head_dim);
+    }
+    for (std::size_t i = 0; i < cold.seqs.size(); ++i) items.push_back({.seq = cold.seqs[i], .q = q[i], .out = out[i]});
+  }
+};
+
+// One decode call on the next layer of the rotation; returns its wall time in seconds
+// and adds what it moved to `profile`.
+inline double timed_decode(ColdCache& cold, const Method& method, const Queries& queries, tbb::task_arena& arena,
+                           Profile& profile) {
+  const std::size_t layer = cold.take_layer();
+  const auto t0 = std::chrono::steady_clock::now();
+  decode(*cold.cache, layer, method, queries.items, {.profile = &profile, .arena = &arena});
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Whether an executable `name` is on PATH.
+inline bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::string_view rest(path);
+  while (true) {
+    const auto colon = rest.find(':');
+    std::string dir(rest.substr(0, colon));
+    if (dir.empty()) dir = ".";
+    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    if (colon == std::string_view::npos) return false;
+    rest.remove_prefix(colon + 1);
+  }
+}
+
+}  // namespace sparq::cli::perf

@@ -1,0 +1,93 @@
+// The measured ceilings: positive, finite and plausible (no timing assertions beyond
+// sanity: the machine is shared); the peak kernels compute what they claim on every
+// ISA this CPU runs; bad options are rejected.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "profile/peak_kernels.hpp"
+#include "sparq/error.hpp"
+#include "sparq/machine.hpp"
+
+namespace sparq {
+namespace {
+
+TEST(Machine, DescribesThisMachine) {
+  const MachineInfo m = describe_machine();
+  EXPECT_FALSE(m.cpu_model.empty());
+  EXPECT_GE(m.hardware_threads, 1u);
+  EXPECT_GE(m.cores, 1u);
+  EXPECT_LE(m.cores, m.hardware_threads);
+  EXPECT_GE(m.numa_nodes, 1u);
+  const std::size_t buf = default_read_buffer_bytes(m);
+  EXPECT_GE(buf, std::size_t{64} << 20);
+  EXPECT_LE(buf, std::size_t{1024} << 20);
+  EXPECT_EQ(buf % (std::size_t{2} << 20), 0u);
+}
+
+TEST(PeakKernels, ReadSumAndFmaChainsOnEveryIsa) {
+  std::vector<float, std::allocator<float>> raw(4 * profile::kReadSumStep + 64, 1.0f);
+  // 64-byte aligned start inside the vector.
+  auto* p = raw.data();
+  while (reinterpret_cast<std::uintptr_t>(p) % 64) ++p;
+  for (Isa isa : compiled_isas()) {
+    if (!cpu_supports(isa)) {
+      GTEST_LOG_(INFO) << "skipping isa=" << to_string(isa) << ": not supported by this CPU";
+      continue;
+    }
+    EXPECT_EQ(profile::read_sum(isa, p, 2 * profile::kReadSumStep), float(2 * profile::kReadSumStep))
+        << "isa=" << to_string(isa);
+    // Every chain converges to 1: the sum is chains x lanes.
+    const float f = profile::fma_chains(isa, 20000, 1.0f);
+    const float expected = float(profile::fma_chain_count(isa) * profile::fma_lanes(isa));
+    EXPECT_NEAR(f, expected, 1e-3f * expected) << "isa=" << to_string(isa);  // float rounding of the fixed point
+    EXPECT_EQ(profile::fma_flops_per_iteration(isa), profile::fma_chain_count(isa) * profile::fma_lanes(isa) * 2);
+  }
+}
+
+TEST(Ceilings, ReadBandwidthIsPlausible) {
+  const ReadBandwidth bw = measure_read_bandwidth({.thread_counts = {1, 2}, .buffer_bytes = 16u << 20, .repeats = 3});
+  ASSERT_EQ(bw.samples.size(), 2u);
+  EXPECT_EQ(bw.buffer_bytes, 16u << 20);
+  for (const auto& s : bw.samples) {
+    EXPECT_TRUE(std::isfinite(s.gb_per_s)) << "threads=" << s.threads;
+    EXPECT_GT(s.gb_per_s, 0.1) << "threads=" << s.threads;       // slower than any DRAM since 2000
+    EXPECT_LT(s.gb_per_s, 100000.0) << "threads=" << s.threads;  // 100 TB/s: not a memory
+    EXPECT_LE(s.worst_gb_per_s, s.gb_per_s);
+    EXPECT_GE(s.best_gb_per_s, s.gb_per_s);
+    EXPECT_GE(s.threads_joined, 1u);
+    EXPECT_LE(s.threads_joined, s.threads);
+  }
+  ASSERT_NE(bw.at(2), nullptr);
+  EXPECT_EQ(bw.at(3), nullptr);
+}
+
+TEST(Ceilings, FmaPeakIsPlausible) {
+  const FmaPeak peak = measure_fma_peak({.thread_counts = {1}, .repeats = 3, .seconds_per_pass = 0.01});
+  ASSERT_EQ(peak.samples.size(), 1u);
+  EXPECT_EQ(peak.isa, active_isa());
+  EXPECT_GE(peak.chains, 8u);
+  EXPECT_GE(peak.lanes, 4u);
+  const FmaSample& s = peak.samples[0];
+  EXPECT_TRUE(std::isfinite(s.gflops));
+  EXPECT_GT(s.gflops, 0.1);
+  EXPECT_LT(s.gflops, 100000.0);
+  EXPECT_GE(s.best_gflops, s.gflops);
+}
+
+TEST(Ceilings, RejectsBadOptions) {
+  EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {0}, .buffer_bytes = 4u << 20}), Error);
+  EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 1024}), Error);
+  EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .repeats = 0}), Error);
+  EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .seconds_per_pass = -1.0}), Error);
+  EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .repeats = 0}), Error);
+  for (Isa isa : compiled_isas()) {
+    if (!cpu_supports(isa)) {
+      EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .isa = isa}), Error) << "isa=" << to_string(isa);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sparq
