@@ -1,5 +1,8 @@
 #include "cache/block_pool.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -11,6 +14,8 @@ namespace sparq {
 namespace {
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kLine = 64;
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+constexpr std::size_t kSlabTarget = std::size_t{8} << 20;
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 }  // namespace
 
@@ -37,18 +42,35 @@ BlockLayout BlockLayout::for_config(const CacheConfig& c) {
 
 BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std::size_t kv_heads,
                      std::unique_ptr<BlockPlacement> placement)
-    : layout_(layout), capacity_(capacity_blocks), placement_(std::move(placement)), free_(kv_heads) {}
+    : layout_(layout),
+      capacity_(capacity_blocks),
+      placement_(std::move(placement)),
+      free_(kv_heads),
+      cursor_(kv_heads) {}
 
 BlockPool::~BlockPool() {
-  for (std::byte* b : all_) {
-    header(b).~BlockHeader();
-    std::free(b);
-  }
+  for (std::byte* b : all_) header(b).~BlockHeader();
+  for (void* s : slabs_) std::free(s);
 }
 
 std::byte* BlockPool::allocate_new(std::size_t head) {
-  auto* b = static_cast<std::byte*>(std::aligned_alloc(kPage, layout_.bytes));
-  if (!b) throw std::bad_alloc();
+  SlabCursor& c = cursor_[head];
+  if (c.left == 0) {
+    // A slab never holds more blocks than the pool may still carve, so small caches
+    // stay small.
+    const std::size_t blocks = std::clamp<std::size_t>(kSlabTarget / layout_.bytes, 1, capacity_ - all_.size());
+    const std::size_t bytes = blocks * layout_.bytes;
+    const bool huge = bytes >= kHugePage;
+    void* slab = std::aligned_alloc(huge ? kHugePage : kPage, round_up(bytes, huge ? kHugePage : kPage));
+    if (!slab) throw std::bad_alloc();
+    if (huge) madvise(slab, round_up(bytes, kHugePage), MADV_HUGEPAGE);  // advisory: failure is harmless
+    slabs_.push_back(slab);
+    c.next = static_cast<std::byte*>(slab);
+    c.left = blocks;
+  }
+  std::byte* b = c.next;
+  c.next += layout_.bytes;
+  --c.left;
   // Placement first: binding must precede the first write for first-touch policies.
   if (placement_) placement_->place(b, layout_.bytes, head);
   new (b) BlockHeader{};
