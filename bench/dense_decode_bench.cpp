@@ -23,6 +23,7 @@
 #include <benchmark/benchmark.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "bench_cache.hpp"
 #include "read_bandwidth.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
@@ -52,16 +53,6 @@ struct Config {
   }
 };
 
-// Deterministic values in [-1, 1) (fast: filling gigabytes with std::normal_distribution
-// would dominate the run).
-void fill(std::vector<float>& x, std::uint32_t seed) {
-  std::uint64_t s = 0x9e3779b97f4a7c15ull * (seed + 1);
-  for (float& v : x) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    v = float(std::int32_t(s >> 32)) * 0x1p-31f;
-  }
-}
-
 struct Fixture {
   Config cfg;
   std::unique_ptr<KVCache> cache;
@@ -82,18 +73,9 @@ Fixture& fixture_for(const Config& c) {
                                                    .dtype = c.dtype, .block_tokens = kBlockTokens,
                                                    .capacity_tokens = c.batch * blocks * kBlockTokens,
                                                    .layouts = KeyLayout::s_major});
-  const std::size_t chunk = 2048, row = c.kv_heads * kHeadDim;
-  std::vector<float> k(chunk * row), v(chunk * row);
-  fill(k, 1);
-  fill(v, 2);
   for (std::size_t b = 0; b < c.batch; ++b) {
-    const SeqId s = f->cache->add_sequence();
-    f->seqs.push_back(s);
-    for (std::size_t layer = 0; layer < c.layers(); ++layer)
-      for (std::size_t t = 0; t < c.S; t += chunk) {
-        const std::size_t n = std::min(chunk, c.S - t);
-        f->cache->append(s, layer, std::span(k).first(n * row), std::span(v).first(n * row), n);
-      }
+    f->seqs.push_back(f->cache->add_sequence());
+    append_synthetic(*f->cache, f->seqs.back(), c.S);
   }
   f->q.resize(c.batch * c.q_heads * kHeadDim);
   fill(f->q, 3);
