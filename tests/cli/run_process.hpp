@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -26,7 +27,11 @@ struct ProcessResult {
 
 inline ProcessResult run_process(const std::string& program, const std::vector<std::string>& args,
                                  const std::filesystem::path& scratch_dir) {
-  const auto out_path = scratch_dir / ".stdout", err_path = scratch_dir / ".stderr";
+  // Unique names: tests run in parallel (ctest -j) and several pass the same shared
+  // scratch directory (e.g. /tmp).
+  static std::atomic<unsigned> calls{0};
+  const std::string tag = std::to_string(getpid()) + "." + std::to_string(calls.fetch_add(1));
+  const auto out_path = scratch_dir / (".stdout." + tag), err_path = scratch_dir / (".stderr." + tag);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
