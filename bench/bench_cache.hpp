@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include <benchmark/benchmark.h>
+
 #include "sparq/kv_cache.hpp"
 
 namespace sparq::bench {
@@ -39,6 +41,12 @@ inline void append_synthetic(KVCache& cache, SeqId seq, std::size_t S, std::size
       const std::size_t n = std::min(chunk, S - t);
       cache.append(seq, layer, std::span(k).first(n * row), std::span(v).first(n * row), n);
     }
+}
+
+// The timing policy every decode benchmark uses, so dense and SparQ rows are measured
+// the same way: median of 5 repetitions of real (wall) time, at least 0.2 s each.
+inline void apply_decode_timing(benchmark::internal::Benchmark* b) {
+  b->Repetitions(5)->DisplayAggregatesOnly(true)->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace sparq::bench

@@ -149,12 +149,8 @@ void register_all() {
             const std::string name = "dense_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
                                      std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
                                      "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
-            benchmark::RegisterBenchmark(name.c_str(), [c, t](benchmark::State& s) { run(s, c, t); })
-                ->Repetitions(5)
-                ->DisplayAggregatesOnly(true)
-                ->UseRealTime()
-                ->MinTime(0.2)
-                ->Unit(benchmark::kMillisecond);
+            apply_decode_timing(
+                benchmark::RegisterBenchmark(name.c_str(), [c, t](benchmark::State& s) { run(s, c, t); }));
           }
         }
 }

@@ -229,12 +229,8 @@ void register_all() {
                                        std::to_string(h.kv) + "/" + std::string(to_string(dtype)) + "/batch:" +
                                        std::to_string(batch) + "/threads:" + std::to_string(t) + "/" +
                                        (ratio == 0 ? std::string("dense") : "ratio:" + std::to_string(int(ratio)));
-              benchmark::RegisterBenchmark(name.c_str(), [c, t, ratio](benchmark::State& s) { run(s, c, t, ratio); })
-                  ->Repetitions(5)
-                  ->DisplayAggregatesOnly(true)
-                  ->UseRealTime()
-                  ->MinTime(0.2)
-                  ->Unit(benchmark::kMillisecond);
+              apply_decode_timing(benchmark::RegisterBenchmark(
+                  name.c_str(), [c, t, ratio](benchmark::State& s) { run(s, c, t, ratio); }));
             }
         }
 }
