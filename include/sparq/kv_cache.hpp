@@ -81,6 +81,7 @@ struct LayerView {
   std::size_t k_s_major_offset = 0;
   std::size_t k_d_major_offset = 0;
   std::size_t v_offset = 0;
+  std::size_t block_data_bytes = 0;  // from a block's base to the end of its last region
   const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
 
   static constexpr std::size_t kNoRegion = ~std::size_t{0};

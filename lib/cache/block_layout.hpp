@@ -27,6 +27,7 @@ struct BlockLayout {
   std::size_t k_d_major_offset = LayerView::kNoRegion;
   std::size_t v_offset = 0;
   std::size_t bytes = 0;       // whole block, a multiple of the page size
+  std::size_t data_bytes = 0;  // up to the end of the last region (bytes - data_bytes: page padding)
   std::size_t row_bytes = 0;   // d elements
   std::size_t k_region = 0;    // bytes of one key region ([B][d] or [d][B])
 

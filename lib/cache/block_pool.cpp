@@ -26,16 +26,22 @@ BlockLayout BlockLayout::for_config(const CacheConfig& c) {
   std::size_t at = round_up(sizeof(BlockHeader), kLine);
   l.value_sum_offset = at;
   at = round_up(at + c.head_dim * sizeof(double), kLine);
+  // The regions dense decode streams (S-major K, then V) are adjacent, so it reads one
+  // contiguous range per block; the d-major copy that SparQ stage 1 reads comes last.
+  // Measured on Zen 5, 1 core, 192 KiB blocks: reading K then V of each block with the
+  // d-major copy between them ran at 21 GB/s, with it after them at 29.5 GB/s, against
+  // 32.6 GB/s for a plain sequential read.
   if (has_s_major(c.layouts)) {
     l.k_s_major_offset = at;
     at += l.k_region;
   }
+  l.v_offset = at;
+  at += l.k_region;
   if (has_d_major(c.layouts)) {
     l.k_d_major_offset = at;
     at += l.k_region;
   }
-  l.v_offset = at;
-  at += l.k_region;
+  l.data_bytes = at;
   l.bytes = round_up(at, kPage);
   return l;
 }

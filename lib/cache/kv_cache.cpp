@@ -374,6 +374,7 @@ LayerView KVCache::view(SeqId s, std::size_t layer) const {
   v.k_s_major_offset = impl_->layout.k_s_major_offset;
   v.k_d_major_offset = impl_->layout.k_d_major_offset;
   v.v_offset = impl_->layout.v_offset;
+  v.block_data_bytes = impl_->layout.data_bytes;
   v.value_mean = st.value_mean.data();
   return v;
 }

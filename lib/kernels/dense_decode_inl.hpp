@@ -22,9 +22,11 @@
 // DenseChunk, thread CPU time): K/V in L2: 43 cycles per position (13 ns; scores 22,
 // softmax 2.5, V 18 against an FMA bound of 16 + 16); the first version (K widened into
 // an L1 tile by zero-extend + shift, FMAs from memory, 16-position tiles) took 84.
-// Cold (512 MiB of blocks): 35 ns per position, 14.5 GB/s per CPU-second vs 23.5 for a
-// plain read in the same conditions: compute and memory still add up more than they
-// overlap (see kAheadBytes).
+// Cold (bench/dense_decode_bench, S = 16k, 512 MiB rotation, idle machine): 33 ns per
+// position, 15.5 GB/s vs 28 GB/s for the same run's plain read; with the same data in L3
+// (4 MiB): 21 ns per position. So the kernel is bound by compute plus cache latency as
+// much as by DRAM: the two add up more than they overlap, and the software prefetch
+// distance (2-16 KiB, L1 or L2 hint) changes nothing measurable.
 #pragma once
 
 #include <cstddef>
@@ -53,9 +55,9 @@ class Chunk {
   // V: kVHeads heads x VC batches of accumulators, plus VC widened V batches.
   static constexpr std::size_t kVHeads = 4;
   static constexpr std::size_t VC = W == 16 ? 4 : 2;
-  // Positions per tile in units of W: the V accumulators are loaded and stored once per
-  // tile, so longer tiles amortize that (4: -25% time of V vs 1, AVX-512).
-  static constexpr std::size_t kSub = 4;
+  // Positions per tile in units of W (see kDenseTileBatches); the V accumulators are
+  // also loaded and stored once per tile, so longer tiles amortize that.
+  static constexpr std::size_t kSub = kDenseTileBatches;
 
   explicit Chunk(const DenseChunkArgs& a)
       : v_(*a.view),

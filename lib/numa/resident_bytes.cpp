@@ -39,9 +39,9 @@ std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId se
   static const Hwloc hw;  // loaded once; hwloc queries are thread-safe on a loaded topology
   if (!hw.t || kv_begin >= kv_end || v.blocks_per_head == 0) return bytes;
   const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
-  // The block's extent: everything up to the end of the value rows (the pool rounds the
-  // block up to whole pages; the tail past V holds nothing).
-  const std::size_t block_bytes = v.v_offset + v.block_tokens * v.head_dim * size_of(v.dtype);
+  // The block's extent up to the end of its last region (the pool rounds the block up to
+  // whole pages; the tail holds nothing).
+  const std::size_t block_bytes = v.block_data_bytes;
   std::unique_ptr<hwloc_bitmap_s, decltype(&hwloc_bitmap_free)> set(hwloc_bitmap_alloc(), &hwloc_bitmap_free);
   if (!set) return bytes;
   for (std::size_t h = kv_begin; h < kv_end; ++h)

@@ -115,6 +115,30 @@ TEST(CacheTest, SMajorOnlyLayoutHasNoDMajorMemory) {
   EXPECT_EQ(c.view(s, 0).k_d_major_offset, LayerView::kNoRegion);
 }
 
+// Dense decode streams S-major K then V of each block: they must be one contiguous range,
+// with the d-major copy after them, and every region inside the block's data extent.
+TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
+  for (const KeyLayout layouts : {KeyLayout::s_major, KeyLayout::d_major, KeyLayout::both})
+    for (const DType dt : {DType::f32, DType::bf16}) {
+      KVCache c({.layers = 1, .kv_heads = 2, .head_dim = 80, .dtype = dt, .block_tokens = 48,
+                 .capacity_tokens = 96, .layouts = layouts});
+      const SeqId s = c.add_sequence();
+      const auto kv = random_floats(2 * 80, 5);
+      c.append(s, 0, kv, kv, 1);
+      const LayerView v = c.view(s, 0);
+      const std::size_t region = 48 * 80 * size_of(dt);
+      const std::string ctx = std::string(to_string(layouts)) + " " + std::string(to_string(dt));
+      if (has_s_major(layouts)) {
+        EXPECT_EQ(v.v_offset, v.k_s_major_offset + region) << ctx;
+      }
+      if (has_d_major(layouts)) {
+        EXPECT_EQ(v.k_d_major_offset, v.v_offset + region) << ctx;
+      }
+      EXPECT_EQ(v.block_data_bytes, v.v_offset + region + (has_d_major(layouts) ? region : 0)) << ctx;
+      EXPECT_EQ(v.k_s_major_offset == LayerView::kNoRegion, !has_s_major(layouts)) << ctx;
+    }
+}
+
 TEST(CacheTest, ValueMeanStaysExactOverLongSequences) {
   // Many rows with a large common offset: a float running sum would drift, the
   // double sum of the stored values does not.

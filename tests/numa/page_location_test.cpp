@@ -74,8 +74,8 @@ TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
         EXPECT_TRUE(mode == MPOL_PREFERRED_MANY || mode == MPOL_BIND || mode == MPOL_PREFERRED)
             << ctx << " mode=" << mode;
 
-      // Every page of the region that holds data (the block header's page up to V).
-      const std::size_t bytes = view.v_offset + view.block_tokens * view.head_dim * size_of(view.dtype);
+      // Every page of the region that holds data (the block header's page to the last region).
+      const std::size_t bytes = view.block_data_bytes;
       std::vector<void*> pages;
       for (std::size_t off = 0; off < bytes; off += std::size_t(page)) pages.push_back(block + off);
       std::vector<int> status(pages.size(), -1);
@@ -248,7 +248,7 @@ TEST(PageLocation, ResidentBytesByNodeMatchTheModel) {
     std::uint64_t total = 0;
     for (auto b : got) total += b;
     const LayerView v = cache.view(s, 0);
-    const std::uint64_t block_bytes = v.v_offset + v.block_tokens * v.head_dim * size_of(v.dtype);
+    const std::uint64_t block_bytes = v.block_data_bytes;
     EXPECT_EQ(total, 4 * 2 * block_bytes) << to_string(policy);
     const auto model = node_byte_shares(topo, policy, 4, 0, 4);
     if (policy == Placement::by_head || topo.nodes.size() == 1) {

@@ -51,7 +51,7 @@ void expect_blocks_on_their_nodes(const KVCache& cache, SeqId s, const test::Rec
         EXPECT_EQ(call->mode, numa::BindMode::bind) << ctx;
         EXPECT_EQ(call->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
         EXPECT_EQ(call->bytes % 4096, 0u) << ctx;
-        EXPECT_GE(call->bytes, v.v_offset + v.block_tokens * v.head_dim * 4) << "the whole block: " << ctx;
+        EXPECT_GE(call->bytes, v.block_data_bytes) << "the whole block: " << ctx;
       }
   }
 }
