@@ -49,4 +49,16 @@ inline void apply_decode_timing(benchmark::internal::Benchmark* b) {
   b->Repetitions(5)->DisplayAggregatesOnly(true)->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
 }
 
+// The bandwidth counters of every decode benchmark, as plain values (a rate counter
+// would print "GB/s=15.6/s" and make the percentage a rate too): GB/s over the timed
+// calls' wall time and its percentage of the read bandwidth measured in this process.
+inline void set_bandwidth_counters(benchmark::State& state, double bytes_per_call, double seconds_per_call,
+                                   double read_bw_gbs) {
+  const double gbs = seconds_per_call > 0 ? bytes_per_call * 1e-9 / seconds_per_call : 0.0;
+  state.counters["MB_per_call"] = bytes_per_call * 1e-6;
+  state.counters["GB_per_s"] = gbs;
+  state.counters["pct_read_bw"] = read_bw_gbs > 0 ? 100.0 * gbs / read_bw_gbs : 0.0;
+  state.counters["read_bw_GB_per_s"] = read_bw_gbs;
+}
+
 }  // namespace sparq::bench

@@ -11,6 +11,7 @@
 //
 //   build-dense/bench/dense_decode_bench --benchmark_filter='S:16384/.*bf16'
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -122,16 +123,15 @@ void run(benchmark::State& state, Config c, std::size_t threads) {
     items.push_back({.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
   const std::size_t layers = c.layers();
   std::size_t layer = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     decode(*f.cache, layer, Dense{}, items, {.arena = &arena});
     benchmark::ClobberMemory();
     layer = layer + 1 == layers ? 0 : layer + 1;
   }
-  const double gb = double(c.bytes_per_call()) * 1e-9;
-  state.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_read_bw"] = benchmark::Counter(gb * 100.0 / bw.median_gbs, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["read_bw_GB/s"] = bw.median_gbs;
-  state.counters["MB_per_call"] = double(c.bytes_per_call()) * 1e-6;
+  const double per_call =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(state.iterations());
+  set_bandwidth_counters(state, double(c.bytes_per_call()), per_call, bw.median_gbs);
 }
 
 void register_all() {

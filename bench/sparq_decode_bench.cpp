@@ -191,11 +191,7 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
   const std::size_t n_prof = std::clamp<std::size_t>(std::size_t(state.iterations()), 1, 20);
   for (std::size_t i = 0; i < n_prof; ++i) call(&prof);
   const double bytes = double(prof.total().bytes_read) / double(n_prof);
-  const double gb = bytes * 1e-9;
-  state.counters["MB_per_call"] = bytes * 1e-6;
-  state.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_read_bw"] = benchmark::Counter(gb * 100.0 / bw.median_gbs, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["read_bw_GB/s"] = bw.median_gbs;
+  set_bandwidth_counters(state, bytes, per_call, bw.median_gbs);
   state.counters["cold"] = c.cold();
   if (dense) {
     dense_times()[{c, threads}].push_back(per_call);
