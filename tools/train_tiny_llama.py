@@ -88,10 +88,11 @@ def digits(rng, n):
 class TaskSampler:
     """Draws training sequences of exactly T bytes with a per-byte loss weight."""
 
-    def __init__(self, text, rng, answer_weight):
+    def __init__(self, text, rng, answer_weight, mix=(0.25, 0.25, 0.25, 0.25)):
         self.text = np.frombuffer(text, dtype=np.uint8)
         self.rng = rng
         self.w = answer_weight
+        self.mix = np.asarray(mix, dtype=np.float64) / sum(mix)  # plain, passkey, lookup, repeat
 
     def filler(self, n):
         if n <= 0:
@@ -134,7 +135,7 @@ class TaskSampler:
         return self.filler(T), np.ones(T, dtype=np.float32)
 
     def sample(self, T):
-        kind = self.rng.choice(4, p=[0.25, 0.25, 0.25, 0.25])
+        kind = self.rng.choice(4, p=self.mix)
         fn = [self.plain, self.passkey, self.kv_lookup, self.repeat][int(kind)]
         out = fn(T)
         return out if out is not None else self.plain(T)
@@ -298,6 +299,8 @@ def main():
     ap.add_argument("--corpus-dir", help="read corpus_{train,heldout}.txt written by --write-corpus")
     ap.add_argument("--init", metavar="CKPT", help="start from this checkpoint's weights (fresh optimizer)")
     ap.add_argument("--phases", help="curriculum as TxBxSTEPS,... (default PHASES)")
+    ap.add_argument("--task-mix", default="1,1,1,1",
+                    help="relative frequency of plain,passkey,lookup,repeat sequences (default equal)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -339,7 +342,7 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     print(f"config {json.dumps(cfg)} params {n_params}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    sampler = TaskSampler(train_text, rng, args.answer_weight)
+    sampler = TaskSampler(train_text, rng, args.answer_weight, [float(x) for x in args.task_mix.split(",")])
     if args.init:
         model.load_state_dict(torch.load(args.init)["model"])
         print(f"initialized from {args.init}", flush=True)
