@@ -7,9 +7,14 @@
 //    working set is far above the last-level cache, then times dense and SparQ (per
 //    ratio) interleaved, each call on the next layer (cold data); the profile counts the
 //    bytes and FLOPs of every call.
+//    Before timing, finds where the cache's pages are: per NUMA node, layer 0 of the
+//    batch as the OS placed it (resident_bytes_by_node), and the --placement model
+//    (node_byte_shares); each row's bytes are split over the nodes by the measured share.
 // 3. Measures the read bandwidth again, and prints the table: median time, GB/s, % of
 //    the read bandwidth measured before the runs, GFLOP/s, FLOP/byte, bytes moved (and
-//    the DESIGN §1 model), speed-up and byte ratio against dense at the same S.
+//    the DESIGN §1 model), speed-up and byte ratio against dense at the same S; then
+//    the placement section (share and bytes per node). The reports are in
+//    roofline_report.cpp, the structs they share in roofline_run.hpp.
 //
 // --json fields: tool, config{...}, machine{cpu_model, cores, hardware_threads,
 // numa_nodes, llc_bytes, llc_instances, isa, threads, read_buffer_bytes,
@@ -18,77 +23,35 @@
 // results[{seq_len, method, ratio, r, k, window, reallocation, layers, working_set_bytes,
 // repeats, median_seconds, min_seconds, gb_per_s, bandwidth_fraction, gflops,
 // intensity, bytes, model_bytes, flops, speedup_vs_dense, byte_ratio_vs_dense,
-// phases{<phase>: {bytes, flops, seconds}}}], dense_vs_read_bandwidth{before, after},
-// interrupted. Exit codes: 0, 2 (bad options; --plot without gnuplot), 1 (failure),
-// 130 (Ctrl-C: what was measured is printed first).
+// phases{<phase>: {bytes, flops, seconds}}, bytes_per_node[], resident_share[],
+// model_share[]}], placement{policy, numa_nodes, node_os_index[],
+// seq_lens[{seq_len, local_node, resident_bytes[], resident_share[], model_share[]}]},
+// dense_vs_read_bandwidth{before, after}, interrupted. Per-node arrays follow the node
+// order of Topology::this_system() (`sparq info`); bytes_per_node = bytes x
+// resident_share (the model's share when the OS cannot say where pages are: then
+// resident_share is null). Exit codes: 0, 2 (bad options; --plot without gnuplot),
+// 1 (failure), 130 (Ctrl-C: what was measured is printed first).
 #include "sparq/roofline.hpp"
 
 #include <fmt/core.h>
+#include <sched.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <optional>
+#include <numeric>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "perf_common.hpp"
-#include "sparq/isa.hpp"
+#include "roofline_run.hpp"
 #include "sparq/machine.hpp"
+#include "sparq/topology.hpp"
 
 namespace sparq::cli {
+namespace roofline {
 namespace {
-
-struct RooflineOptions {
-  std::vector<std::string> seq_lens{"4k", "16k", "64k"};
-  std::string heads = "32/8";
-  std::int64_t head_dim = 128;
-  std::string dtype = "bf16";
-  std::vector<double> ratios{8.0};
-  std::optional<std::int64_t> r, k, window;
-  std::string gqa = "shared";
-  std::int64_t threads = 0;  // 0: all hardware threads
-  std::int64_t batch = 1;
-  std::int64_t repeats = 15;
-  std::int64_t block_tokens = 256;
-  std::string placement = "local";
-  std::string working_set;  // "" = auto
-  std::string bw_buffer;    // "" = auto
-  bool json = false, csv = false;
-  std::string plot;
-};
-
-struct Row {
-  std::size_t seq_len = 0;
-  std::string method;  // "dense" or "sparq"
-  double ratio = 0.0;
-  Method m;
-  std::optional<SparQResolved> params;
-  std::size_t layers = 0;
-  std::uint64_t working_set = 0;
-  std::vector<double> times;
-  Profile profile;
-  ModelCost model;
-  // Filled by finish():
-  RooflinePoint point;
-  double speedup = 0.0, byte_ratio = 0.0;
-  [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }
-};
-
-struct Run {
-  MachineInfo machine;
-  ReadBandwidth bw_before;
-  std::optional<BandwidthSample> bw_after;
-  FmaPeak fma;
-  Ceilings ceilings;
-  std::size_t threads = 0;
-  std::vector<Row> rows;
-  bool interrupted = false;
-};
 
 std::uint64_t auto_working_set(const MachineInfo& m) {
   // Far above the last-level cache, and at least 3 layers (build_cold_cache). Virtual
@@ -130,12 +93,46 @@ Method make_sparq(const RooflineOptions& o, double ratio) {
   return m;
 }
 
-// Speed-up and byte ratio against the dense row of the same S; roofline placement.
+// The node (index into Topology::this_system().nodes) of the CPU this thread runs on;
+// 0 when the OS or the topology cannot say. The thread may move afterwards: this is
+// where it was, for the model's "local" node, not a guarantee.
+std::size_t current_node() {
+  const Topology& topo = Topology::this_system();
+  unsigned cpu = 0, node = 0;
+  if (!topo.is_this_system() || getcpu(&cpu, &node) != 0) return 0;
+  const std::size_t i = topo.node_by_os_index(node);
+  return i < topo.nodes.size() ? i : 0;
+}
+
+// Where the cache of one S lives: layer 0 of every sequence (all KV heads) from the
+// OS's page locations, and the policy's model. Layer 0 stands for all layers: they are
+// filled the same way by the same thread. O(pages) system calls, before any timing.
+NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size_t kv_heads) {
+  const Topology& topo = Topology::this_system();
+  NodePlacement p;
+  p.seq_len = cold.seq_len;
+  p.resident_bytes.assign(topo.nodes.size(), 0);
+  for (const SeqId seq : cold.seqs) {
+    const std::vector<std::uint64_t> b = resident_bytes_by_node(*cold.cache, seq, 0);
+    for (std::size_t n = 0; n < b.size() && n < p.resident_bytes.size(); ++n) p.resident_bytes[n] += b[n];
+  }
+  const std::uint64_t total = std::accumulate(p.resident_bytes.begin(), p.resident_bytes.end(), std::uint64_t{0});
+  if (total)
+    for (const std::uint64_t b : p.resident_bytes) p.resident_share.push_back(double(b) / double(total));
+  p.local_node = current_node();
+  p.model_share = node_byte_shares(topo, placement, kv_heads, 0, kv_heads, p.local_node);
+  return p;
+}
+
+// Speed-up and byte ratio against the dense row of the same S; roofline placement;
+// bytes per node.
 void finish(Run& run) {
   for (Row& row : run.rows) {
     const std::uint64_t calls = row.times.size();
     if (!calls) continue;
     row.point = roofline_point(row.profile, calls, run.ceilings, perf::median(row.times));
+    if (const NodePlacement* p = run.placement_at(row.seq_len))
+      for (const double share : p->share()) row.bytes_per_node.push_back(double(row.point.bytes) * share);
   }
   for (Row& row : run.rows) {
     for (const Row& d : run.rows)
@@ -144,204 +141,6 @@ void finish(Run& run) {
         row.byte_ratio = row.point.bytes ? double(d.point.bytes) / double(row.point.bytes) : 0.0;
       }
   }
-}
-
-// Dense GB/s at the largest S measured, as a fraction of a bandwidth figure.
-std::optional<double> dense_fraction(const Run& run, double gb_per_s) {
-  const Row* best = nullptr;
-  for (const Row& r : run.rows)
-    if (r.method == "dense" && !r.times.empty() && (!best || r.seq_len > best->seq_len)) best = &r;
-  if (!best || gb_per_s <= 0) return std::nullopt;
-  return best->point.gb_per_s / gb_per_s;
-}
-
-nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
-  nlohmann::json j;
-  j["tool"] = "roofline";
-  j["config"] = {
-      {"q_heads", heads.q}, {"kv_heads", heads.kv}, {"head_dim", o.head_dim},         {"dtype", o.dtype},
-      {"batch", o.batch},   {"repeats", o.repeats}, {"block_tokens", o.block_tokens}, {"placement", o.placement},
-      {"gqa", o.gqa},       {"ratios", o.ratios}};
-  auto bw = nlohmann::json::array();
-  for (const auto& s : run.bw_before.samples)
-    bw.push_back({{"threads", s.threads},
-                  {"gb_per_s", s.gb_per_s},
-                  {"best_gb_per_s", s.best_gb_per_s},
-                  {"worst_gb_per_s", s.worst_gb_per_s}});
-  const FmaSample* fma = run.fma.at(run.threads);
-  j["machine"] = {{"cpu_model", run.machine.cpu_model},
-                  {"cores", run.machine.cores},
-                  {"hardware_threads", run.machine.hardware_threads},
-                  {"numa_nodes", run.machine.numa_nodes},
-                  {"llc_bytes", run.machine.llc_bytes},
-                  {"llc_instances", run.machine.llc_instances},
-                  {"isa", std::string(to_string(active_isa()))},
-                  {"threads", run.threads},
-                  {"read_buffer_bytes", run.bw_before.buffer_bytes},
-                  {"read_bandwidth", bw},
-                  {"read_gb_per_s_before", run.ceilings.read_gb_per_s},
-                  {"read_gb_per_s_after", run.bw_after ? nlohmann::json(run.bw_after->gb_per_s) : nlohmann::json()},
-                  {"fma_peak_gflops", fma ? fma->gflops : 0.0},
-                  {"ridge_intensity", run.ceilings.ridge_intensity()}};
-  auto results = nlohmann::json::array();
-  for (const Row& r : run.rows) {
-    if (r.times.empty()) continue;
-    nlohmann::json phases = nlohmann::json::object();
-    for (std::size_t p = 0; p < kPhaseCount; ++p) {
-      const PhaseStats& s = r.profile.phases[p];
-      if (!s.calls && !s.bytes_read) continue;
-      const double n = double(r.times.size());
-      phases[std::string(to_string(Phase(p)))] = {
-          {"bytes", double(s.bytes_read) / n}, {"flops", double(s.flops) / n}, {"seconds", s.seconds / n}};
-    }
-    nlohmann::json row = {{"seq_len", r.seq_len},
-                          {"method", r.method},
-                          {"ratio", r.method == "dense" ? nlohmann::json() : nlohmann::json(r.ratio)},
-                          {"layers", r.layers},
-                          {"working_set_bytes", r.working_set},
-                          {"repeats", r.times.size()},
-                          {"median_seconds", r.point.seconds},
-                          {"min_seconds", *std::min_element(r.times.begin(), r.times.end())},
-                          {"gb_per_s", r.point.gb_per_s},
-                          {"bandwidth_fraction", r.point.bandwidth_fraction},
-                          {"gflops", r.point.gflops},
-                          {"intensity", r.point.intensity},
-                          {"bytes", r.point.bytes},
-                          {"model_bytes", r.model.bytes},
-                          {"flops", r.point.flops},
-                          {"speedup_vs_dense", r.speedup},
-                          {"byte_ratio_vs_dense", r.byte_ratio},
-                          {"phases", phases}};
-    if (r.params) {
-      row["r"] = r.params->r;
-      row["k"] = r.params->k;
-      row["window"] = r.params->window;
-      row["reallocation"] = r.params->reallocation;
-    } else {
-      for (const char* key : {"r", "k", "window", "reallocation"}) row[key] = nullptr;
-    }
-    results.push_back(row);
-  }
-  j["results"] = results;
-  const auto before = dense_fraction(run, run.ceilings.read_gb_per_s);
-  const auto after = run.bw_after ? dense_fraction(run, run.bw_after->gb_per_s) : std::nullopt;
-  j["dense_vs_read_bandwidth"] = {{"before", before ? nlohmann::json(*before) : nlohmann::json()},
-                                  {"after", after ? nlohmann::json(*after) : nlohmann::json()}};
-  j["interrupted"] = run.interrupted;
-  return j;
-}
-
-void print_csv(const Run& run) {
-  fmt::print(
-      "seq_len,method,ratio,r,k,window,median_ms,gb_per_s,pct_of_read_bw,gflops,flop_per_byte,bytes,"
-      "model_bytes,speedup_vs_dense,byte_ratio_vs_dense\n");
-  for (const Row& r : run.rows) {
-    if (r.times.empty()) continue;
-    fmt::print("{},{},{},{},{},{},{:.6f},{:.3f},{:.2f},{:.3f},{:.4f},{},{},{:.3f},{:.3f}\n", r.seq_len, r.method,
-               r.params ? fmt::format("{:g}", r.ratio) : "", r.params ? fmt::format("{}", r.params->r) : "",
-               r.params ? fmt::format("{}", r.params->k) : "", r.params ? fmt::format("{}", r.params->window) : "",
-               r.point.seconds * 1e3, r.point.gb_per_s, r.point.bandwidth_fraction * 100, r.point.gflops,
-               r.point.intensity, r.point.bytes, r.model.bytes, r.speedup, r.byte_ratio);
-  }
-}
-
-void print_machine(const Run& run) {
-  const MachineInfo& m = run.machine;
-  fmt::print("machine\n");
-  fmt::print("  cpu             {} ({} cores, {} hardware threads, {} NUMA node{})\n", m.cpu_model, m.cores,
-             m.hardware_threads, m.numa_nodes, m.numa_nodes == 1 ? "" : "s");
-  if (m.llc_bytes)
-    fmt::print("  last-level      {} x L{} {} (hwloc)\n", m.llc_instances, m.llc_level,
-               perf::human_bytes(double(m.llc_bytes)));
-  fmt::print("  isa             {}\n", to_string(active_isa()));
-  fmt::print("  threads         {}\n", run.threads);
-  std::string bw;
-  for (const auto& s : run.bw_before.samples)
-    bw += fmt::format("{}{:.1f} GB/s ({} thr)", bw.empty() ? "" : ", ", s.gb_per_s, s.threads);
-  fmt::print("  read bandwidth  {}   [sum over {}, median of passes, {}]\n", bw,
-             perf::human_bytes(double(run.bw_before.buffer_bytes)), run.bw_before.pinned ? "pinned" : "not pinned");
-  const FmaSample* fma = run.fma.at(run.threads);
-  fmt::print("  FMA peak        {:.1f} GFLOP/s ({} thr, f32, {})\n", fma ? fma->gflops : 0.0, run.threads,
-             to_string(run.fma.isa));
-  fmt::print("  ridge point     {:.2f} FLOP/byte\n", run.ceilings.ridge_intensity());
-}
-
-void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
-  std::size_t calls = 0;
-  for (const Row& r : run.rows)
-    if (!r.times.empty()) calls = calls ? std::min(calls, r.times.size()) : r.times.size();
-  fmt::print("\nresults: one layer, {} query / {} KV heads, d={}, {}, batch {}; median of {} cold calls{}\n", heads.q,
-             heads.kv, o.head_dim, o.dtype, o.batch, calls, run.interrupted ? " (interrupted)" : "");
-  fmt::print("{:>6}  {:<12} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>7} {:>8} {:>8}\n", "S", "method", "time", "GB/s",
-             "%BW", "GFLOP/s", "FLOP/B", "bytes", "model", "speedup", "bytes/x");
-  for (const Row& r : run.rows) {
-    if (r.times.empty()) continue;
-    const double model_ratio = r.model.bytes ? double(r.point.bytes) / double(r.model.bytes) : 0.0;
-    fmt::print("{:>6}  {:<12} {:>7.3f} ms {:>8.1f} {:>5.0f}% {:>8.2f} {:>7.3f} {:>11} {:>6.3f}x {:>7.2f}x {:>7.2f}x\n",
-               perf::count_label(r.seq_len), r.label(), r.point.seconds * 1e3, r.point.gb_per_s,
-               r.point.bandwidth_fraction * 100, r.point.gflops, r.point.intensity,
-               perf::human_bytes(double(r.point.bytes)), model_ratio, r.speedup, r.byte_ratio);
-  }
-  fmt::print(
-      "(model: bytes counted / DESIGN §1 transfer model; speedup and bytes/x: dense at the same S over this "
-      "row)\n");
-  if (run.bw_after) {
-    const auto before = dense_fraction(run, run.ceilings.read_gb_per_s);
-    const auto after = dense_fraction(run, run.bw_after->gb_per_s);
-    fmt::print("\nread bandwidth after the runs: {:.1f} GB/s ({} thr)", run.bw_after->gb_per_s, run.threads);
-    if (before && after)
-      fmt::print("; dense at the largest S reached {:.0f}% of the bandwidth before, {:.0f}% after", *before * 100,
-                 *after * 100);
-    fmt::print("\n");
-  }
-}
-
-void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
-  double lo = 1e9, hi = 0;
-  for (const Row& r : run.rows)
-    if (!r.times.empty() && r.point.intensity > 0) {
-      lo = std::min(lo, r.point.intensity);
-      hi = std::max(hi, r.point.intensity);
-    }
-  const double ridge = run.ceilings.ridge_intensity();
-  lo = std::min(lo, ridge) / 4;
-  hi = std::max(hi, ridge) * 4;
-  const auto esc = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out;
-  };
-  std::string script;
-  script += fmt::format("set terminal svg size 900,600 dynamic font 'sans,12' background '#ffffff'\n");
-  script += fmt::format("set output '{}'\n", esc(file));
-  script += fmt::format("set title '{} — {} thr, {} query / {} KV heads, d={}, {}' noenhanced\n",
-                        esc(run.machine.cpu_model), run.threads, heads.q, heads.kv, o.head_dim, o.dtype);
-  script += "set logscale xy\nset grid\nset key left top noenhanced\n";
-  script += "set xlabel 'arithmetic intensity (FLOP/byte)'\nset ylabel 'GFLOP/s'\n";
-  script += fmt::format("bw = {}\npeak = {}\nroof(x) = x * bw < peak ? x * bw : peak\n", run.ceilings.read_gb_per_s,
-                        run.ceilings.peak_gflops);
-  script += fmt::format("set xrange [{}:{}]\nset samples 400\n", lo, hi);
-  std::string dense, sparq;
-  for (const Row& r : run.rows) {
-    if (r.times.empty()) continue;
-    (r.method == "dense" ? dense : sparq) +=
-        fmt::format("{} {} \"{} S={}\"\n", r.point.intensity, r.point.gflops, r.label(), perf::count_label(r.seq_len));
-  }
-  script += "$dense << EOD\n" + (dense.empty() ? "1e-9 1e-9 \"\"\n" : dense) + "EOD\n";
-  script += "$sparq << EOD\n" + (sparq.empty() ? "1e-9 1e-9 \"\"\n" : sparq) + "EOD\n";
-  script += fmt::format(
-      "plot roof(x) with lines lw 2 lc rgb '#444444' title sprintf('roofline: read %.1f GB/s, FMA %.0f GFLOP/s', bw, "
-      "peak), \\\n"
-      "  $dense using 1:2 with points pt 7 ps 1.3 lc rgb '#d62728' title 'dense', \\\n"
-      "  $dense using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle, \\\n"
-      "  $sparq using 1:2 with points pt 5 ps 1.3 lc rgb '#1f77b4' title 'SparQ', \\\n"
-      "  $sparq using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle\n");
-  FILE* gp = popen("gnuplot", "w");
-  if (!gp) throw Error(ErrorCode::io_error, "--plot: cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int status = pclose(gp);
-  if (status != 0)
-    throw Error(ErrorCode::io_error, fmt::format("--plot: gnuplot failed writing {} (status {})", file, status));
 }
 
 int run(const RooflineOptions& o) {
@@ -368,6 +167,8 @@ int run(const RooflineOptions& o) {
 
   Run run;
   run.machine = describe_machine();
+  run.placement = placement;
+  for (const NumaNodeInfo& n : Topology::this_system().nodes) run.node_os_index.push_back(n.os_index);
   run.threads = o.threads ? std::size_t(o.threads) : run.machine.hardware_threads;
   perf::StopOnSigint stop;
 
@@ -406,6 +207,8 @@ int run(const RooflineOptions& o) {
                                        });
     progress.step(tag);
     if (cold.layers == 0) break;
+    progress.show(fmt::format("{}: locating the cache's pages", tag));
+    run.placements.push_back(locate(cold, placement, heads.kv));
     const perf::Queries queries(cold, heads.q, d, std::uint32_t(1000 + si));
     const std::size_t first = run.rows.size();
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
@@ -449,6 +252,7 @@ int run(const RooflineOptions& o) {
   else {
     print_machine(run);
     print_table(o, run, heads);
+    print_placement(run);
   }
   if (!o.plot.empty()) write_plot(o.plot, o, run, heads);
   if (run.interrupted) {
@@ -494,10 +298,11 @@ Action setup(CLI::App& cmd) {
 }
 
 }  // namespace
+}  // namespace roofline
 
 Subcommand roofline_subcommand() {
   return {"roofline", "Measure memory bandwidth and FMA peak, then place dense and SparQ decode on the roofline",
-          &setup};
+          &roofline::setup};
 }
 
 }  // namespace sparq::cli

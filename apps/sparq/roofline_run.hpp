@@ -1,0 +1,103 @@
+// `sparq roofline`: what one run measured, shared by the measuring side (roofline.cpp:
+// options, validation, the timed runs) and the reports (roofline_report.cpp: text
+// table, CSV, JSON, gnuplot chart). The --json fields are listed in roofline.cpp.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "perf_common.hpp"
+#include "sparq/machine.hpp"
+#include "sparq/roofline.hpp"
+
+namespace sparq::cli::roofline {
+
+struct RooflineOptions {
+  std::vector<std::string> seq_lens{"4k", "16k", "64k"};
+  std::string heads = "32/8";
+  std::int64_t head_dim = 128;
+  std::string dtype = "bf16";
+  std::vector<double> ratios{8.0};
+  std::optional<std::int64_t> r, k, window;
+  std::string gqa = "shared";
+  std::int64_t threads = 0;  // 0: all hardware threads
+  std::int64_t batch = 1;
+  std::int64_t repeats = 15;
+  std::int64_t block_tokens = 256;
+  std::string placement = "local";
+  std::string working_set;  // "" = auto
+  std::string bw_buffer;    // "" = auto
+  bool json = false, csv = false;
+  std::string plot;
+};
+
+// Where the cache of one S lives, per node of Topology::this_system() (its node order).
+struct NodePlacement {
+  std::size_t seq_len = 0;
+  // Layer 0 of every sequence of the batch, all KV heads, as the OS placed its pages
+  // (resident_bytes_by_node); sums to 0 when the OS could not say.
+  std::vector<std::uint64_t> resident_bytes;
+  std::vector<double> resident_share;  // resident_bytes / their sum; empty when unknown
+  std::vector<double> model_share;     // node_byte_shares() for the policy
+  std::size_t local_node = 0;          // the model's "local": the node of the thread that filled the cache
+  // The shares bytes are split by: measured when known, else the model's.
+  [[nodiscard]] const std::vector<double>& share() const {
+    return resident_share.empty() ? model_share : resident_share;
+  }
+};
+
+struct Row {
+  std::size_t seq_len = 0;
+  std::string method;  // "dense" or "sparq"
+  double ratio = 0.0;
+  Method m;
+  std::optional<SparQResolved> params;
+  std::size_t layers = 0;
+  std::uint64_t working_set = 0;
+  std::vector<double> times;
+  Profile profile;
+  ModelCost model;
+  // Filled by finish():
+  RooflinePoint point;
+  double speedup = 0.0, byte_ratio = 0.0;
+  std::vector<double> bytes_per_node;  // point.bytes x the S's NodePlacement::share()
+  [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }
+};
+
+struct Run {
+  MachineInfo machine;
+  ReadBandwidth bw_before;
+  std::optional<BandwidthSample> bw_after;
+  FmaPeak fma;
+  Ceilings ceilings;
+  std::size_t threads = 0;
+  std::vector<Row> rows;
+  Placement placement = Placement::local;
+  std::vector<unsigned> node_os_index;    // per node of Topology::this_system()
+  std::vector<NodePlacement> placements;  // one per S measured
+  bool interrupted = false;
+
+  [[nodiscard]] const NodePlacement* placement_at(std::size_t seq_len) const {
+    for (const NodePlacement& p : placements)
+      if (p.seq_len == seq_len) return &p;
+    return nullptr;
+  }
+};
+
+// --- Reports (roofline_report.cpp) ------------------------------------------------------
+
+[[nodiscard]] nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+void print_csv(const Run& run);
+void print_machine(const Run& run);
+void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+// Per S: each node's resident share (and the model's) and bytes per node of every row.
+void print_placement(const Run& run);
+// An SVG roofline chart through gnuplot; throws Error(io_error) when gnuplot fails.
+void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+
+}  // namespace sparq::cli::roofline
