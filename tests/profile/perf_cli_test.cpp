@@ -62,6 +62,9 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
         "read_bandwidth", "read_gb_per_s_before", "read_gb_per_s_after", "fma_peak_gflops", "ridge_intensity"})
     EXPECT_TRUE(m.contains(key)) << key;
   EXPECT_EQ(m.at("threads"), 1);
+  ASSERT_TRUE(j.contains("placement"));
+  EXPECT_EQ(j.at("placement").at("policy"), "local");
+  EXPECT_EQ(j.at("placement").at("numa_nodes"), m.at("numa_nodes"));
   EXPECT_GT(m.at("read_gb_per_s_before").get<double>(), 0.0);
   EXPECT_GT(m.at("fma_peak_gflops").get<double>(), 0.0);
   const auto& results = j.at("results");
@@ -88,7 +91,10 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
                             "flops",
                             "speedup_vs_dense",
                             "byte_ratio_vs_dense",
-                            "phases"})
+                            "phases",
+                            "bytes_per_node",
+                            "resident_share",
+                            "model_share"})
       EXPECT_TRUE(row.contains(key)) << key;
     EXPECT_EQ(row.at("seq_len"), 1024);
     EXPECT_EQ(row.at("repeats"), 2);
