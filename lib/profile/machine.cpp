@@ -1,7 +1,7 @@
-// describe_machine(): the topology facts the roofline report needs, from hwloc.
+// describe_machine(): the topology facts the roofline report needs (hwloc, through
+// Topology::this_system()) plus the CPU model and active ISA.
 #include "sparq/machine.hpp"
 
-#include <hwloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "profile/topology.hpp"
+#include "sparq/topology.hpp"
 
 namespace sparq {
 namespace {
@@ -35,37 +35,18 @@ MachineInfo describe_machine() {
   MachineInfo m;
   m.isa = active_isa();
   m.cpu_model = cpu_model_from_proc();
+  // The same hwloc facts `sparq info` shows (one loader for the whole library).
+  const Topology& t = Topology::this_system();
   const unsigned hc = std::thread::hardware_concurrency();
-  m.hardware_threads = hc ? hc : 1;
-  m.cores = m.hardware_threads;
-
-  hwloc_topology_t topo = profile::process_topology();
-  if (!topo) return m;
-  const int pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-  const int cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
-  const int nodes = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
-  if (pus > 0) m.hardware_threads = std::size_t(pus);
-  if (cores > 0) m.cores = std::size_t(cores);
-  if (nodes > 0) m.numa_nodes = std::size_t(nodes);
-  if (m.cpu_model == "unknown") {
-    if (hwloc_obj_t pkg = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PACKAGE, 0)) {
-      if (const char* model = hwloc_obj_get_info_by_name(pkg, "CPUModel")) m.cpu_model = model;
-    }
-  }
-  // The last level: the highest data/unified cache level present.
-  const hwloc_obj_type_t levels[] = {HWLOC_OBJ_L5CACHE, HWLOC_OBJ_L4CACHE, HWLOC_OBJ_L3CACHE, HWLOC_OBJ_L2CACHE,
-                                     HWLOC_OBJ_L1CACHE};
-  const int level_numbers[] = {5, 4, 3, 2, 1};
-  for (std::size_t i = 0; i < std::size(levels); ++i) {
-    const int n = hwloc_get_nbobjs_by_type(topo, levels[i]);
-    if (n <= 0) continue;
-    hwloc_obj_t c = hwloc_get_obj_by_type(topo, levels[i], 0);
-    if (c && c->attr) {
-      m.llc_bytes = std::size_t(c->attr->cache.size);
-      m.llc_instances = std::size_t(n);
-      m.llc_level = level_numbers[i];
-    }
-    break;
+  m.hardware_threads = t.pus ? t.pus : (hc ? hc : 1);
+  m.cores = t.cores ? t.cores : m.hardware_threads;
+  m.numa_nodes = std::max<std::size_t>(t.nodes.size(), 1);
+  if (m.cpu_model == "unknown" && !t.cpu_model.empty()) m.cpu_model = t.cpu_model;
+  if (!t.caches.empty()) {  // L1d first: the last entry is the last level
+    const CacheLevelInfo& llc = t.caches.back();
+    m.llc_bytes = std::size_t(llc.size_bytes);
+    m.llc_instances = llc.count;
+    m.llc_level = int(llc.level);
   }
   return m;
 }
