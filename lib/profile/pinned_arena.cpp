@@ -7,6 +7,7 @@
 #include <oneapi/tbb/task_scheduler_observer.h>
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "profile/topology.hpp"
@@ -27,10 +28,12 @@ class PinObserver final : public tbb::task_scheduler_observer {
     if (!topo_ || cores_ <= 0) return;
     const int slot = tbb::this_task_arena::current_thread_index();
     if (slot < 0) return;
-    saved() = hwloc_bitmap_alloc();
-    if (hwloc_get_cpubind(topo_, saved(), HWLOC_CPUBIND_THREAD) != 0) {
-      hwloc_bitmap_free(saved());
-      saved() = nullptr;
+    // Keep the affinity from before the first entry: a worker can enter again without
+    // its exit having been observed (the observer is switched off while it is still in
+    // the arena), and must not lose the original (nor leak the copy).
+    if (!saved()) {
+      Bitmap b(hwloc_bitmap_alloc());
+      if (b && hwloc_get_cpubind(topo_, b.get(), HWLOC_CPUBIND_THREAD) == 0) saved() = std::move(b);
     }
     hwloc_obj_t core = hwloc_get_obj_by_type(topo_, HWLOC_OBJ_CORE, unsigned(slot % cores_));
     bool bound = false;
@@ -46,17 +49,21 @@ class PinObserver final : public tbb::task_scheduler_observer {
 
   void on_scheduler_exit(bool) override {
     if (saved()) {
-      hwloc_set_cpubind(topo_, saved(), HWLOC_CPUBIND_THREAD);
-      hwloc_bitmap_free(saved());
-      saved() = nullptr;
+      hwloc_set_cpubind(topo_, saved().get(), HWLOC_CPUBIND_THREAD);
+      saved().reset();
     }
   }
 
   [[nodiscard]] bool ok() const noexcept { return ok_.load(std::memory_order_relaxed); }
 
  private:
-  static hwloc_bitmap_t& saved() {
-    thread_local hwloc_bitmap_t s = nullptr;
+  struct FreeBitmap {
+    void operator()(hwloc_bitmap_t b) const noexcept { hwloc_bitmap_free(b); }
+  };
+  using Bitmap = std::unique_ptr<hwloc_bitmap_s, FreeBitmap>;
+  // The thread's affinity before it entered; freed at thread exit if never restored.
+  static Bitmap& saved() {
+    thread_local Bitmap s;
     return s;
   }
   hwloc_topology_t topo_;
