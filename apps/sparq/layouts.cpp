@@ -110,19 +110,15 @@ std::string recommend(const std::vector<Result>& results, std::size_t S, std::si
 }
 
 int run(const LayoutsOptions& o) {
-  if (o.json && o.csv) usage_error("--json and --csv are exclusive: choose one output format");
-  if (o.head_dim < 1 || o.head_dim > 4096)
-    usage_error(fmt::format("--head-dim={} is invalid: must be in [1, 4096]", o.head_dim));
-  if (!std::isfinite(o.ratio) || o.ratio < 1.0)
-    usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", o.ratio));
-  if (o.r && (*o.r < 1 || *o.r > o.head_dim))
-    usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, o.head_dim));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
-  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
-  if (o.threads < 0 || o.threads > 4096)
-    usage_error(fmt::format("--threads={} is invalid: must be in [1, 4096] (0 or omitted: all)", o.threads));
-  if (o.repeats < 1 || o.repeats > 100000)
-    usage_error(fmt::format("--repeats={} is invalid: must be in [1, 100000]", o.repeats));
+  perf::check_shared_options({.json = o.json,
+                               .csv = o.csv,
+                               .head_dim = o.head_dim,
+                               .ratios = {o.ratio},
+                               .r = o.r,
+                               .k = o.k,
+                               .window = o.window,
+                               .threads = o.threads});
+  perf::check_repeats(o.repeats);
   const std::size_t S = perf::parse_count(o.seq_len, "--seq-len");
   if (S > (1ull << 30)) usage_error(fmt::format("--seq-len={} is too long: at most 1G positions", o.seq_len));
   const perf::Heads heads = perf::parse_heads(o.heads);
@@ -145,10 +141,7 @@ int run(const LayoutsOptions& o) {
     blocks.push_back(std::size_t(b));
   }
   const std::uint64_t working_set = perf::parse_count(o.working_set, "--working-set");
-  SparQ sparq = SparQ::for_ratio(o.ratio);
-  if (o.r) sparq.r = std::size_t(*o.r);
-  if (o.k) sparq.k = std::size_t(*o.k);
-  if (o.window) sparq.window = std::size_t(*o.window);
+  const SparQ sparq = perf::sparq_for(o.ratio, o.r, o.k, o.window);
   const std::size_t group = heads.q / heads.kv;
   const SparQResolved params = sparq.resolve(d, S, group);  // validates k, r against S and d
   const Method sparq_method = sparq, dense_method = Dense{};

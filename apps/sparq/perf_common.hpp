@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -109,6 +110,48 @@ inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// --- Options both tools share ------------------------------------------------------
+
+// The options `sparq roofline` and `sparq layouts` have in common, checked the same way
+// and in this order (the first bad one is reported).
+struct SharedOptions {
+  bool json = false, csv = false;
+  std::int64_t head_dim = 0;
+  std::vector<double> ratios;
+  std::optional<std::int64_t> r, k, window;
+  std::int64_t threads = 0;
+};
+
+inline void check_shared_options(const SharedOptions& o) {
+  if (o.json && o.csv) usage_error("--json and --csv are exclusive: choose one output format");
+  if (o.head_dim < 1 || o.head_dim > 4096)
+    usage_error(fmt::format("--head-dim={} is invalid: must be in [1, 4096]", o.head_dim));
+  for (double c : o.ratios)
+    if (!std::isfinite(c) || c < 1.0)
+      usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", c));
+  if (o.r && (*o.r < 1 || *o.r > o.head_dim))
+    usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, o.head_dim));
+  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
+  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
+  if (o.threads < 0 || o.threads > 4096)
+    usage_error(fmt::format("--threads={} is invalid: must be in [1, 4096] (0 or omitted: all)", o.threads));
+}
+
+inline void check_repeats(std::int64_t repeats) {
+  if (repeats < 1 || repeats > 100000)
+    usage_error(fmt::format("--repeats={} is invalid: must be in [1, 100000]", repeats));
+}
+
+// SparQ at compression ratio c with the --r/--k/--window overrides (already checked).
+inline SparQ sparq_for(double ratio, const std::optional<std::int64_t>& r, const std::optional<std::int64_t>& k,
+                       const std::optional<std::int64_t>& window) {
+  SparQ m = SparQ::for_ratio(ratio);
+  if (r) m.r = std::size_t(*r);
+  if (k) m.k = std::size_t(*k);
+  if (window) m.window = std::size_t(*window);
+  return m;
 }
 
 // --- Ctrl-C ---------------------------------------------------------------------------

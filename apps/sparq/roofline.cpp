@@ -63,21 +63,16 @@ std::uint64_t auto_working_set(const MachineInfo& m) {
 }
 
 void check(const RooflineOptions& o) {
-  if (o.json && o.csv) usage_error("--json and --csv are exclusive: choose one output format");
-  if (o.head_dim < 1 || o.head_dim > 4096)
-    usage_error(fmt::format("--head-dim={} is invalid: must be in [1, 4096]", o.head_dim));
-  for (double c : o.ratios)
-    if (!std::isfinite(c) || c < 1.0)
-      usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", c));
-  if (o.r && (*o.r < 1 || *o.r > o.head_dim))
-    usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, o.head_dim));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
-  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
-  if (o.threads < 0 || o.threads > 4096)
-    usage_error(fmt::format("--threads={} is invalid: must be in [1, 4096] (0 or omitted: all)", o.threads));
+  perf::check_shared_options({.json = o.json,
+                               .csv = o.csv,
+                               .head_dim = o.head_dim,
+                               .ratios = o.ratios,
+                               .r = o.r,
+                               .k = o.k,
+                               .window = o.window,
+                               .threads = o.threads});
   if (o.batch < 1 || o.batch > 4096) usage_error(fmt::format("--batch={} is invalid: must be in [1, 4096]", o.batch));
-  if (o.repeats < 1 || o.repeats > 100000)
-    usage_error(fmt::format("--repeats={} is invalid: must be in [1, 100000]", o.repeats));
+  perf::check_repeats(o.repeats);
   if (o.block_tokens < 1 || o.block_tokens > (1 << 20))
     usage_error(fmt::format("--block-tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
   if (!o.plot.empty() && !perf::on_path("gnuplot"))
@@ -85,10 +80,7 @@ void check(const RooflineOptions& o) {
 }
 
 Method make_sparq(const RooflineOptions& o, double ratio) {
-  SparQ m = SparQ::for_ratio(ratio);
-  if (o.r) m.r = std::size_t(*o.r);
-  if (o.k) m.k = std::size_t(*o.k);
-  if (o.window) m.window = std::size_t(*o.window);
+  SparQ m = perf::sparq_for(ratio, o.r, o.k, o.window);
   m.gqa = *parse_gqa_selection(o.gqa);
   return m;
 }
