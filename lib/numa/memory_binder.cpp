@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/process_topology.hpp"
 #include "sparq/topology.hpp"
 
 namespace sparq::numa {
@@ -15,21 +16,9 @@ namespace {
 
 class HwlocBinder final : public MemoryBinder {
  public:
-  HwlocBinder() {
-    if (hwloc_topology_init(&topology_) != 0) {
-      topology_ = nullptr;
-      return;
-    }
-    if (hwloc_topology_load(topology_) != 0) {
-      hwloc_topology_destroy(topology_);
-      topology_ = nullptr;
-    }
-  }
-  ~HwlocBinder() override {
-    if (topology_) hwloc_topology_destroy(topology_);
-  }
-  HwlocBinder(const HwlocBinder&) = delete;
-  HwlocBinder& operator=(const HwlocBinder&) = delete;
+  // The process's shared topology: binding only reads it, which hwloc allows from any
+  // thread.
+  HwlocBinder() : topology_(process_topology()) {}
 
   int bind(void* addr, std::size_t bytes, std::span<const unsigned> nodes, BindMode mode) noexcept override {
     if (!topology_) return ENOSYS;
@@ -67,7 +56,7 @@ class HwlocBinder final : public MemoryBinder {
   }
 
  private:
-  hwloc_topology_t topology_ = nullptr;
+  const hwloc_topology_t topology_;
 };
 
 struct StatusStore {

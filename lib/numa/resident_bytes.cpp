@@ -5,29 +5,10 @@
 #include <algorithm>
 #include <memory>
 
+#include "common/process_topology.hpp"
 #include "sparq/topology.hpp"
 
 namespace sparq {
-
-namespace {
-
-struct Hwloc {
-  hwloc_topology_t t = nullptr;
-  Hwloc() {
-    if (hwloc_topology_init(&t) != 0) t = nullptr;
-    if (t && hwloc_topology_load(t) != 0) {
-      hwloc_topology_destroy(t);
-      t = nullptr;
-    }
-  }
-  ~Hwloc() {
-    if (t) hwloc_topology_destroy(t);
-  }
-  Hwloc(const Hwloc&) = delete;
-  Hwloc& operator=(const Hwloc&) = delete;
-};
-
-}  // namespace
 
 std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId seq, std::size_t layer,
                                                   std::size_t kv_begin, std::size_t kv_end) {
@@ -36,8 +17,8 @@ std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId se
   const KVCache::ReadLock lock = cache.lock_for_read(seq);
   const LayerView v = cache.view(seq, layer);
   kv_end = std::min(kv_end, v.kv_heads);
-  static const Hwloc hw;  // loaded once; hwloc queries are thread-safe on a loaded topology
-  if (!hw.t || kv_begin >= kv_end || v.blocks_per_head == 0) return bytes;
+  const hwloc_topology_t hw = process_topology();  // read-only queries: thread-safe
+  if (!hw || kv_begin >= kv_end || v.blocks_per_head == 0) return bytes;
   const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
   // The block's extent up to the end of its last region (the pool rounds the block up to
   // whole pages; the tail holds nothing).
@@ -50,7 +31,7 @@ std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId se
       for (std::size_t off = 0; off < block_bytes; off += page) {
         const std::size_t len = std::min(page, block_bytes - off);
         hwloc_bitmap_zero(set.get());
-        if (hwloc_get_area_memlocation(hw.t, block + off, len, set.get(), HWLOC_MEMBIND_BYNODESET) != 0) continue;
+        if (hwloc_get_area_memlocation(hw, block + off, len, set.get(), HWLOC_MEMBIND_BYNODESET) != 0) continue;
         if (hwloc_bitmap_weight(set.get()) != 1) continue;  // not resident (or unknown)
         const std::size_t node = topo.node_by_os_index(unsigned(hwloc_bitmap_first(set.get())));
         if (node < bytes.size()) bytes[node] += len;

@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "profile/topology.hpp"
+#include "common/process_topology.hpp"
 
 namespace sparq::profile {
 namespace {

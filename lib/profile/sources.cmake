@@ -4,7 +4,6 @@
 # kernels/sources.cmake defines (with that ISA's flags); the rest builds at baseline.
 list(APPEND SPARQ_SOURCES
   profile/profile.cpp
-  profile/topology.cpp
   profile/machine.cpp
   profile/pinned_arena.cpp
   profile/peak_dispatch.cpp

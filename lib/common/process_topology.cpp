@@ -1,11 +1,11 @@
-#include "profile/topology.hpp"
+#include "common/process_topology.hpp"
 
-namespace sparq::profile {
+namespace sparq {
 namespace {
 
-struct Topology {
+struct LoadedTopology {
   hwloc_topology_t topo = nullptr;
-  Topology() noexcept {
+  LoadedTopology() noexcept {
     if (hwloc_topology_init(&topo) != 0) {
       topo = nullptr;
       return;
@@ -15,18 +15,18 @@ struct Topology {
       topo = nullptr;
     }
   }
-  ~Topology() {
+  ~LoadedTopology() {
     if (topo) hwloc_topology_destroy(topo);
   }
-  Topology(const Topology&) = delete;
-  Topology& operator=(const Topology&) = delete;
+  LoadedTopology(const LoadedTopology&) = delete;
+  LoadedTopology& operator=(const LoadedTopology&) = delete;
 };
 
 }  // namespace
 
 hwloc_topology_t process_topology() noexcept {
-  static const Topology t;  // thread-safe one-time initialization
+  static const LoadedTopology t;  // thread-safe one-time initialization
   return t.topo;
 }
 
-}  // namespace sparq::profile
+}  // namespace sparq
