@@ -10,7 +10,12 @@
 //    Before timing, finds where the cache's pages are: per NUMA node, layer 0 of the
 //    batch as the OS placed it (resident_bytes_by_node), and the --placement model
 //    (node_byte_shares); each row's bytes are split over the nodes by the measured share.
-// 3. Measures the read bandwidth again, and prints the table: median time, GB/s, % of
+// 3. Measures the bandwidth of each SparQ row's two scattered access patterns (stage 1:
+//    runs of block_tokens elements in each block's d-major keys; stage 2: rows of
+//    head_dim elements in its K and V; as many per block as the profile counted): a
+//    row's floor is its phases' bytes at the bandwidth of their pattern, SparQ's
+//    speed-up bound dense's floor over its own.
+// 4. Measures the read bandwidth again, and prints the table: median time, GB/s, % of
 //    the read bandwidth measured before the runs, GFLOP/s, FLOP/byte, bytes moved (and
 //    the DESIGN §1 model), speed-up and byte ratio against dense at the same S; then
 //    the placement section (share and bytes per node). The reports are in
@@ -23,7 +28,9 @@
 // results[{seq_len, method, ratio, r, k, window, reallocation, layers, working_set_bytes,
 // repeats, median_seconds, min_seconds, gb_per_s, bandwidth_fraction, gflops,
 // intensity, bytes, model_bytes, flops, speedup_vs_dense, byte_ratio_vs_dense,
-// phases{<phase>: {bytes, flops, seconds}}, bytes_per_node[], resident_share[],
+// phases{<phase>: {bytes, flops, seconds}}, scattered_read[{what, run_bytes,
+// runs_per_block, region_bytes, block_stride_bytes, gb_per_s}] (SparQ rows), floor_seconds, floor_fraction (floor /
+// median), speedup_bound (null for dense), bytes_per_node[], resident_share[],
 // model_share[]}], placement{policy, numa_nodes, node_os_index[],
 // seq_lens[{seq_len, local_node, resident_bytes[], resident_share[], model_share[]}]},
 // dense_vs_read_bandwidth{before, after}, interrupted. Per-node arrays follow the node
@@ -37,10 +44,14 @@
 #include <sched.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
@@ -116,6 +127,48 @@ NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size
   return p;
 }
 
+// The read bandwidth of each SparQ row's two scattered patterns, laid out as a KV head's
+// blocks are (one block apart; identical patterns measured once): stage 1 reads runs of
+// block_tokens elements inside each block's d-major keys (d rows), stage 2 rows of
+// head_dim elements inside its S-major K and V (2 x block_tokens rows); runs per block
+// from the bytes the profile counted.
+void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t block_tokens, std::size_t elem,
+                       std::size_t head_dim, std::size_t kv_heads, std::size_t batch) {
+  using Key = std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>;
+  std::map<Key, double> measured;
+  const auto line_multiple = [](std::size_t b) { return std::min<std::size_t>((b + 63) / 64 * 64, 64u << 10); };
+  for (Row& row : run.rows) {
+    if (row.method == "dense" || row.times.empty() || !row.layers) continue;
+    const std::size_t blocks = kv_heads * batch * ((row.seq_len + block_tokens - 1) / block_tokens);
+    const std::size_t stride = std::size_t(double(row.working_set) / double(row.layers) / double(blocks)) / 64 * 64;
+    const std::size_t region = head_dim * block_tokens * elem;  // one block's d-major K, or its S-major K
+    for (const auto& [what, phase, bytes, group] :
+         {std::tuple{"stage1", Phase::stage1, block_tokens * elem, region},
+          std::tuple{"stage2", Phase::stage2, head_dim * elem, 2 * region}}) {
+      const double per_call = double(row.profile[phase].bytes_read) / double(row.times.size());
+      const std::size_t run_bytes = line_multiple(bytes);
+      const std::size_t group_bytes = std::min(group / 64 * 64, stride);
+      if (per_call <= 0 || group_bytes < run_bytes) continue;
+      const std::size_t per_group = std::clamp<std::size_t>(
+          std::size_t(std::llround(per_call / double(blocks) / double(run_bytes))), 1, group_bytes / run_bytes);
+      const Key key{run_bytes, per_group, group_bytes, stride};
+      auto it = measured.find(key);
+      if (it == measured.end())
+        it = measured
+                 .emplace(key, meter
+                                   .measure({.thread_counts = {run.threads},
+                                             .scattered_run_bytes = run_bytes,
+                                             .scattered_runs_per_group = per_group,
+                                             .scattered_group_bytes = group_bytes,
+                                             .scattered_group_stride_bytes = stride})
+                                   .samples.front()
+                                   .gb_per_s)
+                 .first;
+      row.scattered.push_back({what, run_bytes, per_group, group_bytes, stride, it->second});
+    }
+  }
+}
+
 // Speed-up and byte ratio against the dense row of the same S; roofline placement;
 // bytes per node.
 void finish(Run& run) {
@@ -125,12 +178,16 @@ void finish(Run& run) {
     row.point = roofline_point(row.profile, calls, run.ceilings, perf::median(row.times));
     if (const NodePlacement* p = run.placement_at(row.seq_len))
       for (const double share : p->share()) row.bytes_per_node.push_back(double(row.point.bytes) * share);
+    for (std::size_t p = 0; p < kPhaseCount; ++p)
+      if (const double gb = row.phase_gb_per_s(Phase(p), run.ceilings.read_gb_per_s); gb > 0)
+        row.floor_seconds += double(row.profile.phases[p].bytes_read) / double(calls) / (gb * 1e9);
   }
   for (Row& row : run.rows) {
     for (const Row& d : run.rows)
       if (d.method == "dense" && d.seq_len == row.seq_len && !d.times.empty() && !row.times.empty()) {
         row.speedup = d.point.seconds / row.point.seconds;
         row.byte_ratio = row.point.bytes ? double(d.point.bytes) / double(row.point.bytes) : 0.0;
+        if (row.method != "dense" && row.floor_seconds > 0) row.speedup_bound = d.floor_seconds / row.floor_seconds;
       }
   }
 }
@@ -231,6 +288,8 @@ int run(const RooflineOptions& o) {
   }
   run.interrupted = stop.stop_requested();
   if (!run.interrupted) {
+    progress.show("measuring SparQ's scattered read patterns");
+    measure_scattered(run, meter, std::size_t(o.block_tokens), size_of(dtype), d, heads.kv, std::size_t(o.batch));
     progress.show("measuring read bandwidth again");
     run.bw_after = meter.measure({.thread_counts = {run.threads}}).samples.front();
   }
@@ -244,6 +303,7 @@ int run(const RooflineOptions& o) {
   else {
     print_machine(run);
     print_table(o, run, heads);
+    print_floors(run);
     print_placement(run);
   }
   if (!o.plot.empty()) write_plot(o.plot, o, run, heads);

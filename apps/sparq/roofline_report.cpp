@@ -78,6 +78,14 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
       phases[std::string(to_string(Phase(p)))] = {
           {"bytes", double(s.bytes_read) / n}, {"flops", double(s.flops) / n}, {"seconds", s.seconds / n}};
     }
+    auto scattered = nlohmann::json::array();
+    for (const ScatteredCeiling& c : r.scattered)
+      scattered.push_back({{"what", c.what},
+                           {"run_bytes", c.run_bytes},
+                           {"runs_per_block", c.runs_per_block},
+                           {"region_bytes", c.region_bytes},
+                           {"block_stride_bytes", c.block_stride_bytes},
+                           {"gb_per_s", c.gb_per_s}});
     nlohmann::json row = {{"seq_len", r.seq_len},
                           {"method", r.method},
                           {"ratio", r.method == "dense" ? nlohmann::json() : nlohmann::json(r.ratio)},
@@ -96,6 +104,10 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
                           {"speedup_vs_dense", r.speedup},
                           {"byte_ratio_vs_dense", r.byte_ratio},
                           {"phases", phases},
+                          {"scattered_read", scattered},
+                          {"floor_seconds", r.floor_seconds},
+                          {"floor_fraction", r.point.seconds > 0 ? r.floor_seconds / r.point.seconds : 0.0},
+                          {"speedup_bound", r.method == "dense" ? nlohmann::json() : nlohmann::json(r.speedup_bound)},
                           {"bytes_per_node", rounded(r.bytes_per_node)}};
     const NodePlacement* p = run.placement_at(r.seq_len);
     row["resident_share"] = p ? array_or_null(p->resident_share) : nlohmann::json();
@@ -197,6 +209,31 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
                  *after * 100);
     fmt::print("\n");
   }
+}
+
+void print_floors(const Run& run) {
+  if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return !r.scattered.empty(); })) return;
+  fmt::print(
+      "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s; "
+      "SparQ's stages: as many runs of their size per cache block as the profile counted, at random places, {} "
+      "thr)\n",
+      run.ceilings.read_gb_per_s, run.threads);
+  fmt::print("{:>6}  {:<12} {:>10} {:>8} {:>15}   {}\n", "S", "method", "floor", "of time", "speed-up bound",
+             "scattered read");
+  for (const Row& r : run.rows) {
+    if (r.times.empty()) continue;
+    std::string patterns;
+    for (const ScatteredCeiling& c : r.scattered)
+      patterns += fmt::format("{}{} {} x {} B: {:.1f} GB/s", patterns.empty() ? "" : "; ",
+                              c.what == "stage1" ? "stage 1" : "stage 2", c.runs_per_block, c.run_bytes, c.gb_per_s);
+    const std::string bound = r.method == "dense" ? "" : fmt::format("{:.2f}x", r.speedup_bound);
+    std::string line = fmt::format(
+        "{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len), r.label(),
+        r.floor_seconds * 1e3, r.point.seconds > 0 ? r.floor_seconds / r.point.seconds * 100 : 0.0, bound, patterns);
+    line.erase(line.find_last_not_of(' ') + 1);
+    fmt::print("{}\n", line);
+  }
+  fmt::print("(of time: floor / measured median; speed-up bound: dense's floor / this row's floor)\n");
 }
 
 void print_placement(const Run& run) {

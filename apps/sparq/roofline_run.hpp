@@ -51,6 +51,18 @@ struct NodePlacement {
   }
 };
 
+// Read bandwidth of one SparQ stage's access pattern (ReadBandwidthOptions::
+// scattered_*), measured at the run's thread count: runs_per_block runs of the stage's
+// size at random places of a region_bytes part of blocks block_stride_bytes apart.
+struct ScatteredCeiling {
+  std::string what;  // "stage1" (runs of a d-major key row) or "stage2" (K and V rows)
+  std::size_t run_bytes = 0;
+  std::size_t runs_per_block = 0;
+  std::size_t region_bytes = 0;
+  std::size_t block_stride_bytes = 0;
+  double gb_per_s = 0.0;
+};
+
 struct Row {
   std::size_t seq_len = 0;
   std::string method;  // "dense" or "sparq"
@@ -65,7 +77,19 @@ struct Row {
   // Filled by finish():
   RooflinePoint point;
   double speedup = 0.0, byte_ratio = 0.0;
-  std::vector<double> bytes_per_node;  // point.bytes x the S's NodePlacement::share()
+  std::vector<double> bytes_per_node;       // point.bytes x the S's NodePlacement::share()
+  std::vector<ScatteredCeiling> scattered;  // SparQ rows: stage1, stage2
+  // Each phase's bytes at the bandwidth of its access pattern (streaming, or the
+  // scattered ceilings for SparQ's stages): the least time this machine's memory allows.
+  double floor_seconds = 0.0;
+  double speedup_bound = 0.0;  // SparQ: dense's floor / this floor at the same S (0 for dense)
+  // The bandwidth `phase` of this row reads at: its scattered ceiling, else `streaming`.
+  [[nodiscard]] double phase_gb_per_s(Phase phase, double streaming) const {
+    const char* what = phase == Phase::stage1 ? "stage1" : phase == Phase::stage2 ? "stage2" : "";
+    for (const ScatteredCeiling& c : scattered)
+      if (c.what == what) return c.gb_per_s;
+    return streaming;
+  }
   [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }
 };
 
@@ -95,6 +119,8 @@ struct Run {
 void print_csv(const Run& run);
 void print_machine(const Run& run);
 void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+// Each row's memory floor and SparQ's speed-up bound (nothing without SparQ rows).
+void print_floors(const Run& run);
 // Per S: each node's resident share (and the model's) and bytes per node of every row.
 void print_placement(const Run& run);
 // An SVG roofline chart through gnuplot; throws Error(io_error) when gnuplot fails.

@@ -49,6 +49,19 @@ struct ReadBandwidthOptions {
   std::size_t repeats = 7;                      // timed passes per thread count, >= 1
   std::optional<Isa> isa = std::nullopt;        // default: active_isa(); must run on this CPU
   bool pin_threads = true;
+  // 0: the streaming read. Otherwise a scattered read, the access pattern of SparQ's
+  // stage 1 (runs of block_tokens elements of a d-major key row) and stage 2 (rows of
+  // head_dim elements): runs of this many contiguous bytes (a multiple of 64, at most
+  // 64 KiB), the next 8 runs prefetched as the kernels do, each thread its own
+  // pseudo-random sequence. A pass reads min(64 MiB, buffer / 4) bytes.
+  std::size_t scattered_run_bytes = 0;
+  // Where the runs are. scattered_group_stride_bytes = 0: uniform over the buffer.
+  // Otherwise as a KV head's blocks are read: groups of scattered_runs_per_group runs at
+  // distinct random run-aligned places (ascending) of the first scattered_group_bytes of
+  // each group, consecutive groups this far apart, wrapping at the buffer's end.
+  std::size_t scattered_runs_per_group = 1;
+  std::size_t scattered_group_bytes = 0;         // >= runs_per_group x run_bytes
+  std::size_t scattered_group_stride_bytes = 0;  // >= group_bytes
 };
 
 struct BandwidthSample {
@@ -61,6 +74,10 @@ struct BandwidthSample {
 
 struct ReadBandwidth {
   std::size_t buffer_bytes = 0;
+  std::size_t scattered_run_bytes = 0;  // as asked: 0 for the streaming read
+  std::size_t scattered_runs_per_group = 1;
+  std::size_t scattered_group_bytes = 0;
+  std::size_t scattered_group_stride_bytes = 0;
   Isa isa = Isa::generic;
   bool pinned = false;                   // every thread was pinned to its own core
   std::vector<BandwidthSample> samples;  // one per thread count, in the order asked

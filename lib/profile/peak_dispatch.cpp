@@ -7,6 +7,12 @@ float read_sum(Isa isa, const float* data, std::size_t n) noexcept {
   return kernels::dispatch_isa(isa, [&](auto arch) { return ReadSum<decltype(arch)>{}(arch, data, n); });
 }
 
+float scatter_sum(Isa isa, const float* base, const std::uint32_t* runs, std::size_t n_runs,
+                  std::size_t run_floats) noexcept {
+  return kernels::dispatch_isa(
+      isa, [&](auto arch) { return ScatterSum<decltype(arch)>{}(arch, base, runs, n_runs, run_floats); });
+}
+
 float fma_chains(Isa isa, std::uint64_t iterations, float seed) noexcept {
   return kernels::dispatch_isa(isa, [&](auto arch) { return FmaChains<decltype(arch)>{}(arch, iterations, seed); });
 }

@@ -22,6 +22,17 @@ struct ReadSum {
   float operator()(Arch, const float* data, std::size_t n) const noexcept;
 };
 
+// Sum of n_runs runs of run_floats floats (a multiple of 16) at base + runs[i] *
+// run_floats (64-byte aligned), read in order with the runs kScatterAhead places ahead
+// prefetched into L1: the gathers of SparQ's stages read and prefetch this way.
+inline constexpr std::size_t kScatterAhead = 8;
+
+template <class Arch>
+struct ScatterSum {
+  float operator()(Arch, const float* base, const std::uint32_t* runs, std::size_t n_runs,
+                   std::size_t run_floats) const noexcept;
+};
+
 // `iterations` rounds of one FMA on each of chains() independent accumulators kept in
 // registers; returns a value derived from all of them so none is optimized away.
 template <class Arch>
@@ -36,14 +47,17 @@ struct FmaChains {
 };
 
 // One variant per entry of the kernels' ISA list (kernels/arch_list.hpp).
-#define SPARQ_PROFILE_EXTERN(isa, arch) \
-  extern template struct ReadSum<arch>; \
+#define SPARQ_PROFILE_EXTERN(isa, arch)    \
+  extern template struct ReadSum<arch>;    \
+  extern template struct ScatterSum<arch>; \
   extern template struct FmaChains<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_PROFILE_EXTERN)
 #undef SPARQ_PROFILE_EXTERN
 
 // Dispatch on a run-time Isa (the caller has checked cpu_supports(isa)).
 float read_sum(Isa isa, const float* data, std::size_t n) noexcept;
+float scatter_sum(Isa isa, const float* base, const std::uint32_t* runs, std::size_t n_runs,
+                  std::size_t run_floats) noexcept;
 float fma_chains(Isa isa, std::uint64_t iterations, float seed) noexcept;
 // FLOPs of one iteration of fma_chains(isa): chains x lanes x 2.
 std::uint64_t fma_flops_per_iteration(Isa isa) noexcept;

@@ -4,5 +4,6 @@
 namespace sparq::profile {
 using Arch = kernels::arch_for<Isa::generic>::type;
 template struct ReadSum<Arch>;
+template struct ScatterSum<Arch>;
 template struct FmaChains<Arch>;
 }  // namespace sparq::profile

@@ -31,6 +31,23 @@ float ReadSum<Arch>::operator()(Arch, const float* data, std::size_t n) const no
 }
 
 template <class Arch>
+float ScatterSum<Arch>::operator()(Arch, const float* base, const std::uint32_t* runs, std::size_t n_runs,
+                                   std::size_t run_floats) const noexcept {
+  using B = xsimd::batch<float, Arch>;
+  constexpr std::size_t W = B::size;
+  B acc(0.0f);  // one accumulator: scattered misses, not the add latency, set the pace
+  for (std::size_t i = 0; i < n_runs; ++i) {
+    if (i + kScatterAhead < n_runs) {
+      const char* next = reinterpret_cast<const char*>(base + std::size_t(runs[i + kScatterAhead]) * run_floats);
+      for (std::size_t b = 0; b < run_floats * sizeof(float); b += 64) __builtin_prefetch(next + b, 0, 3);
+    }
+    const float* run = base + std::size_t(runs[i]) * run_floats;
+    for (std::size_t j = 0; j < run_floats; j += W) acc += B::load_aligned(run + j);
+  }
+  return xsimd::hadd(acc);
+}
+
+template <class Arch>
 float FmaChains<Arch>::operator()(Arch, std::uint64_t iterations, float seed) const noexcept {
   using B = xsimd::batch<float, Arch>;
   constexpr std::size_t C = chains();

@@ -1,7 +1,8 @@
 // measure_read_bandwidth() and ReadBandwidthMeter: STREAM-like read ("sum") over a
-// buffer far above the last-level cache.
+// buffer far above the last-level cache, or a scattered read of short runs over it.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -26,6 +27,52 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+constexpr std::size_t kMaxScatteredRun = std::size_t{64} << 10;
+constexpr std::size_t kScatteredPassBytes = std::size_t{64} << 20;
+
+void check_scattered_run(std::size_t run_bytes) {
+  if (run_bytes % 64 != 0 || run_bytes > kMaxScatteredRun)
+    throw Error(ErrorCode::invalid_argument, "scattered_run_bytes=" + std::to_string(run_bytes) +
+                                                 ": must be a multiple of 64 bytes, at most 64 KiB");
+}
+
+struct RunPattern {
+  std::size_t total_runs = 0;   // runs in the buffer
+  std::size_t per_group = 1;    // runs per group
+  std::size_t group_runs = 0;   // span of a group in runs; 0: uniform over the buffer
+  std::size_t stride_runs = 0;  // group starts apart, in runs
+};
+
+// Run indices of one thread's part of one pass: a fixed pseudo-random sequence
+// (splitmix64) per (pass, thread), so that consecutive passes read different runs and
+// the last-level cache keeps almost nothing of the previous pass.
+void scattered_runs(std::uint64_t seed, const RunPattern& p, std::vector<std::uint32_t>& out) {
+  const auto next = [&seed] {
+    std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  if (p.group_runs == 0) {
+    for (auto& r : out) r = std::uint32_t(next() % p.total_runs);
+    return;
+  }
+  // Groups one stride apart from a random start; inside a group, per_group distinct
+  // places (a partial Fisher-Yates draw), sorted.
+  const std::size_t groups = std::max<std::size_t>(1, p.total_runs / p.stride_runs);
+  std::size_t group = next() % groups;
+  std::vector<std::uint32_t> slots(p.group_runs);
+  for (std::size_t i = 0; i < out.size();) {
+    for (std::size_t j = 0; j < p.group_runs; ++j) slots[j] = std::uint32_t(j);
+    const std::size_t n = std::min(p.per_group, out.size() - i);
+    for (std::size_t j = 0; j < n; ++j) std::swap(slots[j], slots[j + next() % (p.group_runs - j)]);
+    std::sort(slots.begin(), slots.begin() + std::ptrdiff_t(n));
+    for (std::size_t j = 0; j < n; ++j) out[i + j] = std::uint32_t(group * p.stride_runs + slots[j]);
+    i += n;
+    group = (group + 1) % groups;
+  }
 }
 
 void check_threads(std::size_t t) {
@@ -86,8 +133,28 @@ ReadBandwidth ReadBandwidthMeter::measure(const ReadBandwidthOptions& options) c
   if (!cpu_supports(isa))
     throw Error(ErrorCode::unsupported, "isa=" + std::string(to_string(isa)) + " cannot run on this CPU");
 
+  const std::size_t run_bytes = options.scattered_run_bytes;
+  check_scattered_run(run_bytes);
+  const std::size_t total_runs = run_bytes ? impl_->bytes / run_bytes : 0;
+  RunPattern pattern{.total_runs = total_runs, .per_group = options.scattered_runs_per_group};
+  if (options.scattered_group_stride_bytes) {
+    const std::size_t group = options.scattered_group_bytes, stride = options.scattered_group_stride_bytes;
+    if (!run_bytes || pattern.per_group < 1 || group < pattern.per_group * run_bytes || stride < group ||
+        stride > impl_->bytes)
+      throw Error(ErrorCode::invalid_argument,
+                  "scattered groups of " + std::to_string(pattern.per_group) + " runs in " + std::to_string(group) +
+                      " bytes every " + std::to_string(stride) +
+                      " bytes: need scattered_run_bytes, at least one run, runs x run_bytes <= group bytes <= "
+                      "stride <= the buffer");
+    pattern.group_runs = group / run_bytes;
+    pattern.stride_runs = std::max<std::size_t>(1, stride / run_bytes);
+  }
   ReadBandwidth result;
   result.buffer_bytes = impl_->bytes;
+  result.scattered_run_bytes = run_bytes;
+  result.scattered_runs_per_group = options.scattered_runs_per_group;
+  result.scattered_group_bytes = options.scattered_group_bytes;
+  result.scattered_group_stride_bytes = options.scattered_group_stride_bytes;
   result.isa = isa;
   result.pinned = options.pin_threads;
   const float* data = impl_->buffer.get();
@@ -100,14 +167,30 @@ ReadBandwidth ReadBandwidthMeter::measure(const ReadBandwidthOptions& options) c
     if (part == 0)
       throw Error(ErrorCode::invalid_argument, "buffer of " + std::to_string(impl_->bytes) +
                                                    " bytes is too small for " + std::to_string(threads) + " threads");
-    const double pass_bytes = double(part) * double(threads) * sizeof(float);
+    // Scattered: each thread reads its own sequence of runs spread over the whole buffer.
+    const std::size_t runs_per_thread =
+        run_bytes ? std::max<std::size_t>(1, std::min(kScatteredPassBytes, impl_->bytes / 4) / run_bytes / threads) : 0;
+    std::vector<std::vector<std::uint32_t>> runs(run_bytes ? threads : 0, std::vector<std::uint32_t>(runs_per_thread));
+    std::uint64_t pass_no = 0;
+    const auto prepare = [&] {
+      for (std::size_t i = 0; i < runs.size(); ++i) scattered_runs((pass_no << 32) + i, pattern, runs[i]);
+      ++pass_no;
+    };
+    const double pass_bytes = run_bytes ? double(runs_per_thread) * double(run_bytes) * double(threads)
+                                        : double(part) * double(threads) * sizeof(float);
     std::vector<float> sums(threads, 0.0f);
     const auto pass = [&] {
+      if (run_bytes)
+        return arena.run(threads, [&](std::size_t i) {
+          sums[i] = profile::scatter_sum(isa, data, runs[i].data(), runs_per_thread, run_bytes / sizeof(float));
+        });
       return arena.run(threads, [&](std::size_t i) { sums[i] = profile::read_sum(isa, data + i * part, part); });
     };
+    prepare();
     std::size_t joined = pass();  // warm-up: wakes the workers, fills the TLB
     std::vector<double> rates;
     for (std::size_t r = 0; r < options.repeats; ++r) {
+      prepare();
       const auto t0 = std::chrono::steady_clock::now();
       joined = std::min(joined, pass());
       const auto t1 = std::chrono::steady_clock::now();
@@ -136,6 +219,7 @@ ReadBandwidth measure_read_bandwidth(const ReadBandwidthOptions& options) {
   // Validate before allocating.
   for (std::size_t t : options.thread_counts) check_threads(t);
   if (options.repeats < 1) throw Error(ErrorCode::invalid_argument, "repeats=0: must be at least 1");
+  check_scattered_run(options.scattered_run_bytes);
   std::size_t max_threads = 0;
   for (std::size_t t : options.thread_counts) max_threads = std::max(max_threads, t);
   const ReadBandwidthMeter meter(options.buffer_bytes, max_threads, options.pin_threads);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "profile/peak_kernels.hpp"
@@ -46,6 +47,72 @@ TEST(PeakKernels, ReadSumAndFmaChainsOnEveryIsa) {
   }
 }
 
+TEST(PeakKernels, ScatterSumReadsExactlyTheRunsOnEveryIsa) {
+  // Buffer value = its index: the sum over chosen runs is known in closed form, so a run
+  // read at the wrong place, read twice or cut short changes it.
+  constexpr std::size_t kRunFloats = 16 * 3;  // 192 bytes: not a power of two
+  constexpr std::size_t kRuns = 40;
+  std::vector<float> raw(kRuns * kRunFloats + 64);
+  auto* p = raw.data();
+  while (reinterpret_cast<std::uintptr_t>(p) % 64) ++p;
+  for (std::size_t i = 0; i < kRuns * kRunFloats; ++i) p[i] = float(i % 97);
+  const std::vector<std::uint32_t> runs = {3, 0, 39, 3, 17, 22, 8, 31, 30, 1, 2, 5};  // longer than kScatterAhead
+  double expected = 0.0;
+  for (std::uint32_t r : runs)
+    for (std::size_t j = 0; j < kRunFloats; ++j) expected += double((r * kRunFloats + j) % 97);
+  for (Isa isa : compiled_isas()) {
+    if (!cpu_supports(isa)) {
+      GTEST_LOG_(INFO) << "skipping isa=" << to_string(isa) << ": not supported by this CPU";
+      continue;
+    }
+    EXPECT_EQ(double(profile::scatter_sum(isa, p, runs.data(), runs.size(), kRunFloats)), expected)
+        << "isa=" << to_string(isa);  // integers below 2^24: exact in float
+  }
+}
+
+TEST(Ceilings, ScatteredReadIsPlausible) {
+  const ReadBandwidthMeter meter(16u << 20, 2);
+  for (std::size_t run : {64u, 512u}) {
+    const ReadBandwidth bw = meter.measure({.thread_counts = {1, 2}, .repeats = 3, .scattered_run_bytes = run});
+    EXPECT_EQ(bw.scattered_run_bytes, run);
+    ASSERT_EQ(bw.samples.size(), 2u);
+    for (const auto& s : bw.samples) {
+      EXPECT_TRUE(std::isfinite(s.gb_per_s)) << "run=" << run << " threads=" << s.threads;
+      EXPECT_GT(s.gb_per_s, 0.01) << "run=" << run << " threads=" << s.threads;
+      EXPECT_LT(s.gb_per_s, 100000.0) << "run=" << run << " threads=" << s.threads;
+      EXPECT_LE(s.worst_gb_per_s, s.gb_per_s);
+      EXPECT_GE(s.best_gb_per_s, s.gb_per_s);
+    }
+  }
+  // Grouped as a KV head's blocks: 16 runs in the first 64 KiB of every 192 KiB.
+  const ReadBandwidth grouped = meter.measure({.thread_counts = {2},
+                                               .repeats = 3,
+                                               .scattered_run_bytes = 512,
+                                               .scattered_runs_per_group = 16,
+                                               .scattered_group_bytes = 64u << 10,
+                                               .scattered_group_stride_bytes = 192u << 10});
+  EXPECT_EQ(grouped.scattered_runs_per_group, 16u);
+  EXPECT_EQ(grouped.scattered_group_stride_bytes, 192u << 10);
+  ASSERT_EQ(grouped.samples.size(), 1u);
+  EXPECT_GT(grouped.samples[0].gb_per_s, 0.01);
+  EXPECT_EQ(meter.measure({.thread_counts = {1}, .repeats = 1}).scattered_run_bytes, 0u);
+  // A group that cannot hold its runs, a stride shorter than the group, groups without runs.
+  EXPECT_THROW((void)meter.measure({.thread_counts = {1},
+                                    .scattered_run_bytes = 512,
+                                    .scattered_runs_per_group = 4,
+                                    .scattered_group_bytes = 1024,
+                                    .scattered_group_stride_bytes = 4096}),
+               Error);
+  EXPECT_THROW((void)meter.measure({.thread_counts = {1},
+                                    .scattered_run_bytes = 512,
+                                    .scattered_group_bytes = 4096,
+                                    .scattered_group_stride_bytes = 2048}),
+               Error);
+  EXPECT_THROW(
+      (void)meter.measure({.thread_counts = {1}, .scattered_group_bytes = 4096, .scattered_group_stride_bytes = 8192}),
+      Error);
+}
+
 TEST(Ceilings, ReadBandwidthIsPlausible) {
   const ReadBandwidth bw = measure_read_bandwidth({.thread_counts = {1, 2}, .buffer_bytes = 16u << 20, .repeats = 3});
   ASSERT_EQ(bw.samples.size(), 2u);
@@ -80,6 +147,12 @@ TEST(Ceilings, RejectsBadOptions) {
   EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {0}, .buffer_bytes = 4u << 20}), Error);
   EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 1024}), Error);
   EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .repeats = 0}), Error);
+  EXPECT_THROW(
+      (void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered_run_bytes = 100}),
+      Error);  // not a multiple of 64
+  EXPECT_THROW(
+      (void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered_run_bytes = 128u << 10}),
+      Error);  // longer than 64 KiB
   EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .seconds_per_pass = -1.0}), Error);
   EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .repeats = 0}), Error);
   for (Isa isa : compiled_isas()) {

@@ -92,6 +92,10 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
                             "speedup_vs_dense",
                             "byte_ratio_vs_dense",
                             "phases",
+                            "scattered_read",
+                            "floor_seconds",
+                            "floor_fraction",
+                            "speedup_bound",
                             "bytes_per_node",
                             "resident_share",
                             "model_share"})
@@ -104,6 +108,30 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   }
   EXPECT_EQ(results[0].at("method"), "dense");
   EXPECT_DOUBLE_EQ(results[0].at("speedup_vs_dense").get<double>(), 1.0);
+  // Floors: dense at the streaming bandwidth, SparQ's stages at their scattered patterns.
+  EXPECT_TRUE(results[0].at("speedup_bound").is_null());
+  EXPECT_TRUE(results[0].at("scattered_read").empty());
+  EXPECT_NEAR(results[0].at("floor_seconds").get<double>(),
+              results[0].at("bytes").get<double>() / (m.at("read_gb_per_s_before").get<double>() * 1e9),
+              1e-9 + 1e-6 * results[0].at("floor_seconds").get<double>());
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    const auto& scattered = results[i].at("scattered_read");
+    ASSERT_EQ(scattered.size(), 2u) << i;
+    EXPECT_EQ(scattered[0].at("what"), "stage1");
+    EXPECT_EQ(scattered[0].at("run_bytes"), 256 * 2);  // one d-major row of a 256-token bf16 block
+    EXPECT_EQ(scattered[1].at("what"), "stage2");
+    EXPECT_EQ(scattered[1].at("run_bytes"), 64 * 2);  // one K or V row, d = 64
+    for (const auto& c : scattered) {
+      EXPECT_GT(c.at("gb_per_s").get<double>(), 0.0);
+      EXPECT_GE(c.at("runs_per_block").get<std::size_t>(), 1u);
+      EXPECT_LE(c.at("runs_per_block").get<std::size_t>() * c.at("run_bytes").get<std::size_t>(),
+                c.at("region_bytes").get<std::size_t>());
+      EXPECT_GE(c.at("block_stride_bytes").get<std::size_t>(), c.at("region_bytes").get<std::size_t>());
+    }
+    EXPECT_GT(results[i].at("floor_seconds").get<double>(), 0.0);
+    EXPECT_NEAR(results[i].at("speedup_bound").get<double>(),
+                results[0].at("floor_seconds").get<double>() / results[i].at("floor_seconds").get<double>(), 1e-9);
+  }
   EXPECT_EQ(results[1].at("method"), "sparq");
   EXPECT_EQ(results[2].at("ratio"), 8.0);
   EXPECT_TRUE(j.at("dense_vs_read_bandwidth").contains("before"));
@@ -123,6 +151,7 @@ TEST(RooflineCli, TextShowsMachineAndTable) {
   EXPECT_NE(r.out.find("read bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("FMA peak"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("sparq c=8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory floor"), std::string::npos) << r.out;
   EXPECT_TRUE(r.err.empty()) << r.err;  // no progress bar when stderr is not a terminal
 }
 
