@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
 #include "sparq/kv_cache.hpp"
+#include "sparq/machine.hpp"
 
 namespace sparq::bench {
 
@@ -47,6 +49,17 @@ inline void append_synthetic(KVCache& cache, SeqId seq, std::size_t S, std::size
 // the same way: median of 5 repetitions of real (wall) time, at least 0.2 s each.
 inline void apply_decode_timing(benchmark::internal::Benchmark* b) {
   b->Repetitions(5)->DisplayAggregatesOnly(true)->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+}
+
+// Read bandwidth (GB/s) of `threads` pinned threads, measured once per thread count in
+// this process with the library's own ceiling (sparq::measure_read_bandwidth, the
+// figure `sparq roofline` divides by), before the first benchmark that needs it.
+inline double read_bandwidth_gbs(std::size_t threads) {
+  static std::map<std::size_t, double> measured;
+  auto it = measured.find(threads);
+  if (it == measured.end())
+    it = measured.emplace(threads, measure_read_bandwidth({.thread_counts = {threads}}).samples.front().gb_per_s).first;
+  return it->second;
 }
 
 // The bandwidth counters of every decode benchmark, as plain values (a rate counter

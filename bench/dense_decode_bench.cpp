@@ -1,5 +1,5 @@
 // Dense decode throughput on cold data: GB/s and % of the read bandwidth measured in the
-// same process with the same thread count (bench/read_bandwidth.hpp).
+// same process with the same thread count (sparq::measure_read_bandwidth, pinned threads).
 //
 // Grid: S in {1k, 4k, 16k, 64k, 128k}; GQA 32/8 and MHA 32/32 at d = 128; f32/f16/bf16;
 // batch 1 and 8; threads 1 .. hardware threads. Combos whose cache exceeds kBudget are
@@ -25,7 +25,6 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "bench_cache.hpp"
-#include "read_bandwidth.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 
@@ -102,20 +101,13 @@ Fixture& fixture_for(const Config& c) {
   return *current;
 }
 
-const ReadBandwidth& read_bandwidth(std::size_t threads) {
-  static std::map<std::size_t, ReadBandwidth> measured;
-  auto it = measured.find(threads);
-  if (it == measured.end()) it = measured.emplace(threads, measure_read_bandwidth(threads)).first;
-  return it->second;
-}
-
 void run(benchmark::State& state, Config c, std::size_t threads) {
   Fixture& f = fixture_for(c);
   if (!f.error.empty()) {
     state.SkipWithError(f.error.c_str());
     return;
   }
-  const ReadBandwidth bw = read_bandwidth(threads);
+  const double read_bw = read_bandwidth_gbs(threads);
   tbb::task_arena arena{int(threads)};
   const std::size_t n_q = c.q_heads * kHeadDim;
   std::vector<DecodeItem> items;
@@ -131,7 +123,7 @@ void run(benchmark::State& state, Config c, std::size_t threads) {
   }
   const double per_call =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(state.iterations());
-  set_bandwidth_counters(state, double(c.bytes_per_call()), per_call, bw.median_gbs);
+  set_bandwidth_counters(state, double(c.bytes_per_call()), per_call, read_bw);
 }
 
 void register_all() {

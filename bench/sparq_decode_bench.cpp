@@ -13,7 +13,7 @@
 //
 // Counters: MB_per_call (bytes the profile counts as touched), GB/s and pct_read_bw
 // (of the read bandwidth measured in this process with the same thread count,
-// bench/read_bandwidth.hpp), speedup_vs_dense (dense's median time on the same data
+// sparq::measure_read_bandwidth), speedup_vs_dense (dense's median time on the same data
 // and threads, measured just before), and per-phase time shares from profiled calls
 // after the timed loop: share_stage1, share_topk, share_stage2, share_realloc.
 //
@@ -33,7 +33,6 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "bench_cache.hpp"
-#include "read_bandwidth.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 
@@ -134,13 +133,6 @@ std::string check_against_reference(Fixture& f, const SparQ& m) {
   return "";
 }
 
-const ReadBandwidth& read_bandwidth(std::size_t threads) {
-  static std::map<std::size_t, ReadBandwidth> measured;
-  auto it = measured.find(threads);
-  if (it == measured.end()) it = measured.emplace(threads, measure_read_bandwidth(threads)).first;
-  return it->second;
-}
-
 // Seconds per dense call of every repetition, by (config, threads).
 std::map<std::tuple<Config, std::size_t>, std::vector<double>>& dense_times() {
   static std::map<std::tuple<Config, std::size_t>, std::vector<double>> m;
@@ -167,7 +159,7 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
       return;
     }
   }
-  const ReadBandwidth bw = read_bandwidth(threads);
+  const double read_bw = read_bandwidth_gbs(threads);
   tbb::task_arena arena{int(threads)};
   const std::size_t n_q = c.q_heads * kHeadDim;
   std::vector<DecodeItem> items;
@@ -191,7 +183,7 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
   const std::size_t n_prof = std::clamp<std::size_t>(std::size_t(state.iterations()), 1, 20);
   for (std::size_t i = 0; i < n_prof; ++i) call(&prof);
   const double bytes = double(prof.total().bytes_read) / double(n_prof);
-  set_bandwidth_counters(state, bytes, per_call, bw.median_gbs);
+  set_bandwidth_counters(state, bytes, per_call, read_bw);
   state.counters["cold"] = c.cold();
   if (dense) {
     dense_times()[{c, threads}].push_back(per_call);
