@@ -151,6 +151,7 @@ void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t bl
       if (per_call <= 0 || group_bytes < run_bytes) continue;
       const std::size_t per_group = std::clamp<std::size_t>(
           std::size_t(std::llround(per_call / double(blocks) / double(run_bytes))), 1, group_bytes / run_bytes);
+      if (per_group == group_bytes / run_bytes) continue;  // every run of the region: a streaming read (k >= S)
       const Key key{run_bytes, per_group, group_bytes, stride};
       auto it = measured.find(key);
       if (it == measured.end())

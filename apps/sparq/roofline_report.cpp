@@ -212,7 +212,7 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
 }
 
 void print_floors(const Run& run) {
-  if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return !r.scattered.empty(); })) return;
+  if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return r.method != "dense"; })) return;
   fmt::print(
       "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s; "
       "SparQ's stages: as many runs of their size per cache block as the profile counted, at random places, {} "
@@ -222,7 +222,7 @@ void print_floors(const Run& run) {
              "scattered read");
   for (const Row& r : run.rows) {
     if (r.times.empty()) continue;
-    std::string patterns;
+    std::string patterns = r.method != "dense" && r.scattered.empty() ? "streaming (every row fetched)" : "";
     for (const ScatteredCeiling& c : r.scattered)
       patterns += fmt::format("{}{} {} x {} B: {:.1f} GB/s", patterns.empty() ? "" : "; ",
                               c.what == "stage1" ? "stage 1" : "stage 2", c.runs_per_block, c.run_bytes, c.gb_per_s);

@@ -78,7 +78,7 @@ struct Row {
   RooflinePoint point;
   double speedup = 0.0, byte_ratio = 0.0;
   std::vector<double> bytes_per_node;       // point.bytes x the S's NodePlacement::share()
-  std::vector<ScatteredCeiling> scattered;  // SparQ rows: stage1, stage2
+  std::vector<ScatteredCeiling> scattered;  // SparQ rows: stage1, stage2 (none of a stage that reads every row)
   // Each phase's bytes at the bandwidth of its access pattern (streaming, or the
   // scattered ceilings for SparQ's stages): the least time this machine's memory allows.
   double floor_seconds = 0.0;

@@ -138,6 +138,18 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   EXPECT_EQ(j.at("interrupted"), false);
 }
 
+TEST(RooflineCli, SparqThatFetchesEveryRowHasDensesFloor) {
+  // k >= S: SparQ reads exactly dense's rows, as a streaming read: no scattered pattern,
+  // the same floor, a speed-up bound of exactly 1.
+  const Result r = run(kTinyRoofline + " --k 100000 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = nlohmann::json::parse(r.out).at("results");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[1].at("scattered_read").empty());
+  EXPECT_EQ(results[1].at("bytes"), results[0].at("bytes"));
+  EXPECT_DOUBLE_EQ(results[1].at("speedup_bound").get<double>(), 1.0);
+}
+
 TEST(RooflineCli, CsvHasAHeader) {
   const Result r = run(kTinyRoofline + " --csv");
   ASSERT_EQ(r.exit_code, 0) << r.err;
