@@ -134,38 +134,30 @@ NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size
 // from the bytes the profile counted.
 void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t block_tokens, std::size_t elem,
                        std::size_t head_dim, std::size_t kv_heads, std::size_t batch) {
-  using Key = std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>;
-  std::map<Key, double> measured;
+  std::map<ScatteredPattern, double> measured;
   const auto line_multiple = [](std::size_t b) { return std::min<std::size_t>((b + 63) / 64 * 64, 64u << 10); };
   for (Row& row : run.rows) {
     if (row.method == "dense" || row.times.empty() || !row.layers) continue;
     const std::size_t blocks = kv_heads * batch * ((row.seq_len + block_tokens - 1) / block_tokens);
     const std::size_t stride = std::size_t(double(row.working_set) / double(row.layers) / double(blocks)) / 64 * 64;
     const std::size_t region = head_dim * block_tokens * elem;  // one block's d-major K, or its S-major K
-    for (const auto& [what, phase, bytes, group] :
-         {std::tuple{"stage1", Phase::stage1, block_tokens * elem, region},
-          std::tuple{"stage2", Phase::stage2, head_dim * elem, 2 * region}}) {
+    for (const auto& [phase, bytes, group] : {std::tuple{Phase::stage1, block_tokens * elem, region},
+                                              std::tuple{Phase::stage2, head_dim * elem, 2 * region}}) {
       const double per_call = double(row.profile[phase].bytes_read) / double(row.times.size());
-      const std::size_t run_bytes = line_multiple(bytes);
-      const std::size_t group_bytes = std::min(group / 64 * 64, stride);
-      if (per_call <= 0 || group_bytes < run_bytes) continue;
-      const std::size_t per_group = std::clamp<std::size_t>(
-          std::size_t(std::llround(per_call / double(blocks) / double(run_bytes))), 1, group_bytes / run_bytes);
-      if (per_group == group_bytes / run_bytes) continue;  // every run of the region: a streaming read (k >= S)
-      const Key key{run_bytes, per_group, group_bytes, stride};
-      auto it = measured.find(key);
+      ScatteredPattern p{.run_bytes = line_multiple(bytes),
+                         .group_bytes = std::min(group / 64 * 64, stride),
+                         .group_stride_bytes = stride};
+      if (per_call <= 0 || p.group_bytes < p.run_bytes) continue;
+      const std::size_t runs_in_group = p.group_bytes / p.run_bytes;
+      p.runs_per_group = std::clamp<std::size_t>(
+          std::size_t(std::llround(per_call / double(blocks) / double(p.run_bytes))), 1, runs_in_group);
+      if (p.runs_per_group == runs_in_group) continue;  // every run of the region: a streaming read (k >= S)
+      auto it = measured.find(p);
       if (it == measured.end())
         it = measured
-                 .emplace(key, meter
-                                   .measure({.thread_counts = {run.threads},
-                                             .scattered_run_bytes = run_bytes,
-                                             .scattered_runs_per_group = per_group,
-                                             .scattered_group_bytes = group_bytes,
-                                             .scattered_group_stride_bytes = stride})
-                                   .samples.front()
-                                   .gb_per_s)
+                 .emplace(p, meter.measure({.thread_counts = {run.threads}, .scattered = p}).samples.front().gb_per_s)
                  .first;
-      row.scattered.push_back({what, run_bytes, per_group, group_bytes, stride, it->second});
+      row.scattered.push_back({phase, p, it->second});
     }
   }
 }

@@ -80,11 +80,11 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
     }
     auto scattered = nlohmann::json::array();
     for (const ScatteredCeiling& c : r.scattered)
-      scattered.push_back({{"what", c.what},
-                           {"run_bytes", c.run_bytes},
-                           {"runs_per_block", c.runs_per_block},
-                           {"region_bytes", c.region_bytes},
-                           {"block_stride_bytes", c.block_stride_bytes},
+      scattered.push_back({{"what", std::string(to_string(c.phase))},
+                           {"run_bytes", c.pattern.run_bytes},
+                           {"runs_per_block", c.pattern.runs_per_group},
+                           {"region_bytes", c.pattern.group_bytes},
+                           {"block_stride_bytes", c.pattern.group_stride_bytes},
                            {"gb_per_s", c.gb_per_s}});
     nlohmann::json row = {{"seq_len", r.seq_len},
                           {"method", r.method},
@@ -225,7 +225,8 @@ void print_floors(const Run& run) {
     std::string patterns = r.method != "dense" && r.scattered.empty() ? "streaming (every row fetched)" : "";
     for (const ScatteredCeiling& c : r.scattered)
       patterns += fmt::format("{}{} {} x {} B: {:.1f} GB/s", patterns.empty() ? "" : "; ",
-                              c.what == "stage1" ? "stage 1" : "stage 2", c.runs_per_block, c.run_bytes, c.gb_per_s);
+                              c.phase == Phase::stage1 ? "stage 1" : "stage 2", c.pattern.runs_per_group,
+                              c.pattern.run_bytes, c.gb_per_s);
     const std::string bound = r.method == "dense" ? "" : fmt::format("{:.2f}x", r.speedup_bound);
     std::string line = fmt::format(
         "{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len), r.label(),

@@ -51,15 +51,12 @@ struct NodePlacement {
   }
 };
 
-// Read bandwidth of one SparQ stage's access pattern (ReadBandwidthOptions::
-// scattered_*), measured at the run's thread count: runs_per_block runs of the stage's
-// size at random places of a region_bytes part of blocks block_stride_bytes apart.
+// Read bandwidth of one SparQ stage's access pattern, measured at the run's thread
+// count: runs of the stage's size, runs_per_group of them at random places of the first
+// group_bytes of every cache block (group_stride_bytes apart).
 struct ScatteredCeiling {
-  std::string what;  // "stage1" (runs of a d-major key row) or "stage2" (K and V rows)
-  std::size_t run_bytes = 0;
-  std::size_t runs_per_block = 0;
-  std::size_t region_bytes = 0;
-  std::size_t block_stride_bytes = 0;
+  Phase phase = Phase::stage1;  // stage1 (runs of a d-major key row) or stage2 (K and V rows)
+  ScatteredPattern pattern;
   double gb_per_s = 0.0;
 };
 
@@ -85,9 +82,8 @@ struct Row {
   double speedup_bound = 0.0;  // SparQ: dense's floor / this floor at the same S (0 for dense)
   // The bandwidth `phase` of this row reads at: its scattered ceiling, else `streaming`.
   [[nodiscard]] double phase_gb_per_s(Phase phase, double streaming) const {
-    const char* what = phase == Phase::stage1 ? "stage1" : phase == Phase::stage2 ? "stage2" : "";
     for (const ScatteredCeiling& c : scattered)
-      if (c.what == what) return c.gb_per_s;
+      if (c.phase == phase) return c.gb_per_s;
     return streaming;
   }
   [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }

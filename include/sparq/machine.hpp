@@ -12,6 +12,7 @@
 // running at once measure each other; call them on a quiet machine.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -43,25 +44,29 @@ struct MachineInfo {
 // read bandwidth drops to its DRAM level above 32-64 MiB and is flat from 256 MiB up.)
 [[nodiscard]] std::size_t default_read_buffer_bytes(const MachineInfo& machine);
 
+// A scattered read: the access pattern of SparQ's stage 1 (runs of block_tokens elements
+// of a d-major key row) and stage 2 (rows of head_dim elements). Runs of run_bytes
+// contiguous bytes (a multiple of 64, at most 64 KiB), the next 8 runs prefetched as the
+// kernels do, each thread its own pseudo-random sequence; a pass reads
+// min(64 MiB, buffer / 4) bytes. Where the runs are: group_stride_bytes = 0, uniform over
+// the buffer; otherwise as a KV head's blocks are read, groups of runs_per_group runs at
+// distinct random run-aligned places (ascending) of the first group_bytes of each group,
+// consecutive groups group_stride_bytes apart, wrapping at the buffer's end.
+struct ScatteredPattern {
+  std::size_t run_bytes = 0;           // 0: no scattered read
+  std::size_t runs_per_group = 1;      // >= 1
+  std::size_t group_bytes = 0;         // >= runs_per_group x run_bytes
+  std::size_t group_stride_bytes = 0;  // >= group_bytes, <= the buffer
+  friend auto operator<=>(const ScatteredPattern&, const ScatteredPattern&) = default;
+};
+
 struct ReadBandwidthOptions {
   std::vector<std::size_t> thread_counts = {};  // empty: 1 .. hardware_threads
   std::size_t buffer_bytes = 0;                 // 0: default_read_buffer_bytes(); at least 1 MiB
   std::size_t repeats = 7;                      // timed passes per thread count, >= 1
   std::optional<Isa> isa = std::nullopt;        // default: active_isa(); must run on this CPU
   bool pin_threads = true;
-  // 0: the streaming read. Otherwise a scattered read, the access pattern of SparQ's
-  // stage 1 (runs of block_tokens elements of a d-major key row) and stage 2 (rows of
-  // head_dim elements): runs of this many contiguous bytes (a multiple of 64, at most
-  // 64 KiB), the next 8 runs prefetched as the kernels do, each thread its own
-  // pseudo-random sequence. A pass reads min(64 MiB, buffer / 4) bytes.
-  std::size_t scattered_run_bytes = 0;
-  // Where the runs are. scattered_group_stride_bytes = 0: uniform over the buffer.
-  // Otherwise as a KV head's blocks are read: groups of scattered_runs_per_group runs at
-  // distinct random run-aligned places (ascending) of the first scattered_group_bytes of
-  // each group, consecutive groups this far apart, wrapping at the buffer's end.
-  std::size_t scattered_runs_per_group = 1;
-  std::size_t scattered_group_bytes = 0;         // >= runs_per_group x run_bytes
-  std::size_t scattered_group_stride_bytes = 0;  // >= group_bytes
+  ScatteredPattern scattered = {};  // run_bytes = 0: the streaming read
 };
 
 struct BandwidthSample {
@@ -74,10 +79,7 @@ struct BandwidthSample {
 
 struct ReadBandwidth {
   std::size_t buffer_bytes = 0;
-  std::size_t scattered_run_bytes = 0;  // as asked: 0 for the streaming read
-  std::size_t scattered_runs_per_group = 1;
-  std::size_t scattered_group_bytes = 0;
-  std::size_t scattered_group_stride_bytes = 0;
+  ScatteredPattern scattered;  // as asked: run_bytes = 0 for the streaming read
   Isa isa = Isa::generic;
   bool pinned = false;                   // every thread was pinned to its own core
   std::vector<BandwidthSample> samples;  // one per thread count, in the order asked

@@ -32,10 +32,18 @@ double median(std::vector<double> v) {
 constexpr std::size_t kMaxScatteredRun = std::size_t{64} << 10;
 constexpr std::size_t kScatteredPassBytes = std::size_t{64} << 20;
 
-void check_scattered_run(std::size_t run_bytes) {
-  if (run_bytes % 64 != 0 || run_bytes > kMaxScatteredRun)
-    throw Error(ErrorCode::invalid_argument, "scattered_run_bytes=" + std::to_string(run_bytes) +
+// The checks that need no buffer (measure_read_bandwidth runs them before allocating).
+void check_scattered(const ScatteredPattern& p) {
+  if (p.run_bytes % 64 != 0 || p.run_bytes > kMaxScatteredRun)
+    throw Error(ErrorCode::invalid_argument, "scattered run_bytes=" + std::to_string(p.run_bytes) +
                                                  ": must be a multiple of 64 bytes, at most 64 KiB");
+  if (p.group_stride_bytes && (!p.run_bytes || p.runs_per_group < 1 || p.group_bytes < p.runs_per_group * p.run_bytes ||
+                               p.group_stride_bytes < p.group_bytes))
+    throw Error(
+        ErrorCode::invalid_argument,
+        "scattered groups of " + std::to_string(p.runs_per_group) + " runs in " + std::to_string(p.group_bytes) +
+            " bytes every " + std::to_string(p.group_stride_bytes) +
+            " bytes: need run_bytes, at least one run, runs x run_bytes <= group bytes <= stride <= the buffer");
 }
 
 struct RunPattern {
@@ -133,28 +141,25 @@ ReadBandwidth ReadBandwidthMeter::measure(const ReadBandwidthOptions& options) c
   if (!cpu_supports(isa))
     throw Error(ErrorCode::unsupported, "isa=" + std::string(to_string(isa)) + " cannot run on this CPU");
 
-  const std::size_t run_bytes = options.scattered_run_bytes;
-  check_scattered_run(run_bytes);
+  const ScatteredPattern& sp = options.scattered;
+  check_scattered(sp);
+  const std::size_t run_bytes = sp.run_bytes;
   const std::size_t total_runs = run_bytes ? impl_->bytes / run_bytes : 0;
-  RunPattern pattern{.total_runs = total_runs, .per_group = options.scattered_runs_per_group};
-  if (options.scattered_group_stride_bytes) {
-    const std::size_t group = options.scattered_group_bytes, stride = options.scattered_group_stride_bytes;
-    if (!run_bytes || pattern.per_group < 1 || group < pattern.per_group * run_bytes || stride < group ||
-        stride > impl_->bytes)
-      throw Error(ErrorCode::invalid_argument,
-                  "scattered groups of " + std::to_string(pattern.per_group) + " runs in " + std::to_string(group) +
-                      " bytes every " + std::to_string(stride) +
-                      " bytes: need scattered_run_bytes, at least one run, runs x run_bytes <= group bytes <= "
-                      "stride <= the buffer");
-    pattern.group_runs = group / run_bytes;
-    pattern.stride_runs = std::max<std::size_t>(1, stride / run_bytes);
+  if (total_runs > UINT32_MAX)
+    throw Error(ErrorCode::invalid_argument, "scattered run_bytes=" + std::to_string(run_bytes) +
+                                                 " is too small for a buffer of " + std::to_string(impl_->bytes >> 20) +
+                                                 " MiB (more than 2^32 runs)");
+  if (sp.group_stride_bytes > impl_->bytes)
+    throw Error(ErrorCode::invalid_argument, "scattered group_stride_bytes=" + std::to_string(sp.group_stride_bytes) +
+                                                 " exceeds the buffer of " + std::to_string(impl_->bytes) + " bytes");
+  RunPattern pattern{.total_runs = total_runs, .per_group = sp.runs_per_group};
+  if (sp.group_stride_bytes) {
+    pattern.group_runs = sp.group_bytes / run_bytes;
+    pattern.stride_runs = std::max<std::size_t>(1, sp.group_stride_bytes / run_bytes);
   }
   ReadBandwidth result;
   result.buffer_bytes = impl_->bytes;
-  result.scattered_run_bytes = run_bytes;
-  result.scattered_runs_per_group = options.scattered_runs_per_group;
-  result.scattered_group_bytes = options.scattered_group_bytes;
-  result.scattered_group_stride_bytes = options.scattered_group_stride_bytes;
+  result.scattered = sp;
   result.isa = isa;
   result.pinned = options.pin_threads;
   const float* data = impl_->buffer.get();
@@ -219,7 +224,7 @@ ReadBandwidth measure_read_bandwidth(const ReadBandwidthOptions& options) {
   // Validate before allocating.
   for (std::size_t t : options.thread_counts) check_threads(t);
   if (options.repeats < 1) throw Error(ErrorCode::invalid_argument, "repeats=0: must be at least 1");
-  check_scattered_run(options.scattered_run_bytes);
+  check_scattered(options.scattered);
   std::size_t max_threads = 0;
   for (std::size_t t : options.thread_counts) max_threads = std::max(max_threads, t);
   const ReadBandwidthMeter meter(options.buffer_bytes, max_threads, options.pin_threads);

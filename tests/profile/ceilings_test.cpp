@@ -73,8 +73,8 @@ TEST(PeakKernels, ScatterSumReadsExactlyTheRunsOnEveryIsa) {
 TEST(Ceilings, ScatteredReadIsPlausible) {
   const ReadBandwidthMeter meter(16u << 20, 2);
   for (std::size_t run : {64u, 512u}) {
-    const ReadBandwidth bw = meter.measure({.thread_counts = {1, 2}, .repeats = 3, .scattered_run_bytes = run});
-    EXPECT_EQ(bw.scattered_run_bytes, run);
+    const ReadBandwidth bw = meter.measure({.thread_counts = {1, 2}, .repeats = 3, .scattered = {.run_bytes = run}});
+    EXPECT_EQ(bw.scattered.run_bytes, run);
     ASSERT_EQ(bw.samples.size(), 2u);
     for (const auto& s : bw.samples) {
       EXPECT_TRUE(std::isfinite(s.gb_per_s)) << "run=" << run << " threads=" << s.threads;
@@ -85,31 +85,27 @@ TEST(Ceilings, ScatteredReadIsPlausible) {
     }
   }
   // Grouped as a KV head's blocks: 16 runs in the first 64 KiB of every 192 KiB.
-  const ReadBandwidth grouped = meter.measure({.thread_counts = {2},
-                                               .repeats = 3,
-                                               .scattered_run_bytes = 512,
-                                               .scattered_runs_per_group = 16,
-                                               .scattered_group_bytes = 64u << 10,
-                                               .scattered_group_stride_bytes = 192u << 10});
-  EXPECT_EQ(grouped.scattered_runs_per_group, 16u);
-  EXPECT_EQ(grouped.scattered_group_stride_bytes, 192u << 10);
+  const ReadBandwidth grouped = meter.measure(
+      {.thread_counts = {2},
+       .repeats = 3,
+       .scattered = {
+           .run_bytes = 512, .runs_per_group = 16, .group_bytes = 64u << 10, .group_stride_bytes = 192u << 10}});
+  EXPECT_EQ(grouped.scattered.runs_per_group, 16u);
+  EXPECT_EQ(grouped.scattered.group_stride_bytes, 192u << 10);
   ASSERT_EQ(grouped.samples.size(), 1u);
   EXPECT_GT(grouped.samples[0].gb_per_s, 0.01);
-  EXPECT_EQ(meter.measure({.thread_counts = {1}, .repeats = 1}).scattered_run_bytes, 0u);
+  EXPECT_EQ(meter.measure({.thread_counts = {1}, .repeats = 1}).scattered.run_bytes, 0u);
   // A group that cannot hold its runs, a stride shorter than the group, groups without runs.
+  EXPECT_THROW(
+      (void)meter.measure(
+          {.thread_counts = {1},
+           .scattered = {.run_bytes = 512, .runs_per_group = 4, .group_bytes = 1024, .group_stride_bytes = 4096}}),
+      Error);
   EXPECT_THROW((void)meter.measure({.thread_counts = {1},
-                                    .scattered_run_bytes = 512,
-                                    .scattered_runs_per_group = 4,
-                                    .scattered_group_bytes = 1024,
-                                    .scattered_group_stride_bytes = 4096}),
-               Error);
-  EXPECT_THROW((void)meter.measure({.thread_counts = {1},
-                                    .scattered_run_bytes = 512,
-                                    .scattered_group_bytes = 4096,
-                                    .scattered_group_stride_bytes = 2048}),
+                                    .scattered = {.run_bytes = 512, .group_bytes = 4096, .group_stride_bytes = 2048}}),
                Error);
   EXPECT_THROW(
-      (void)meter.measure({.thread_counts = {1}, .scattered_group_bytes = 4096, .scattered_group_stride_bytes = 8192}),
+      (void)meter.measure({.thread_counts = {1}, .scattered = {.group_bytes = 4096, .group_stride_bytes = 8192}}),
       Error);
 }
 
@@ -148,11 +144,11 @@ TEST(Ceilings, RejectsBadOptions) {
   EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 1024}), Error);
   EXPECT_THROW((void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .repeats = 0}), Error);
   EXPECT_THROW(
-      (void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered_run_bytes = 100}),
+      (void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered = {.run_bytes = 100}}),
       Error);  // not a multiple of 64
-  EXPECT_THROW(
-      (void)measure_read_bandwidth({.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered_run_bytes = 128u << 10}),
-      Error);  // longer than 64 KiB
+  EXPECT_THROW((void)measure_read_bandwidth(
+                   {.thread_counts = {1}, .buffer_bytes = 4u << 20, .scattered = {.run_bytes = 128u << 10}}),
+               Error);  // longer than 64 KiB
   EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .seconds_per_pass = -1.0}), Error);
   EXPECT_THROW((void)measure_fma_peak({.thread_counts = {1}, .repeats = 0}), Error);
   for (Isa isa : compiled_isas()) {
