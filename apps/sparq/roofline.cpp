@@ -172,7 +172,7 @@ void finish(Run& run) {
     if (const NodePlacement* p = run.placement_at(row.seq_len))
       for (const double share : p->share()) row.bytes_per_node.push_back(double(row.point.bytes) * share);
     for (std::size_t p = 0; p < kPhaseCount; ++p)
-      if (const double gb = row.phase_gb_per_s(Phase(p), run.ceilings.read_gb_per_s); gb > 0)
+      if (const double gb = row.phase_gb_per_s(Phase(p), run.floor_streaming_gb_per_s()); gb > 0)
         row.floor_seconds += double(row.profile.phases[p].bytes_read) / double(calls) / (gb * 1e9);
   }
   for (Row& row : run.rows) {

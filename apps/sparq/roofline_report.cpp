@@ -214,10 +214,10 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
 void print_floors(const Run& run) {
   if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return r.method != "dense"; })) return;
   fmt::print(
-      "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s; "
+      "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s{}; "
       "SparQ's stages: as many runs of their size per cache block as the profile counted, at random places, {} "
       "thr)\n",
-      run.ceilings.read_gb_per_s, run.threads);
+      run.floor_streaming_gb_per_s(), run.bw_after ? ", measured after the runs" : "", run.threads);
   fmt::print("{:>6}  {:<12} {:>10} {:>8} {:>15}   {}\n", "S", "method", "floor", "of time", "speed-up bound",
              "scattered read");
   for (const Row& r : run.rows) {

@@ -93,6 +93,10 @@ struct Run {
   MachineInfo machine;
   ReadBandwidth bw_before;
   std::optional<BandwidthSample> bw_after;
+  // The streaming bandwidth of the memory floor: bw_after when measured (right after the
+  // scattered patterns, so both ceilings of a floor come from the same minutes of a
+  // machine whose bandwidth drifts), else the one before the runs.
+  [[nodiscard]] double floor_streaming_gb_per_s() const { return bw_after ? bw_after->gb_per_s : ceilings.read_gb_per_s; }
   FmaPeak fma;
   Ceilings ceilings;
   std::size_t threads = 0;
