@@ -106,7 +106,7 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
                           {"phases", phases},
                           {"scattered_read", scattered},
                           {"floor_seconds", r.floor_seconds},
-                          {"floor_fraction", r.point.seconds > 0 ? r.floor_seconds / r.point.seconds : 0.0},
+                          {"floor_fraction", r.floor_fraction()},
                           {"speedup_bound", r.method == "dense" ? nlohmann::json() : nlohmann::json(r.speedup_bound)},
                           {"bytes_per_node", rounded(r.bytes_per_node)}};
     const NodePlacement* p = run.placement_at(r.seq_len);
@@ -228,9 +228,8 @@ void print_floors(const Run& run) {
                               c.phase == Phase::stage1 ? "stage 1" : "stage 2", c.pattern.runs_per_group,
                               c.pattern.run_bytes, c.gb_per_s);
     const std::string bound = r.method == "dense" ? "" : fmt::format("{:.2f}x", r.speedup_bound);
-    std::string line = fmt::format(
-        "{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len), r.label(),
-        r.floor_seconds * 1e3, r.point.seconds > 0 ? r.floor_seconds / r.point.seconds * 100 : 0.0, bound, patterns);
+    std::string line = fmt::format("{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len),
+                                   r.label(), r.floor_seconds * 1e3, r.floor_fraction() * 100, bound, patterns);
     line.erase(line.find_last_not_of(' ') + 1);
     fmt::print("{}\n", line);
   }

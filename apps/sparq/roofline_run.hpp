@@ -80,6 +80,8 @@ struct Row {
   // scattered ceilings for SparQ's stages): the least time this machine's memory allows.
   double floor_seconds = 0.0;
   double speedup_bound = 0.0;  // SparQ: dense's floor / this floor at the same S (0 for dense)
+  // floor / measured median (0 before finish() sets the point).
+  [[nodiscard]] double floor_fraction() const { return point.seconds > 0 ? floor_seconds / point.seconds : 0.0; }
   // The bandwidth `phase` of this row reads at: its scattered ceiling, else `streaming`.
   [[nodiscard]] double phase_gb_per_s(Phase phase, double streaming) const {
     for (const ScatteredCeiling& c : scattered)
@@ -96,7 +98,9 @@ struct Run {
   // The streaming bandwidth of the memory floor: bw_after when measured (right after the
   // scattered patterns, so both ceilings of a floor come from the same minutes of a
   // machine whose bandwidth drifts), else the one before the runs.
-  [[nodiscard]] double floor_streaming_gb_per_s() const { return bw_after ? bw_after->gb_per_s : ceilings.read_gb_per_s; }
+  [[nodiscard]] double floor_streaming_gb_per_s() const {
+    return bw_after ? bw_after->gb_per_s : ceilings.read_gb_per_s;
+  }
   FmaPeak fma;
   Ceilings ceilings;
   std::size_t threads = 0;
