@@ -138,6 +138,12 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
   const auto after = run.bw_after ? dense_fraction(run, run.bw_after->gb_per_s) : std::nullopt;
   j["dense_vs_read_bandwidth"] = {{"before", before ? nlohmann::json(*before) : nlohmann::json()},
                                   {"after", after ? nlohmann::json(*after) : nlohmann::json()}};
+  const FloorCeilings& f = run.floor_ceilings;
+  j["floor_ceilings"] = {
+      {"streaming_before_gb_per_s", f.attempts ? nlohmann::json(f.streaming_before_gb_per_s) : nlohmann::json()},
+      {"streaming_after_gb_per_s", run.bw_after ? nlohmann::json(run.bw_after->gb_per_s) : nlohmann::json()},
+      {"attempts", f.attempts},
+      {"steady", run.floor_steady()}};
   j["interrupted"] = run.interrupted;
   return j;
 }
@@ -208,6 +214,11 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
       fmt::print("; dense at the largest S reached {:.0f}% of the bandwidth before, {:.0f}% after", *before * 100,
                  *after * 100);
     fmt::print("\n");
+    if (!steady(run.ceilings.read_gb_per_s, run.bw_after->gb_per_s))
+      fmt::print(
+          "warning: the read bandwidth moved by more than {:.0f}% between before and after the runs: the % column "
+          "(against the figure before) is that uncertain\n",
+          kSteadyTolerance * 100);
   }
 }
 
@@ -218,6 +229,19 @@ void print_floors(const Run& run) {
       "SparQ's stages: as many runs of their size per cache block as the profile counted, at random places, {} "
       "thr)\n",
       run.floor_streaming_gb_per_s(), run.bw_after ? ", measured after the runs" : "", run.threads);
+  const FloorCeilings& f = run.floor_ceilings;
+  if (f.attempts && run.bw_after) {
+    if (run.floor_steady())
+      fmt::print("(streaming {:.1f} GB/s right before the scattered patterns: steady within {:.0f}%{})\n",
+                 f.streaming_before_gb_per_s, kSteadyTolerance * 100,
+                 f.attempts > 1 ? fmt::format(", at attempt {}", f.attempts) : "");
+    else
+      fmt::print(
+          "warning: streaming {:.1f} GB/s right before the scattered patterns, {:.1f} right after ({} attempts, "
+          "none within {:.0f}%): the machine changed bandwidth mode meanwhile, so the floors and speed-up bounds "
+          "below mix two modes; run again\n",
+          f.streaming_before_gb_per_s, run.bw_after->gb_per_s, f.attempts, kSteadyTolerance * 100);
+  }
   fmt::print("{:>6}  {:<12} {:>10} {:>8} {:>15}   {}\n", "S", "method", "floor", "of time", "speed-up bound",
              "scattered read");
   for (const Row& r : run.rows) {

@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -91,6 +93,20 @@ struct Row {
   [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }
 };
 
+// How the floor's ceilings were measured (measure_floor_ceilings in roofline.cpp): the
+// streaming read bandwidth right before SparQ's scattered patterns (the one right after
+// them is Run::bw_after), and how many sets it took for the two to agree.
+inline constexpr int kFloorAttempts = 3;
+inline constexpr double kSteadyTolerance = 0.10;
+// Two bandwidth figures agree: they differ by at most kSteadyTolerance of the larger.
+[[nodiscard]] inline bool steady(double a, double b) {
+  return std::abs(a - b) <= kSteadyTolerance * std::max(a, b);
+}
+struct FloorCeilings {
+  double streaming_before_gb_per_s = 0.0;
+  int attempts = 0;  // 0: not measured (interrupted run)
+};
+
 struct Run {
   MachineInfo machine;
   ReadBandwidth bw_before;
@@ -100,6 +116,14 @@ struct Run {
   // machine whose bandwidth drifts), else the one before the runs.
   [[nodiscard]] double floor_streaming_gb_per_s() const {
     return bw_after ? bw_after->gb_per_s : ceilings.read_gb_per_s;
+  }
+  FloorCeilings floor_ceilings;
+  // The streaming figures before and after the scattered patterns agree within
+  // kSteadyTolerance: the memory floors (and the speed-up bound) come from one mode of a
+  // machine whose bandwidth drifts.
+  [[nodiscard]] bool floor_steady() const {
+    return bw_after && floor_ceilings.attempts > 0 &&
+           steady(floor_ceilings.streaming_before_gb_per_s, bw_after->gb_per_s);
   }
   FmaPeak fma;
   Ceilings ceilings;

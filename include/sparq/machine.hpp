@@ -53,7 +53,8 @@ struct MachineInfo {
 // distinct random run-aligned places (ascending) of the first group_bytes of each group,
 // consecutive groups group_stride_bytes apart, wrapping at the buffer's end.
 struct ScatteredPattern {
-  std::size_t run_bytes = 0;           // 0: no scattered read
+  static constexpr std::size_t kMaxRunBytes = std::size_t{64} << 10;
+  std::size_t run_bytes = 0;           // 0: no scattered read; at most kMaxRunBytes
   std::size_t runs_per_group = 1;      // >= 1
   std::size_t group_bytes = 0;         // >= runs_per_group x run_bytes
   std::size_t group_stride_bytes = 0;  // >= group_bytes, <= the buffer

@@ -29,12 +29,11 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-constexpr std::size_t kMaxScatteredRun = std::size_t{64} << 10;
 constexpr std::size_t kScatteredPassBytes = std::size_t{64} << 20;
 
 // The checks that need no buffer (measure_read_bandwidth runs them before allocating).
 void check_scattered(const ScatteredPattern& p) {
-  if (p.run_bytes % 64 != 0 || p.run_bytes > kMaxScatteredRun)
+  if (p.run_bytes % 64 != 0 || p.run_bytes > ScatteredPattern::kMaxRunBytes)
     throw Error(ErrorCode::invalid_argument, "scattered run_bytes=" + std::to_string(p.run_bytes) +
                                                  ": must be a multiple of 64 bytes, at most 64 KiB");
   if (p.group_stride_bytes && (!p.run_bytes || p.runs_per_group < 1 || p.group_bytes < p.runs_per_group * p.run_bytes ||

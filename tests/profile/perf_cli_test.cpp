@@ -136,6 +136,17 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   EXPECT_EQ(results[1].at("method"), "sparq");
   EXPECT_EQ(results[2].at("ratio"), 8.0);
   EXPECT_TRUE(j.at("dense_vs_read_bandwidth").contains("before"));
+  // The floor's ceilings: streaming right before and right after the scattered patterns,
+  // measured again until they agree within 10% (at most 3 sets), flagged otherwise.
+  const auto& f = j.at("floor_ceilings");
+  const int attempts = f.at("attempts").get<int>();
+  EXPECT_GE(attempts, 1);
+  EXPECT_LE(attempts, 3);
+  const double a = f.at("streaming_before_gb_per_s").get<double>(), b = f.at("streaming_after_gb_per_s").get<double>();
+  EXPECT_GT(a, 0.0);
+  EXPECT_EQ(b, m.at("read_gb_per_s_after").get<double>());
+  EXPECT_EQ(f.at("steady").get<bool>(), std::abs(a - b) <= 0.1 * std::max(a, b));
+  if (attempts < 3) EXPECT_TRUE(f.at("steady").get<bool>()) << "measured again although steady";
   EXPECT_EQ(j.at("interrupted"), false);
 }
 
