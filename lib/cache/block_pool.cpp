@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -16,16 +18,17 @@ constexpr std::size_t kPage = 4096;
 constexpr std::size_t kLine = 64;
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 constexpr std::size_t kSlabTarget = std::size_t{8} << 20;
-std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+std::size_t round_up(std::size_t x, std::size_t to) {
+  return (x + to - 1) / to * to;
+}
 }  // namespace
 
 BlockLayout BlockLayout::for_config(const CacheConfig& c) {
   BlockLayout l;
   l.row_bytes = c.head_dim * size_of(c.dtype);
   l.k_region = round_up(c.block_tokens * l.row_bytes, kLine);
-  std::size_t at = round_up(sizeof(BlockHeader), kLine);
-  l.value_sum_offset = at;
-  at = round_up(at + c.head_dim * sizeof(double), kLine);
+  l.meta_bytes = round_up(BlockLayout::kValueSumOffset + c.head_dim * sizeof(double), kLine);
+  std::size_t at = 0;
   // The regions dense decode streams (S-major K, then V) are adjacent, so it reads one
   // contiguous range per block; the d-major copy that SparQ stage 1 reads comes last.
   // Measured on Zen 5, 1 core, 192 KiB blocks: reading K then V of each block with the
@@ -50,9 +53,20 @@ BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std
                      std::unique_ptr<BlockPlacement> placement)
     : layout_(layout),
       capacity_(capacity_blocks),
+      // A slab never holds more blocks than the pool may carve, so small caches stay small.
+      slab_blocks_(std::clamp<std::size_t>(kSlabTarget / layout.bytes, 1, std::max<std::size_t>(capacity_blocks, 1))),
+      meta_offset_(slab_blocks_ * layout.bytes),
+      slab_align_(std::bit_ceil(meta_offset_ + slab_blocks_ * layout.meta_bytes)),
       placement_(std::move(placement)),
       free_(kv_heads),
       cursor_(kv_heads) {}
+
+std::byte* BlockPool::meta(const std::byte* block) const noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(block);
+  const std::uintptr_t slab = at & ~std::uintptr_t(slab_align_ - 1);
+  const std::size_t index = (at - slab) / layout_.bytes;
+  return reinterpret_cast<std::byte*>(slab + meta_offset_ + index * layout_.meta_bytes);
+}
 
 BlockPool::~BlockPool() {
   for (std::byte* b : all_) header(b).~BlockHeader();
@@ -62,24 +76,22 @@ BlockPool::~BlockPool() {
 std::byte* BlockPool::allocate_new(std::size_t head) {
   SlabCursor& c = cursor_[head];
   if (c.left == 0) {
-    // A slab never holds more blocks than the pool may still carve, so small caches
-    // stay small.
-    const std::size_t blocks = std::clamp<std::size_t>(kSlabTarget / layout_.bytes, 1, capacity_ - all_.size());
-    const std::size_t bytes = blocks * layout_.bytes;
-    const bool huge = bytes >= kHugePage;
-    void* slab = std::aligned_alloc(huge ? kHugePage : kPage, round_up(bytes, huge ? kHugePage : kPage));
+    // Aligned to its own (power-of-two) size, so that a block's slab, and with it the
+    // block's metadata, follows from the block's address (meta()); only touched pages
+    // are backed by memory, so the unused tail of a slab costs address space only.
+    void* slab = std::aligned_alloc(slab_align_, slab_align_);
     if (!slab) throw std::bad_alloc();
-    if (huge) madvise(slab, round_up(bytes, kHugePage), MADV_HUGEPAGE);  // advisory: failure is harmless
+    if (slab_align_ >= kHugePage) madvise(slab, slab_align_, MADV_HUGEPAGE);  // advisory: failure is harmless
     slabs_.push_back(slab);
     c.next = static_cast<std::byte*>(slab);
-    c.left = blocks;
+    c.left = std::min(slab_blocks_, capacity_ - all_.size());
   }
   std::byte* b = c.next;
   c.next += layout_.bytes;
   --c.left;
   // Placement first: binding must precede the first write for first-touch policies.
   if (placement_) placement_->place(b, layout_.bytes, head);
-  new (b) BlockHeader{};
+  new (meta(b)) BlockHeader{};
   all_.push_back(b);
   return b;
 }
@@ -87,10 +99,10 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
 std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, const char* what) {
   std::lock_guard lock(mutex_);
   if (in_use_ + heads.size() > capacity_)
-    throw Error(ErrorCode::capacity_exhausted,
-                std::string(what) + " needs " + std::to_string(heads.size()) + " more blocks but only " +
-                    std::to_string(capacity_ - in_use_) + " of " + std::to_string(capacity_) +
-                    " are free: raise capacity_tokens or remove sequences");
+    throw Error(ErrorCode::capacity_exhausted, std::string(what) + " needs " + std::to_string(heads.size()) +
+                                                   " more blocks but only " + std::to_string(capacity_ - in_use_) +
+                                                   " of " + std::to_string(capacity_) +
+                                                   " are free: raise capacity_tokens or remove sequences");
   std::vector<std::byte*> out;
   out.reserve(heads.size());
   try {
@@ -117,15 +129,16 @@ std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, c
     }
   } catch (const std::bad_alloc&) {
     for (std::size_t i = 0; i < out.size(); ++i) free_[heads[i]].push_back(out[i]);
-    throw Error(ErrorCode::capacity_exhausted,
-                std::string(what) + ": the system refused memory for a new block of " + std::to_string(layout_.bytes) +
-                    " bytes");
+    throw Error(ErrorCode::capacity_exhausted, std::string(what) + ": the system refused memory for a new block of " +
+                                                   std::to_string(layout_.bytes) + " bytes");
   }
   in_use_ += out.size();
   return out;
 }
 
-void BlockPool::retain(std::byte* block) noexcept { header(block).refcount.fetch_add(1, std::memory_order_relaxed); }
+void BlockPool::retain(const std::byte* block) const noexcept {
+  header(block).refcount.fetch_add(1, std::memory_order_relaxed);
+}
 
 void BlockPool::release(std::byte* block, std::size_t head) noexcept {
   if (header(block).refcount.fetch_sub(1, std::memory_order_acq_rel) != 1) return;

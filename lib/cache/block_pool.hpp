@@ -3,11 +3,14 @@
 // NUMA placement of its head). Thread-safe. Blocks are reference counted so that forked
 // sequences can share them.
 //
-// Blocks are carved from per-head slabs of up to 8 MiB, 2 MiB-aligned and advised for
-// transparent huge pages: stage 2 of SparQ gathers rows from all over the cache and
+// Blocks are carved back to back from per-head slabs of up to 8 MiB of blocks, advised
+// for transparent huge pages: stage 2 of SparQ gathers rows from all over the cache and
 // each 4 KiB page would cost a TLB miss (perf showed both stages stalled on prefetches
-// with one ~200 KiB allocation per block). Slab pages are still only touched, and so
-// only backed by memory, as blocks are used.
+// with one ~200 KiB allocation per block). After a slab's blocks comes its metadata
+// area: each block's header and value sum (block_layout.hpp says why not inside the
+// block). Slabs are aligned to their power-of-two size, so a block's metadata is found
+// from its address alone. Slab pages are only touched, and so only backed by memory,
+// as blocks are used. Metadata pages are not bound by the placement (first touch).
 #pragma once
 
 #include <cstddef>
@@ -34,10 +37,17 @@ class BlockPool {
   // nothing. New blocks have refcount 1 and fill 0.
   [[nodiscard]] std::vector<std::byte*> acquire(std::span<const std::size_t> heads, const char* what);
   // Adds a sharer to a block.
-  static void retain(std::byte* block) noexcept;
+  void retain(const std::byte* block) const noexcept;
   // Drops a sharer; the last one returns the block to the free list of `head`.
   void release(std::byte* block, std::size_t head) noexcept;
-  [[nodiscard]] static BlockHeader& header(std::byte* block) noexcept { return *reinterpret_cast<BlockHeader*>(block); }
+  // A block's header, and its value sum (head_dim doubles covering its first `fill`
+  // value rows), both in its slab's metadata area.
+  [[nodiscard]] BlockHeader& header(const std::byte* block) const noexcept {
+    return *reinterpret_cast<BlockHeader*>(meta(block));
+  }
+  [[nodiscard]] double* value_sum(const std::byte* block) const noexcept {
+    return reinterpret_cast<double*>(meta(block) + BlockLayout::kValueSumOffset);
+  }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t in_use() const;
@@ -45,9 +55,13 @@ class BlockPool {
 
  private:
   std::byte* allocate_new(std::size_t head);
+  [[nodiscard]] std::byte* meta(const std::byte* block) const noexcept;
 
   BlockLayout layout_;
   std::size_t capacity_;
+  std::size_t slab_blocks_;  // blocks a slab has room for
+  std::size_t meta_offset_;  // of a slab's metadata area: slab_blocks_ x layout_.bytes
+  std::size_t slab_align_;   // a slab's size and alignment (a power of two)
   std::unique_ptr<BlockPlacement> placement_;
   mutable std::mutex mutex_;
   std::vector<std::vector<std::byte*>> free_;  // per KV head

@@ -17,8 +17,8 @@ void CacheConfig::validate() const {
   // Bounds keep every size computation far from overflow and catch swapped arguments.
   auto at_most = [](std::size_t v, std::size_t max, const char* name) {
     if (v > max)
-      throw Error(ErrorCode::invalid_argument, std::string(name) + "=" + std::to_string(v) + " is too large: must be in [1, " +
-                                                   std::to_string(max) + "]");
+      throw Error(ErrorCode::invalid_argument, std::string(name) + "=" + std::to_string(v) +
+                                                   " is too large: must be in [1, " + std::to_string(max) + "]");
   };
   at_most(layers, 1 << 12, "layers");
   at_most(kv_heads, 1 << 12, "kv_heads");

@@ -14,12 +14,14 @@
 
 namespace sparq::element {
 
-[[nodiscard]] inline float bf16_to_f32(std::uint16_t h) noexcept { return std::bit_cast<float>(std::uint32_t(h) << 16); }
+[[nodiscard]] inline float bf16_to_f32(std::uint16_t h) noexcept {
+  return std::bit_cast<float>(std::uint32_t(h) << 16);
+}
 
 [[nodiscard]] inline std::uint16_t f32_to_bf16(float f) noexcept {
   std::uint32_t u = std::bit_cast<std::uint32_t>(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);                                               // round to nearest even
+  u += 0x7fffu + ((u >> 16) & 1u);                                              // round to nearest even
   return std::uint16_t(u >> 16);
 }
 
@@ -38,9 +40,9 @@ namespace sparq::element {
   const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
   const std::uint16_t sign = std::uint16_t((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return sign | 0x7e00u;       // NaN
-  if (abs >= 0x477ff000u) return sign | 0x7c00u;      // rounds to >= 65536: Inf
-  if (abs >= 0x38800000u) {                           // normal f16 range (>= 2^-14)
+  if (abs > 0x7f800000u) return sign | 0x7e00u;   // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65536: Inf
+  if (abs >= 0x38800000u) {                       // normal f16 range (>= 2^-14)
     const std::uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
     return sign | std::uint16_t((rounded - (112u << 23)) >> 13);
   }
@@ -74,7 +76,9 @@ namespace sparq::element {
 // Stores v narrowed to storage type t at element i.
 inline void store(std::byte* row, std::size_t i, DType t, float v) noexcept {
   switch (t) {
-    case DType::f32: std::memcpy(row + 4 * i, &v, 4); return;
+    case DType::f32:
+      std::memcpy(row + 4 * i, &v, 4);
+      return;
     case DType::f16: {
       const std::uint16_t h = f32_to_f16(v);
       std::memcpy(row + 2 * i, &h, 2);

@@ -31,9 +31,13 @@ struct Sequence {
   std::atomic<bool> writing{false};
 };
 
-std::string seq_name(SeqId s) { return "sequence " + std::to_string(s); }
+std::string seq_name(SeqId s) {
+  return "sequence " + std::to_string(s);
+}
 
-std::size_t blocks_for(std::size_t tokens, std::size_t b) { return (tokens + b - 1) / b; }
+std::size_t blocks_for(std::size_t tokens, std::size_t b) {
+  return (tokens + b - 1) / b;
+}
 
 }  // namespace
 
@@ -88,9 +92,11 @@ struct KVCache::Impl {
     return WriteGuard{&seq};
   }
 
-  std::byte* key_s(std::byte* blk, std::size_t off) const { return blk + layout.k_s_major_offset + off * layout.row_bytes; }
+  std::byte* key_s(std::byte* blk, std::size_t off) const {
+    return blk + layout.k_s_major_offset + off * layout.row_bytes;
+  }
   std::byte* val(std::byte* blk, std::size_t off) const { return blk + layout.v_offset + off * layout.row_bytes; }
-  double* block_sum(std::byte* blk) const { return reinterpret_cast<double*>(blk + layout.value_sum_offset); }
+  double* block_sum(const std::byte* blk) const { return pool.value_sum(blk); }
 
   // Sum of the first `rows` stored value rows of a block into out[d].
   void sum_rows(std::byte* blk, std::size_t rows, double* out) const {
@@ -102,7 +108,7 @@ struct KVCache::Impl {
   // Makes a block's value sum cover exactly its first `rows` rows (before writing row
   // `rows` into a block whose sum covered more or fewer rows, e.g. after a truncate).
   void sync_block_sum(std::byte* blk, std::size_t rows) const {
-    BlockHeader& h = BlockPool::header(blk);
+    BlockHeader& h = pool.header(blk);
     if (h.fill == rows && rows != 0) return;  // a fresh block's sum region is uninitialized
     sum_rows(blk, rows, block_sum(blk));
     h.fill = static_cast<std::uint32_t>(rows);
@@ -116,11 +122,12 @@ struct KVCache::Impl {
     if (layout.k_d_major_offset != LayerView::kNoRegion) {
       const std::size_t eb = size_of(config.dtype);
       for (std::size_t i = 0; i < d(); ++i)
-        std::memcpy(dst + layout.k_d_major_offset + i * B() * eb, src + layout.k_d_major_offset + i * B() * eb, rows * eb);
+        std::memcpy(dst + layout.k_d_major_offset + i * B() * eb, src + layout.k_d_major_offset + i * B() * eb,
+                    rows * eb);
     }
     std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
     sum_rows(dst, rows, block_sum(dst));
-    BlockPool::header(dst).fill = static_cast<std::uint32_t>(rows);
+    pool.header(dst).fill = static_cast<std::uint32_t>(rows);
   }
 
   void update_mean(LayerState& st) const {
@@ -136,15 +143,16 @@ struct KVCache::Impl {
     const std::size_t need = blocks_for(st.length + n, Bt);
     const std::size_t off0 = st.length % Bt;
     // Copy-on-write: the partly filled last block is shared with a fork.
-    const bool cow = off0 != 0 && std::any_of(st.blocks.end() - H, st.blocks.end(), [](std::byte* b) {
-      return BlockPool::header(b).refcount.load() > 1;
-    });
+    const bool cow = off0 != 0 && std::any_of(st.blocks.end() - H, st.blocks.end(), [this](const std::byte* b) {
+                       return pool.header(b).refcount.load() > 1;
+                     });
     std::vector<std::size_t> heads_needed;
     for (std::size_t b = have; b < need; ++b)
       for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
     if (cow)
       for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
-    const std::string what = "append of " + std::to_string(n) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
+    const std::string what =
+        "append of " + std::to_string(n) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
     std::vector<std::byte*> fresh = pool.acquire(heads_needed, what.c_str());  // may throw: nothing changed yet
 
     // From here on nothing throws except std::bad_alloc of small vectors.
@@ -173,7 +181,8 @@ struct KVCache::Impl {
         if (layout.k_s_major_offset != LayerView::kNoRegion)
           for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
         if (layout.k_d_major_offset != LayerView::kNoRegion)
-          for (std::size_t i = 0; i < D; ++i) element::store(blk + layout.k_d_major_offset + (i * Bt + off) * eb, 0, t, k[i]);
+          for (std::size_t i = 0; i < D; ++i)
+            element::store(blk + layout.k_d_major_offset + (i * Bt + off) * eb, 0, t, k[i]);
         double* bsum = block_sum(blk);
         double* lsum = st.value_sum.data() + h * D;
         for (std::size_t i = 0; i < D; ++i) {
@@ -182,7 +191,7 @@ struct KVCache::Impl {
           bsum[i] += stored;
           lsum[i] += stored;
         }
-        BlockPool::header(blk).fill = static_cast<std::uint32_t>(off + 1);
+        pool.header(blk).fill = static_cast<std::uint32_t>(off + 1);
       }
     }
     st.length += n;
@@ -195,7 +204,8 @@ void check_finite(std::span<const float> x, const char* what) {
   for (std::size_t i = 0; i < x.size(); ++i)
     if (!std::isfinite(x[i]))
       throw Error(ErrorCode::non_finite_input, std::string(what) + "[" + std::to_string(i) + "] is " +
-                                                   (std::isnan(x[i]) ? "NaN" : "infinite") + ": cached values must be finite");
+                                                   (std::isnan(x[i]) ? "NaN" : "infinite") +
+                                                   ": cached values must be finite");
 }
 }  // namespace
 
@@ -208,7 +218,9 @@ KVCache::~KVCache() {
   // Blocks are freed by the pool; sequences just drop their pointers.
 }
 
-const CacheConfig& KVCache::config() const noexcept { return impl_->config; }
+const CacheConfig& KVCache::config() const noexcept {
+  return impl_->config;
+}
 
 SeqId KVCache::add_sequence() {
   auto seq = std::make_unique<Sequence>();
@@ -258,9 +270,10 @@ void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, st
   auto check_size = [&](std::span<const float> x, const char* name) {
     if (x.size() != expect)
       throw Error(ErrorCode::shape_mismatch,
-                  std::string(name) + " has " + std::to_string(x.size()) + " floats, expected n_tokens*kv_heads*head_dim = " +
-                      std::to_string(expect) + " (" + std::to_string(n_tokens) + "*" + std::to_string(impl_->heads()) +
-                      "*" + std::to_string(impl_->d()) + ")");
+                  std::string(name) + " has " + std::to_string(x.size()) +
+                      " floats, expected n_tokens*kv_heads*head_dim = " + std::to_string(expect) + " (" +
+                      std::to_string(n_tokens) + "*" + std::to_string(impl_->heads()) + "*" +
+                      std::to_string(impl_->d()) + ")");
   };
   check_size(keys, "keys");
   check_size(values, "values");
@@ -310,8 +323,9 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
   std::size_t shortest = ~std::size_t{0};
   for (const auto& st : seq.layers) shortest = std::min(shortest, st.length);
   if (n_tokens > shortest)
-    throw Error(ErrorCode::invalid_argument, "truncate by n_tokens=" + std::to_string(n_tokens) + " exceeds the length " +
-                                                 std::to_string(shortest) + " of the shortest layer of " + seq_name(s));
+    throw Error(ErrorCode::invalid_argument, "truncate by n_tokens=" + std::to_string(n_tokens) +
+                                                 " exceeds the length " + std::to_string(shortest) +
+                                                 " of the shortest layer of " + seq_name(s));
   if (n_tokens == 0) return;
   const std::size_t H = impl_->heads(), D = impl_->d(), Bt = impl_->B();
   for (auto& st : seq.layers) {
@@ -329,7 +343,7 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
       for (std::size_t h = 0; h < H; ++h) {
         std::byte* blk = st.blocks[b * H + h];
         const double* sum = impl_->block_sum(blk);
-        if (rows != BlockPool::header(blk).fill) {
+        if (rows != impl_->pool.header(blk).fill) {
           impl_->sum_rows(blk, rows, partial.data());
           sum = partial.data();
         }
@@ -345,7 +359,7 @@ SeqId KVCache::fork(SeqId s) {
   auto copy = std::make_unique<Sequence>();
   copy->layers = guard.seq->layers;
   for (auto& st : copy->layers)
-    for (std::byte* b : st.blocks) BlockPool::retain(b);
+    for (const std::byte* b : st.blocks) impl_->pool.retain(b);
   std::unique_lock lock(impl_->map_mutex);
   const SeqId id = impl_->next_id++;
   impl_->sequences.emplace(id, std::move(copy));
@@ -389,7 +403,9 @@ MemoryUsage KVCache::memory_usage() const {
   if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
   if (l.k_d_major_offset != LayerView::kNoRegion) m.k_d_major = n * l.k_region;
   m.values = n * l.k_region;
-  std::size_t meta = n * (l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts) + has_d_major(impl_->config.layouts)));
+  // Each block's metadata, and its padding to a whole page.
+  std::size_t meta = n * (l.meta_bytes + l.bytes -
+                          l.k_region * (1 + has_s_major(impl_->config.layouts) + has_d_major(impl_->config.layouts)));
   std::shared_lock lock(impl_->map_mutex);
   for (const auto& [id, seq] : impl_->sequences)
     for (const auto& st : seq->layers)
@@ -399,13 +415,15 @@ MemoryUsage KVCache::memory_usage() const {
   return m;
 }
 
-std::size_t KVCache::free_blocks() const { return impl_->pool.capacity() - impl_->pool.in_use(); }
+std::size_t KVCache::free_blocks() const {
+  return impl_->pool.capacity() - impl_->pool.in_use();
+}
 
 namespace {
 void read_row(const LayerView& v, std::size_t head, std::size_t pos, bool key, std::span<float> out, SeqId s) {
   if (head >= v.kv_heads)
-    throw Error(ErrorCode::invalid_argument,
-                "head=" + std::to_string(head) + " is out of range: must be in [0, " + std::to_string(v.kv_heads - 1) + "]");
+    throw Error(ErrorCode::invalid_argument, "head=" + std::to_string(head) + " is out of range: must be in [0, " +
+                                                 std::to_string(v.kv_heads - 1) + "]");
   if (pos >= v.length)
     throw Error(ErrorCode::invalid_argument, "pos=" + std::to_string(pos) + " is out of range: " + seq_name(s) +
                                                  " has length " + std::to_string(v.length) + " in this layer");
@@ -419,8 +437,9 @@ void read_row(const LayerView& v, std::size_t head, std::size_t pos, bool key, s
     else if (has_s_major(v.layouts))
       out[i] = element::load(v.key_row(head, pos), i, v.dtype);
     else
-      out[i] = element::load(v.key_block_d_major(head, pos / v.block_tokens) + (i * v.block_tokens + pos % v.block_tokens) * eb,
-                             0, v.dtype);
+      out[i] = element::load(
+          v.key_block_d_major(head, pos / v.block_tokens) + (i * v.block_tokens + pos % v.block_tokens) * eb, 0,
+          v.dtype);
   }
 }
 }  // namespace
@@ -446,7 +465,9 @@ KVCache::ReadLock KVCache::lock_for_read(SeqId s) const {
   return ReadLock(&seq.readers);
 }
 
-KVCache::ReadLock::ReadLock(ReadLock&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
+KVCache::ReadLock::ReadLock(ReadLock&& other) noexcept : state_(other.state_) {
+  other.state_ = nullptr;
+}
 
 KVCache::ReadLock::~ReadLock() {
   if (state_) static_cast<std::atomic<int>*>(state_)->fetch_sub(1);

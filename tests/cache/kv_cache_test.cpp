@@ -25,8 +25,13 @@ class CacheLayoutTest : public ::testing::TestWithParam<Shape> {};
 TEST_P(CacheLayoutTest, StoresRoundedRowsAndBothKeyCopiesAgree) {
   const Shape p = GetParam();
   const std::size_t H = 3, d = p.head_dim, S = 2 * p.block_tokens + 3;
-  KVCache c({.layers = 2, .kv_heads = H, .head_dim = d, .dtype = p.dtype, .block_tokens = p.block_tokens,
-             .capacity_tokens = 4096, .layouts = p.layouts});
+  KVCache c({.layers = 2,
+             .kv_heads = H,
+             .head_dim = d,
+             .dtype = p.dtype,
+             .block_tokens = p.block_tokens,
+             .capacity_tokens = 4096,
+             .layouts = p.layouts});
   const SeqId s = c.add_sequence();
   const auto k = random_floats(S * H * d, 1), v = random_floats(S * H * d, 2);
   // Append in uneven chunks so rows cross block boundaries mid-chunk.
@@ -57,24 +62,24 @@ TEST_P(CacheLayoutTest, StoresRoundedRowsAndBothKeyCopiesAgree) {
           ASSERT_EQ(element::load(view.key_row(h, j), i, p.dtype), rounded_k) << "j=" << j << " h=" << h << " i=" << i;
         }
         if (has_d_major(p.layouts)) {
-          ASSERT_EQ(element::load(view.key_block_d_major(h, b) + (i * p.block_tokens + off) * eb, 0, p.dtype), rounded_k)
+          ASSERT_EQ(element::load(view.key_block_d_major(h, b) + (i * p.block_tokens + off) * eb, 0, p.dtype),
+                    rounded_k)
               << "d-major copy is not the transpose: j=" << j << " h=" << h << " i=" << i;
         }
         ASSERT_EQ(element::load(view.value_row(h, j), i, p.dtype), rounded_v) << "j=" << j << " h=" << h << " i=" << i;
       }
   for (std::size_t h = 0; h < H; ++h) {
     const auto mean = test::stored_value_mean(c, s, 1, h);
-    for (std::size_t i = 0; i < d; ++i) ASSERT_EQ(view.value_mean[h * d + i], float(mean[i])) << "h=" << h << " i=" << i;
+    for (std::size_t i = 0; i < d; ++i)
+      ASSERT_EQ(view.value_mean[h * d + i], float(mean[i])) << "h=" << h << " i=" << i;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, CacheLayoutTest,
-                         ::testing::Values(Shape{DType::f32, KeyLayout::both, 16, 8},
-                                           Shape{DType::bf16, KeyLayout::both, 16, 64},
-                                           Shape{DType::f16, KeyLayout::both, 7, 80},
-                                           Shape{DType::f32, KeyLayout::s_major, 16, 8},
-                                           Shape{DType::bf16, KeyLayout::d_major, 5, 96},
-                                           Shape{DType::f16, KeyLayout::s_major, 1, 4}));
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, CacheLayoutTest,
+    ::testing::Values(Shape{DType::f32, KeyLayout::both, 16, 8}, Shape{DType::bf16, KeyLayout::both, 16, 64},
+                      Shape{DType::f16, KeyLayout::both, 7, 80}, Shape{DType::f32, KeyLayout::s_major, 16, 8},
+                      Shape{DType::bf16, KeyLayout::d_major, 5, 96}, Shape{DType::f16, KeyLayout::s_major, 1, 4}));
 
 TEST(CacheTest, MemoryIsTakenAsBlocksAreUsedAndReusedAfterRemove) {
   const std::size_t H = 2, d = 16, B = 8;
@@ -104,8 +109,13 @@ TEST(CacheTest, MemoryIsTakenAsBlocksAreUsedAndReusedAfterRemove) {
 }
 
 TEST(CacheTest, SMajorOnlyLayoutHasNoDMajorMemory) {
-  KVCache c({.layers = 1, .kv_heads = 1, .head_dim = 64, .dtype = DType::bf16, .block_tokens = 256,
-             .capacity_tokens = 1024, .layouts = KeyLayout::s_major});
+  KVCache c({.layers = 1,
+             .kv_heads = 1,
+             .head_dim = 64,
+             .dtype = DType::bf16,
+             .block_tokens = 256,
+             .capacity_tokens = 1024,
+             .layouts = KeyLayout::s_major});
   const SeqId s = c.add_sequence();
   const auto kv = random_floats(64, 4);
   c.append(s, 0, kv, kv, 1);
@@ -120,8 +130,13 @@ TEST(CacheTest, SMajorOnlyLayoutHasNoDMajorMemory) {
 TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
   for (const KeyLayout layouts : {KeyLayout::s_major, KeyLayout::d_major, KeyLayout::both})
     for (const DType dt : {DType::f32, DType::bf16}) {
-      KVCache c({.layers = 1, .kv_heads = 2, .head_dim = 80, .dtype = dt, .block_tokens = 48,
-                 .capacity_tokens = 96, .layouts = layouts});
+      KVCache c({.layers = 1,
+                 .kv_heads = 2,
+                 .head_dim = 80,
+                 .dtype = dt,
+                 .block_tokens = 48,
+                 .capacity_tokens = 96,
+                 .layouts = layouts});
       const SeqId s = c.add_sequence();
       const auto kv = random_floats(2 * 80, 5);
       c.append(s, 0, kv, kv, 1);
@@ -139,12 +154,55 @@ TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
     }
 }
 
+// A KV head's consecutive blocks sit back to back (their metadata lives elsewhere), so
+// dense decode streams one sequence's S-major keys and values without a break except
+// where a slab (up to 8 MiB of blocks) ends; the metadata found from each block's
+// address stays right across slabs, truncates and forks (the value means say so).
+TEST(CacheTest, BlocksOfAHeadFormOneStreamAndKeepTheirMetadataAcrossSlabs) {
+  const std::size_t H = 2, d = 128, B = 256, S = 100 * B + 37;  // 101 blocks of 128 KiB per head
+  KVCache c({.layers = 1,
+             .kv_heads = H,
+             .head_dim = d,
+             .dtype = DType::bf16,
+             .block_tokens = B,
+             .capacity_tokens = 2 * S,
+             .layouts = KeyLayout::s_major});
+  const SeqId s = c.add_sequence();
+  const auto kv = random_floats(S * H * d, 11);
+  c.append(s, 0, kv, kv, S);
+  const LayerView v = c.view(s, 0);
+  EXPECT_EQ(v.k_s_major_offset, 0u);
+  EXPECT_EQ(v.block_data_bytes, 2 * B * d * 2);
+  for (std::size_t h = 0; h < H; ++h) {
+    std::size_t breaks = 0;
+    for (std::size_t b = 0; b + 1 < v.blocks_per_head; ++b)
+      breaks += v.block(h, b + 1) != v.block(h, b) + v.block_data_bytes;
+    EXPECT_GE(breaks, 1u) << "h=" << h;  // 12.6 MiB per head: more than one slab
+    EXPECT_LE(breaks, 2u) << "h=" << h;
+  }
+  const auto expect_exact_means = [&](SeqId q, const char* when) {
+    const LayerView w = c.view(q, 0);
+    for (std::size_t h = 0; h < H; ++h) {
+      const auto mean = test::stored_value_mean(c, q, 0, h);
+      for (std::size_t i = 0; i < d; ++i)
+        ASSERT_EQ(w.value_mean[h * d + i], float(mean[i])) << when << " h=" << h << " i=" << i;
+    }
+  };
+  expect_exact_means(s, "after the append");
+  c.truncate(s, 30 * B + 5);  // the sum is rebuilt from each block's own sum
+  expect_exact_means(s, "after a truncate");
+  const SeqId f = c.fork(s);
+  c.append(f, 0, std::span(kv).first(9 * H * d), std::span(kv).first(9 * H * d), 9);  // copies the shared last block
+  expect_exact_means(f, "after a fork and an append");
+  expect_exact_means(s, "in the fork's source");
+}
+
 TEST(CacheTest, ValueMeanStaysExactOverLongSequences) {
   // Many rows with a large common offset: a float running sum would drift, the
   // double sum of the stored values does not.
   const std::size_t d = 4, S = 100000;
-  KVCache c({.layers = 1, .kv_heads = 1, .head_dim = d, .dtype = DType::f32, .block_tokens = 256,
-             .capacity_tokens = S});
+  KVCache c(
+      {.layers = 1, .kv_heads = 1, .head_dim = d, .dtype = DType::f32, .block_tokens = 256, .capacity_tokens = S});
   const SeqId s = c.add_sequence();
   auto v = random_floats(S * d, 5);
   for (auto& x : v) x += 1000.0f;
@@ -155,7 +213,11 @@ TEST(CacheTest, ValueMeanStaysExactOverLongSequences) {
 
 TEST(CacheTest, ConcurrentAppendsToDifferentSequences) {
   const std::size_t H = 2, d = 32, per_thread = 300;
-  KVCache c({.layers = 2, .kv_heads = H, .head_dim = d, .dtype = DType::bf16, .block_tokens = 16,
+  KVCache c({.layers = 2,
+             .kv_heads = H,
+             .head_dim = d,
+             .dtype = DType::bf16,
+             .block_tokens = 16,
              .capacity_tokens = 4 * per_thread + 64});
   std::vector<SeqId> ids;
   for (int t = 0; t < 4; ++t) ids.push_back(c.add_sequence());
