@@ -26,7 +26,14 @@
 // position, 15.5 GB/s vs 28 GB/s for the same run's plain read; with the same data in L3
 // (4 MiB): 21 ns per position. So the kernel is bound by compute plus cache latency as
 // much as by DRAM: the two add up more than they overlap, and the software prefetch
-// distance (2-16 KiB, L1 or L2 hint) changes nothing measurable.
+// distance (2-16 KiB, L1 or L2 hint, or none) changes nothing measurable.
+// Where the rest goes (S = 64k, 1 core, same process, experiments since reverted): the
+// kernel 19-20 ms; with its score and V loops replaced by a loop of the same FMA count
+// per byte (8 per 64-byte line, each line into 8 accumulators) 14.4-14.8 ms; that loop
+// alone over K and V, no softmax, 12-12.9 ms; a plain read of the same bytes 8.4-8.8 ms
+// (86-90% of the read bandwidth). Not explained by instruction count: scores with
+// AVX512-BF16 dot products (q split into two bf16 halves, no widening) were no faster,
+// nor were V rows read whole (2 heads x 8 batches) instead of in two halves.
 #pragma once
 
 #include <cstddef>
