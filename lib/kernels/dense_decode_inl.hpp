@@ -33,7 +33,11 @@
 // alone over K and V, no softmax, 12-12.9 ms; a plain read of the same bytes 8.4-8.8 ms
 // (86-90% of the read bandwidth). Not explained by instruction count: scores with
 // AVX512-BF16 dot products (q split into two bf16 halves, no widening) were no faster,
-// nor were V rows read whole (2 heads x 8 batches) instead of in two halves.
+// nor were V rows read whole (2 heads x 8 batches) instead of in two halves, nor head
+// tiles of 2 (P = 8: each step's q loads serve 8 K rows; 16.3-16.8 vs 16.3-17.4 ms),
+// although a probe of that structure over a contiguous buffer ran 15-25% faster than
+// one of this. The probe misses what limits the kernel; without performance counters
+// (none in this VM) it stays open.
 #pragma once
 
 #include <cstddef>
