@@ -96,7 +96,6 @@ struct KVCache::Impl {
     return blk + layout.k_s_major_offset + off * layout.row_bytes;
   }
   std::byte* val(std::byte* blk, std::size_t off) const { return blk + layout.v_offset + off * layout.row_bytes; }
-  double* block_sum(const std::byte* blk) const { return pool.value_sum(blk); }
 
   // Sum of the first `rows` stored value rows of a block into out[d].
   void sum_rows(std::byte* blk, std::size_t rows, double* out) const {
@@ -110,7 +109,7 @@ struct KVCache::Impl {
   void sync_block_sum(std::byte* blk, std::size_t rows) const {
     BlockHeader& h = pool.header(blk);
     if (h.fill == rows && rows != 0) return;  // a fresh block's sum region is uninitialized
-    sum_rows(blk, rows, block_sum(blk));
+    sum_rows(blk, rows, pool.value_sum(blk));
     h.fill = static_cast<std::uint32_t>(rows);
   }
 
@@ -126,7 +125,7 @@ struct KVCache::Impl {
                     rows * eb);
     }
     std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
-    sum_rows(dst, rows, block_sum(dst));
+    sum_rows(dst, rows, pool.value_sum(dst));
     pool.header(dst).fill = static_cast<std::uint32_t>(rows);
   }
 
@@ -183,7 +182,7 @@ struct KVCache::Impl {
         if (layout.k_d_major_offset != LayerView::kNoRegion)
           for (std::size_t i = 0; i < D; ++i)
             element::store(blk + layout.k_d_major_offset + (i * Bt + off) * eb, 0, t, k[i]);
-        double* bsum = block_sum(blk);
+        double* bsum = pool.value_sum(blk);
         double* lsum = st.value_sum.data() + h * D;
         for (std::size_t i = 0; i < D; ++i) {
           element::store(val(blk, off), i, t, v[i]);
@@ -342,7 +341,7 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
       const std::size_t rows = std::min(Bt, new_len - b * Bt);
       for (std::size_t h = 0; h < H; ++h) {
         std::byte* blk = st.blocks[b * H + h];
-        const double* sum = impl_->block_sum(blk);
+        const double* sum = impl_->pool.value_sum(blk);
         if (rows != impl_->pool.header(blk).fill) {
           impl_->sum_rows(blk, rows, partial.data());
           sum = partial.data();
