@@ -37,6 +37,10 @@ function(sparq_add_kernel_family name)
 endfunction()
 
 sparq_add_kernel_family(dense_decode)
+# Dense decode's AVX512-BF16 loops: one file, one more flag (dense_bf16_dot.hpp).
+target_sources(sparq_kernels_avx512 PRIVATE ${PROJECT_SOURCE_DIR}/lib/kernels/dense_bf16_dot_avx512.cpp)
+set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/kernels/dense_bf16_dot_avx512.cpp
+  PROPERTIES COMPILE_OPTIONS -mavx512bf16)
 sparq_add_kernel_family(vector_ops)
 list(APPEND SPARQ_SOURCES kernels/sparq_decode.cpp kernels/sparq_select.cpp)
 sparq_add_kernel_family(sparq_stage1)

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_fixture.hpp"
+#include "sparq/isa.hpp"
 #include "sparq/version.hpp"
 
 namespace sparq::test {
@@ -73,6 +74,8 @@ TEST_F(CliTest, InfoJson) {
   EXPECT_TRUE(j.at("cpu_model").is_string());
   const std::string isa = j.at("isa");
   EXPECT_TRUE(isa == "avx512" || isa == "avx2" || isa == "generic") << isa;
+  EXPECT_EQ(j.at("bf16_dot").get<bool>(), isa == "avx512" && cpu_supports_bf16_dot())
+      << "the bf16 dot products are on by default wherever the CPU has them";
   ASSERT_TRUE(j.at("compiled_isas").is_array());
   bool active_listed = false;
   for (const auto& c : j.at("compiled_isas")) {
@@ -106,6 +109,20 @@ TEST_F(CliTest, IsaCanBeLoweredByEnvironment) {
     ::unsetenv("SPARQ_ISA");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).at("isa"), "generic");
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("bf16_dot"), false) << "the dot products belong to avx512";
+}
+
+TEST_F(CliTest, Bf16DotCanBeTurnedOffByEnvironment) {
+  const char* before = std::getenv("SPARQ_BF16_DOT");
+  const std::string saved = before ? before : "";
+  ::setenv("SPARQ_BF16_DOT", "0", 1);
+  const auto r = sparq({"info", "--json"});
+  if (before)
+    ::setenv("SPARQ_BF16_DOT", saved.c_str(), 1);
+  else
+    ::unsetenv("SPARQ_BF16_DOT");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("bf16_dot"), false);
 }
 
 }  // namespace

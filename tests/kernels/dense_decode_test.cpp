@@ -1,6 +1,8 @@
 // Dense decode against the scalar reference (lib/reference) on every compiled ISA the CPU
-// runs: f32/f16/bf16 storage (the reference reads the same stored, rounded values, so the
-// tolerance is about f32 accumulation), MHA/GQA/MQA, d in {64, 80, 96, 128, 256}, S around
+// runs, and on AVX-512 both with and without the AVX512-BF16 dot products: f32/f16/bf16
+// storage (the reference reads the same stored, rounded values, so the tolerance is about
+// f32 accumulation, or about bf16 rounding of q and of the weights with the dot products;
+// tests/kernels/dense_bf16_dot_test.cpp checks those loops exactly), MHA/GQA/MQA, d in {64, 80, 96, 128, 256}, S around
 // the block and tile widths, the three key layouts, batches, KV-head ranges, lse, the
 // causal path, profile accounting and bit-identical results for 1 and 2 threads.
 #include <cmath>
@@ -18,11 +20,50 @@
 namespace sparq {
 namespace {
 
-using test::IsaTest;
+// A kernel variant: the ISA, and whether bf16 caches use the AVX512-BF16 dot products.
+struct Variant {
+  Isa isa;
+  bool bf16_dot;
+};
 
-class DenseDecode : public IsaTest {};
+std::vector<Variant> variants() {
+  std::vector<Variant> v;
+  for (Isa isa : compiled_isas()) {
+    if (isa == Isa::avx512) v.push_back({isa, true});
+    v.push_back({isa, false});
+  }
+  return v;
+}
+
+class DenseDecode : public ::testing::TestWithParam<Variant> {
+ protected:
+  void SetUp() override {
+    const Variant& v = GetParam();
+    if (!cpu_supports(v.isa))
+      GTEST_SKIP() << "ISA " << to_string(v.isa) << " is compiled but this CPU cannot run it: not tested here";
+    if (v.bf16_dot && !cpu_supports_bf16_dot())
+      GTEST_SKIP() << "this CPU has no AVX512-BF16: the bf16 dot-product variant is not tested here";
+    force_isa(v.isa);
+    force_bf16_dot(v.bf16_dot);
+  }
+  void TearDown() override {
+    force_bf16_dot(std::nullopt);
+    force_isa(std::nullopt);
+  }
+  [[nodiscard]] std::string isa() const {
+    return std::string(to_string(GetParam().isa)) + (GetParam().bf16_dot ? "+bf16dot" : "");
+  }
+};
 
 constexpr double kTol = 1e-5;
+// The bf16 dot products round q and the softmax weights to bf16 (unit roundoff u = 2^-9):
+// a score moves by up to u * sum_i |q_i k_i| and a weight by ln 2 times that plus u, so
+// with these tests' q (up to sigma 4, peaky softmax) the output moves by up to 0.6%
+// (measured); 2^-6 leaves headroom and still fails on a single misplaced weight.
+constexpr double kTolBf16Dot = 1.0 / 64;
+
+// Tolerance of the running variant for a cache of `dtype`.
+double tolerance(DType dtype, bool bf16_dot) { return bf16_dot && dtype == DType::bf16 ? kTolBf16Dot : kTol; }
 
 struct Shape {
   std::size_t q_heads, kv_heads;
@@ -51,10 +92,11 @@ void expect_matches_reference(const KVCache& cache, SeqId seq, std::size_t q_hea
   const LayerView v = cache.view(seq, 0);
   const auto ref = reference::dense_decode(v, q, kv_begin, kv_begin + n_kv, g, 1.0 / std::sqrt(double(d)));
   const std::string ctx = describe(c, v.length, q_heads, isa);
+  const double tol = tolerance(c.dtype, bf16_dot_active());
   for (std::size_t h = 0; h < n_q; ++h) {
     const double err = test::rel_error(std::span(out).subspan(h * d, d), std::span(ref.out).subspan(h * d, d));
-    EXPECT_LE(err, kTol) << "head " << h << ctx;
-    EXPECT_NEAR(lse[h], ref.lse[h], kTol * std::max(1.0, std::abs(ref.lse[h]))) << "lse head " << h << ctx;
+    EXPECT_LE(err, tol) << "head " << h << ctx;
+    EXPECT_NEAR(lse[h], ref.lse[h], tol * std::max(1.0, std::abs(ref.lse[h]))) << "lse head " << h << ctx;
     EXPECT_EQ(alpha[h], 1.0f) << ctx;
   }
 }
@@ -174,7 +216,8 @@ TEST_P(DenseDecode, CausalMatchesReference) {
         decode_causal(*f.cache, 0, f.seqs[0], q, out, n_new);
         const auto ref = reference::dense_causal(f.cache->view(f.seqs[0], 0), q, n_new, 0, 2, 4, 0.125);
         for (std::size_t r = 0; r < n_new * n_q; ++r)
-          ASSERT_LE(test::rel_error(std::span(out).subspan(r * d, d), std::span(ref.out).subspan(r * d, d)), kTol)
+          ASSERT_LE(test::rel_error(std::span(out).subspan(r * d, d), std::span(ref.out).subspan(r * d, d)),
+                    tolerance(dtype, GetParam().bf16_dot))
               << "query " << r / n_q << " head " << r % n_q << " S=" << S << " n_new=" << n_new
               << " dtype=" << to_string(dtype) << " isa=" << isa();
       }
@@ -194,11 +237,14 @@ TEST_P(DenseDecode, ProfileCountsLinesTouched) {
   EXPECT_EQ(p[Phase::dense].flops, 8u * 1000 * 4 * 128);
   EXPECT_EQ(p[Phase::dense].calls, 1u);
   EXPECT_GT(p[Phase::dense].seconds, 0.0);
-  EXPECT_EQ(p.isa, GetParam());
+  EXPECT_EQ(p.isa, GetParam().isa);
   EXPECT_EQ(p.threads, 2u);
 }
 
-SPARQ_INSTANTIATE_FOR_EACH_ISA(DenseDecode);
+INSTANTIATE_TEST_SUITE_P(Isa, DenseDecode, ::testing::ValuesIn(variants()),
+                         [](const ::testing::TestParamInfo<Variant>& info) {
+                           return std::string(to_string(info.param.isa)) + (info.param.bf16_dot ? "_bf16dot" : "");
+                         });
 
 }  // namespace
 }  // namespace sparq
