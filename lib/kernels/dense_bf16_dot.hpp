@@ -11,12 +11,12 @@
 // in address order, by 4 instructions. V's weights go in pairs of rows (vdpbf16ps sums
 // pairs), so 2 heads x a whole row fit in 16 accumulators.
 // In the kernel (bench/dense_decode_bench, GQA 32/8, bf16, 3 alternating rounds against
-// SPARQ_BF16_DOT=0 in the same minutes): S = 64k, 1 thread 15.2-16.7 ms vs 17.5-20.5;
-// 2 threads 6.9-7.1 ms vs 8.6-9.3 (one round 10.0 vs 9.3); S = 16k, 1 thread 3.9-4.4 ms
-// vs 4.4-5.0. The probe's loops alone run faster than the kernel still (the softmax
-// between them, 9% of the kernel's samples, and a second pass over V's rows for the other
-// 2 heads are not in the probe); fusing the softmax into the score loop gained nothing
-// measurable.
+// SPARQ_BF16_DOT=0 in the same minutes, with the prefetch of kAheadBytes): S = 64k,
+// 1 thread 14.8-15.8 ms vs 19.4-20.3 (61-70% of the in-process read bandwidth vs 45-53%);
+// 2 threads 6.75-9.5 ms vs 9.1-11.4; S = 16k, 1 thread 3.7-4.1 ms vs 4.8-5.1. The probe's
+// loops alone run faster than the kernel still: the softmax between them (9% of the
+// kernel's samples) and the second pass over V's rows for the other 2 heads are not in
+// the probe; fusing the softmax into the score loop gained nothing measurable.
 //
 // Declared here, defined in dense_bf16_dot_avx512.cpp (intrinsics, built with the avx512
 // flags plus -mavx512bf16); called only by the avx512 dense kernel when
