@@ -4,6 +4,8 @@
 // the linker for code that runs on CPUs without it.
 #include <immintrin.h>
 
+#include <utility>
+
 #include "kernels/dense_bf16_dot.hpp"
 #include "kernels/row_sums16_avx512.hpp"
 
@@ -89,53 +91,21 @@ void accumulate_v_impl(const std::uint16_t* v, std::size_t n, const float* pr, s
   }
 }
 
-// Calls f.template operator()<G, L>() for runtime g in {1, 2, 4, 8} and L = d / 32 in 1..8.
-template <std::size_t G, class F>
-void with_lines(std::size_t lines, F&& f) {
-  switch (lines) {
-    case 1:
-      f.template operator()<G, 1>();
-      break;
-    case 2:
-      f.template operator()<G, 2>();
-      break;
-    case 3:
-      f.template operator()<G, 3>();
-      break;
-    case 4:
-      f.template operator()<G, 4>();
-      break;
-    case 5:
-      f.template operator()<G, 5>();
-      break;
-    case 6:
-      f.template operator()<G, 6>();
-      break;
-    case 7:
-      f.template operator()<G, 7>();
-      break;
-    default:
-      f.template operator()<G, 8>();
-      break;
-  }
+// with_shape(g, d, f) calls f.template operator()<G, L>() for the runtime g in {1, 2, 4, 8}
+// and L = d / 32 in 1 .. 8 (each fold stops at its match).
+template <std::size_t G, class F, std::size_t... LI>
+void with_lines(std::size_t lines, F& f, std::index_sequence<LI...>) {
+  ((lines == LI + 1 ? (f.template operator()<G, LI + 1>(), true) : false) || ...);
+}
+template <class F, std::size_t... GI>
+void with_heads(std::size_t g, std::size_t lines, F& f, std::index_sequence<GI...>) {
+  ((g == (std::size_t{1} << GI) ? (with_lines<(std::size_t{1} << GI)>(lines, f, std::make_index_sequence<8>{}), true)
+                                : false) ||
+   ...);
 }
 template <class F>
 void with_shape(std::size_t g, std::size_t d, F&& f) {
-  const std::size_t lines = d / 32;
-  switch (g) {
-    case 1:
-      with_lines<1>(lines, f);
-      break;
-    case 2:
-      with_lines<2>(lines, f);
-      break;
-    case 4:
-      with_lines<4>(lines, f);
-      break;
-    default:
-      with_lines<8>(lines, f);
-      break;
-  }
+  with_heads(g, d / 32, f, std::make_index_sequence<4>{});
 }
 
 }  // namespace
