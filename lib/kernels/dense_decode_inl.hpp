@@ -41,9 +41,9 @@
 // bf16 caches on CPUs with AVX512-BF16 take another path (tile_heads -> bf16_dot::scores
 // and accumulate_v, dense_bf16_dot.hpp): q of 4 heads fits in registers as bf16, so K is
 // read once in address order with no reloads; 20-27% faster cold on one thread (the A/B
-// is in dense_bf16_dot.hpp). A probe located the
-// f32 loops' loss: reloading q from L1 (8 loads per line: -40%) and reading 4 rows
-// interleaved (-30%) both cut the DRAM reads in flight, while the same arithmetic over
+// is in dense_bf16_dot.hpp). A probe located the f32 loops' loss: reloading q from L1
+// (8 loads per line: -40%) and reading 4 rows interleaved (-30%) both cut the DRAM
+// reads in flight, while the same arithmetic over
 // one sequential stream with q in registers ran at 90% of a plain read.
 #pragma once
 
