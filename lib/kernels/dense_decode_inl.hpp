@@ -43,8 +43,8 @@
 // read once in address order with no reloads; 20-27% faster cold on one thread (the A/B
 // is in dense_bf16_dot.hpp). A probe located the f32 loops' loss: reloading q from L1
 // (8 loads per line: -40%) and reading 4 rows interleaved (-30%) both cut the DRAM
-// reads in flight, while the same arithmetic over
-// one sequential stream with q in registers ran at 90% of a plain read.
+// reads in flight, while the same arithmetic over one sequential stream with q in
+// registers ran at 90% of a plain read.
 #pragma once
 
 #include <cstddef>
