@@ -24,6 +24,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "bench_cache.hpp"
+#include "kernels/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/isa.hpp"
@@ -95,9 +96,8 @@ Fixture& fixture_for(const Config& c) {
       num += e * e;
       den += ref.out[h * kHeadDim + i] * ref.out[h * kHeadDim + i];
     }
-    // f32 accumulation; bf16 rounding of q and of the weights with the bf16 dot products
-    // (the bound of tests/kernels/dense_decode_test.cpp).
-    const double tol = c.dtype == DType::bf16 && bf16_dot_active() ? 1.0 / 64 : 1e-5;
+    // f32 accumulation; bf16 rounding of q and of the weights with the bf16 dot products.
+    const double tol = c.dtype == DType::bf16 && bf16_dot_active() ? kernels::bf16_dot::kRelErrorBound : 1e-5;
     if (std::sqrt(num / den) > tol) f->error = "output differs from reference::dense_decode, head " + std::to_string(h);
   }
   current = std::move(f);

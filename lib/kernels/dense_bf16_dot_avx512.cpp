@@ -58,7 +58,7 @@ template <std::size_t G, std::size_t L>
 void accumulate_v_impl(const std::uint16_t* v, std::size_t n, const float* pr, std::uint32_t* wbuf, float* o,
                        std::size_t o_stride, const float* corr) noexcept {
   constexpr std::size_t P = 16 / G, d = 32 * L, NB = 2 * L;
-  constexpr std::size_t HT = 16 / NB < G ? (16 / NB > 0 ? 16 / NB : 1) : G;
+  constexpr std::size_t HT = 16 / NB < G ? 16 / NB : G;  // NB <= 16: at least 1
   static_assert(P % 2 == 0, "row pairs must not span score batches");
   // The tile's weights in bf16: word (b * 8 + (h * P + p % P) / 2) = (w_h(p), w_h(p + 1)), p even.
   for (std::size_t b = 0; b * P < n; ++b)

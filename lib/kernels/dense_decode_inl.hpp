@@ -36,8 +36,7 @@
 // nor were V rows read whole (2 heads x 8 batches) instead of in two halves, nor head
 // tiles of 2 (P = 8: each step's q loads serve 8 K rows; 16.3-16.8 vs 16.3-17.4 ms),
 // although a probe of that structure over a contiguous buffer ran 15-25% faster than
-// one of this. The probe misses what limits the kernel; without performance counters
-// (none in this VM) it stays open.
+// one of this (what it missed is below).
 // bf16 caches on CPUs with AVX512-BF16 take another path (tile_heads -> bf16_dot::scores
 // and accumulate_v, dense_bf16_dot.hpp): q of 4 heads fits in registers as bf16, so K is
 // read once in address order with no reloads; 20-27% faster cold on one thread (the A/B
@@ -162,7 +161,7 @@ class Chunk {
   const std::size_t d_;      // head_dim
   const std::size_t dp_;     // row stride of q and o
   const std::size_t nc_;     // batches per row: ceil(d / W)
-  const bool dot_;           // bf16 dot-product loops (q_bf16_ in qp_, o in unpack order)
+  const bool dot_;           // bf16 dot-product loops (q_bf16() in qp_, o in unpack order)
   const bool paired_;        // bf16 rows read in pair order (d a multiple of 2W)
   const float* const q_;     // [heads][dp], natural order
   float* const o_;           // [heads][dp], pair order while paired_

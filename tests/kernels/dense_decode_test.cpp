@@ -14,6 +14,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "kernel_test_util.hpp"
+#include "kernels/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 
@@ -56,11 +57,8 @@ class DenseDecode : public ::testing::TestWithParam<Variant> {
 };
 
 constexpr double kTol = 1e-5;
-// The bf16 dot products round q and the softmax weights to bf16 (unit roundoff u = 2^-9):
-// a score moves by up to u * sum_i |q_i k_i| and a weight by ln 2 times that plus u, so
-// with these tests' q (up to sigma 4, peaky softmax) the output moves by up to 0.6%
-// (measured); 2^-6 leaves headroom and still fails on a single misplaced weight.
-constexpr double kTolBf16Dot = 1.0 / 64;
+// The bf16 dot products round q and the softmax weights to bf16 (dense_bf16_dot.hpp).
+constexpr double kTolBf16Dot = kernels::bf16_dot::kRelErrorBound;
 
 // Tolerance of the running variant for a cache of `dtype`.
 double tolerance(DType dtype, bool bf16_dot) { return bf16_dot && dtype == DType::bf16 ? kTolBf16Dot : kTol; }
