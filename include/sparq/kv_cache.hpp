@@ -79,8 +79,11 @@ struct LayerView {
   // (kNoRegion when the layout is not kept).
   const std::byte* const* blocks = nullptr;
   std::size_t k_s_major_offset = 0;
-  std::size_t k_d_major_offset = 0;
   std::size_t v_offset = 0;
+  // [blocks_per_head][kv_heads] addresses of the blocks' d-major key copies, which are
+  // kept apart from the blocks so that dense decode streams S-major keys and values
+  // without gaps; null when the layout is not kept.
+  const std::byte* const* d_major_blocks = nullptr;
   std::size_t block_data_bytes = 0;  // from a block's base to the end of its last region
   const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
 
@@ -99,7 +102,7 @@ struct LayerView {
   }
   // d-major keys of block b: d rows of B elements (row i = component i of B positions).
   [[nodiscard]] const std::byte* key_block_d_major(std::size_t head, std::size_t b) const noexcept {
-    return block(head, b) + k_d_major_offset;
+    return d_major_blocks[b * kv_heads + head];
   }
   // Value row of position j: d elements.
   [[nodiscard]] const std::byte* value_row(std::size_t head, std::size_t j) const noexcept {

@@ -3,14 +3,17 @@
 // cache-line boundaries, from the block's first byte:
 //   k_s_major  [B][d] keys, if kept
 //   values     [B][d]
-//   k_d_major  [d][B] keys, if kept
-// The block's header (refcount, fill) and value sum live outside it, in its slab's
-// metadata area (BlockPool::header / value_sum): one KV head's blocks sit back to back
-// in a slab, so with nothing between them dense decode reads the S-major keys and
-// values of consecutive blocks as one unbroken stream. Measured on Zen 5 (1 core, bf16,
-// d = 128, 256-token S-major blocks): a 4 KiB metadata page between blocks cost dense
-// decode 10% (19.4 vs 17.5 ms at S = 64k, GQA 32/8), a probe with the same FMA
-// density per byte 25%, a plain read 15%: each break restarts the hardware prefetchers.
+// The d-major key copy [d][B], if kept, is not in the block: it has a page-aligned slot
+// of its own in its slab's d-major area (BlockPool::d_major), and the block's header
+// (refcount, fill) and value sum live in the slab's metadata area (BlockPool::header /
+// value_sum). One KV head's blocks sit back to back in a slab, so with nothing between
+// them dense decode reads the S-major keys and values of consecutive blocks as one
+// unbroken stream. Measured on Zen 5 (1 core, bf16, d = 128, 256-token S-major blocks):
+// a 4 KiB metadata page between blocks cost dense decode 10% (19.4 vs 17.5 ms at
+// S = 64k, GQA 32/8), a probe with the same FMA density per byte 25%, a plain read 15%:
+// each break restarts the hardware prefetchers. With the d-major copy after each
+// block's values, bf16 dense decode with both layouts was 6-14% slower (S = 64k, 1
+// thread, GQA 32/8: 13.6-14.1 vs 11.8-13.0 ms in alternating runs).
 #pragma once
 
 #include <atomic>
@@ -29,12 +32,14 @@ static_assert(sizeof(BlockHeader) <= 8);
 
 struct BlockLayout {
   std::size_t k_s_major_offset = LayerView::kNoRegion;
-  std::size_t k_d_major_offset = LayerView::kNoRegion;
   std::size_t v_offset = 0;
   std::size_t bytes = 0;       // whole block, a multiple of the page size
   std::size_t data_bytes = 0;  // up to the end of the last region (bytes - data_bytes: page padding)
   std::size_t row_bytes = 0;   // d elements
   std::size_t k_region = 0;    // bytes of one key region ([B][d] or [d][B])
+  // The d-major copy's slot in the slab's d-major area: k_region rounded up to the page
+  // size, or 0 when the copy is not kept.
+  std::size_t d_major_bytes = 0;
   // Per-block metadata outside the block: BlockHeader, then d doubles (the value sum of
   // the first `fill` rows); a multiple of the cache line.
   std::size_t meta_bytes = 0;

@@ -30,20 +30,15 @@ BlockLayout BlockLayout::for_config(const CacheConfig& c) {
   l.meta_bytes = round_up(BlockLayout::kValueSumOffset + c.head_dim * sizeof(double), kLine);
   std::size_t at = 0;
   // The regions dense decode streams (S-major K, then V) are adjacent, so it reads one
-  // contiguous range per block; the d-major copy that SparQ stage 1 reads comes last.
-  // Measured on Zen 5, 1 core, 192 KiB blocks: reading K then V of each block with the
-  // d-major copy between them ran at 21 GB/s, with it after them at 29.5 GB/s, against
-  // 32.6 GB/s for a plain sequential read.
+  // contiguous range per block; the d-major copy that SparQ stage 1 reads is elsewhere
+  // (block_layout.hpp says why).
   if (has_s_major(c.layouts)) {
     l.k_s_major_offset = at;
     at += l.k_region;
   }
   l.v_offset = at;
   at += l.k_region;
-  if (has_d_major(c.layouts)) {
-    l.k_d_major_offset = at;
-    at += l.k_region;
-  }
+  if (has_d_major(c.layouts)) l.d_major_bytes = round_up(l.k_region, kPage);
   l.data_bytes = at;
   l.bytes = round_up(at, kPage);
   return l;
@@ -54,18 +49,26 @@ BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std
     : layout_(layout),
       capacity_(capacity_blocks),
       // A slab never holds more blocks than the pool may carve, so small caches stay small.
-      slab_blocks_(std::clamp<std::size_t>(kSlabTarget / layout.bytes, 1, std::max<std::size_t>(capacity_blocks, 1))),
-      meta_offset_(slab_blocks_ * layout.bytes),
+      slab_blocks_(std::clamp<std::size_t>(kSlabTarget / (layout.bytes + layout.d_major_bytes), 1,
+                                           std::max<std::size_t>(capacity_blocks, 1))),
+      d_major_offset_(slab_blocks_ * layout.bytes),
+      meta_offset_(d_major_offset_ + slab_blocks_ * layout.d_major_bytes),
       slab_align_(std::bit_ceil(meta_offset_ + slab_blocks_ * layout.meta_bytes)),
       placement_(std::move(placement)),
       free_(kv_heads),
       cursor_(kv_heads) {}
 
-std::byte* BlockPool::meta(const std::byte* block) const noexcept {
+std::byte* BlockPool::slot(const std::byte* block, std::size_t area_offset, std::size_t slot_bytes) const noexcept {
   const auto at = reinterpret_cast<std::uintptr_t>(block);
   const std::uintptr_t slab = at & ~std::uintptr_t(slab_align_ - 1);
   const std::size_t index = (at - slab) / layout_.bytes;
-  return reinterpret_cast<std::byte*>(slab + meta_offset_ + index * layout_.meta_bytes);
+  return reinterpret_cast<std::byte*>(slab + area_offset + index * slot_bytes);
+}
+
+void BlockPool::place(std::byte* block, std::size_t head) const noexcept {
+  if (!placement_) return;
+  placement_->place(block, layout_.bytes, head);
+  if (layout_.d_major_bytes) placement_->place(d_major(block), layout_.d_major_bytes, head);
 }
 
 BlockPool::~BlockPool() {
@@ -82,7 +85,7 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
     void* slab = std::aligned_alloc(slab_align_, slab_align_);
     if (!slab) throw std::bad_alloc();
     if (slab_align_ >= kHugePage) {
-      // Huge pages for the blocks only (advisory: failure is harmless). A metadata area
+      // Huge pages for the blocks and d-major copies only (advisory: failure is harmless). A metadata area
       // that starts a huge page of its own stays on small pages: a 2 MiB page for tens
       // of KiB of headers would add 25% to an 8 MiB slab.
       const std::size_t huge_end = round_up(meta_offset_, kHugePage);
@@ -98,7 +101,7 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
   c.next += layout_.bytes;
   --c.left;
   // Placement first: binding must precede the first write for first-touch policies.
-  if (placement_) placement_->place(b, layout_.bytes, head);
+  place(b, head);
   new (meta(b)) BlockHeader{};
   all_.push_back(b);
   return b;
@@ -129,7 +132,7 @@ std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, c
             list.pop_back();
             break;
           }
-        if (placement_) placement_->place(b, layout_.bytes, head);
+        place(b, head);
       }
       header(b).refcount.store(1, std::memory_order_relaxed);
       header(b).fill = 0;

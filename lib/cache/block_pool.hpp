@@ -6,9 +6,10 @@
 // Blocks are carved back to back from per-head slabs of up to 8 MiB of blocks, advised
 // for transparent huge pages: stage 2 of SparQ gathers rows from all over the cache and
 // each 4 KiB page would cost a TLB miss (perf showed both stages stalled on prefetches
-// with one ~200 KiB allocation per block). After a slab's blocks comes its metadata
-// area: each block's header and value sum (block_layout.hpp says why not inside the
-// block). Slabs are aligned to their power-of-two size, so a block's metadata is found
+// with one ~200 KiB allocation per block). After a slab's blocks comes its d-major area
+// (each block's d-major key copy, if kept), then its metadata area (each block's header
+// and value sum); block_layout.hpp says why neither is inside the block. Slabs are
+// aligned to their power-of-two size, so a block's d-major copy and metadata are found
 // from its address alone. Slab pages are only touched, and so only backed by memory,
 // as blocks are used. Metadata pages are not bound by the placement (first touch).
 #pragma once
@@ -48,6 +49,11 @@ class BlockPool {
   [[nodiscard]] double* value_sum(const std::byte* block) const noexcept {
     return reinterpret_cast<double*>(meta(block) + BlockLayout::kValueSumOffset);
   }
+  // A block's d-major key copy ([d][B], in its slab's d-major area). Only meaningful
+  // when the layout keeps that copy (layout.d_major_bytes != 0).
+  [[nodiscard]] std::byte* d_major(const std::byte* block) const noexcept {
+    return slot(block, d_major_offset_, layout_.d_major_bytes);
+  }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t in_use() const;
@@ -55,12 +61,19 @@ class BlockPool {
 
  private:
   std::byte* allocate_new(std::size_t head);
-  [[nodiscard]] std::byte* meta(const std::byte* block) const noexcept;
+  // Places a block and its d-major copy for `head` (no-op without a placement).
+  void place(std::byte* block, std::size_t head) const noexcept;
+  // The block's slot in the slab area at `area_offset` whose slots are `slot_bytes` each.
+  [[nodiscard]] std::byte* slot(const std::byte* block, std::size_t area_offset, std::size_t slot_bytes) const noexcept;
+  [[nodiscard]] std::byte* meta(const std::byte* block) const noexcept {
+    return slot(block, meta_offset_, layout_.meta_bytes);
+  }
 
   BlockLayout layout_;
   std::size_t capacity_;
-  std::size_t slab_blocks_;  // blocks a slab has room for
-  std::size_t meta_offset_;  // of a slab's metadata area: slab_blocks_ x layout_.bytes
+  std::size_t slab_blocks_;     // blocks a slab has room for
+  std::size_t d_major_offset_;  // of a slab's d-major area: slab_blocks_ x layout_.bytes
+  std::size_t meta_offset_;     // of its metadata area, after slab_blocks_ d-major slots
   std::size_t slab_align_;   // a slab's size and alignment (a power of two)
   std::unique_ptr<BlockPlacement> placement_;
   mutable std::mutex mutex_;

@@ -20,6 +20,9 @@ namespace {
 struct LayerState {
   std::size_t length = 0;
   std::vector<std::byte*> blocks;  // [n_blocks][kv_heads]
+  // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
+  // step with `blocks` when the layout has them (LayerView::d_major_blocks points here).
+  std::vector<const std::byte*> d_major;
   std::vector<double> value_sum;   // [kv_heads][d], sum of all stored value rows
   std::vector<float> value_mean;   // [kv_heads][d]
 };
@@ -118,15 +121,21 @@ struct KVCache::Impl {
     const std::size_t n = rows * layout.row_bytes;
     if (layout.k_s_major_offset != LayerView::kNoRegion)
       std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
-    if (layout.k_d_major_offset != LayerView::kNoRegion) {
+    if (layout.d_major_bytes) {
       const std::size_t eb = size_of(config.dtype);
       for (std::size_t i = 0; i < d(); ++i)
-        std::memcpy(dst + layout.k_d_major_offset + i * B() * eb, src + layout.k_d_major_offset + i * B() * eb,
-                    rows * eb);
+        std::memcpy(pool.d_major(dst) + i * B() * eb, pool.d_major(src) + i * B() * eb, rows * eb);
     }
     std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
     sum_rows(dst, rows, pool.value_sum(dst));
     pool.header(dst).fill = static_cast<std::uint32_t>(rows);
+  }
+
+  // Brings st.d_major in step with st.blocks from block entry `from` on.
+  void track_d_major(LayerState& st, std::size_t from) const {
+    if (!layout.d_major_bytes) return;
+    st.d_major.resize(st.blocks.size());
+    for (std::size_t i = from; i < st.blocks.size(); ++i) st.d_major[i] = pool.d_major(st.blocks[i]);
   }
 
   void update_mean(LayerState& st) const {
@@ -166,6 +175,7 @@ struct KVCache::Impl {
       }
     }
     st.blocks.insert(st.blocks.end(), new_blocks.begin(), new_blocks.end());
+    track_d_major(st, (cow ? have - 1 : have) * H);
 
     const DType t = config.dtype;
     const std::size_t eb = size_of(t);
@@ -179,9 +189,8 @@ struct KVCache::Impl {
         sync_block_sum(blk, off);
         if (layout.k_s_major_offset != LayerView::kNoRegion)
           for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
-        if (layout.k_d_major_offset != LayerView::kNoRegion)
-          for (std::size_t i = 0; i < D; ++i)
-            element::store(blk + layout.k_d_major_offset + (i * Bt + off) * eb, 0, t, k[i]);
+        if (layout.d_major_bytes)
+          for (std::size_t i = 0; i < D; ++i) element::store(pool.d_major(blk) + (i * Bt + off) * eb, 0, t, k[i]);
         double* bsum = pool.value_sum(blk);
         double* lsum = st.value_sum.data() + h * D;
         for (std::size_t i = 0; i < D; ++i) {
@@ -332,6 +341,7 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
     const std::size_t keep = blocks_for(new_len, Bt);
     for (std::size_t i = keep * H; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % H);
     st.blocks.resize(keep * H);
+    impl_->track_d_major(st, st.blocks.size());
     st.length = new_len;
     // Recompute the exact sum: full blocks' own sums, plus the rows kept of the last
     // block (which may be shared with a fork, so its own sum may cover more rows).
@@ -385,7 +395,7 @@ LayerView KVCache::view(SeqId s, std::size_t layer) const {
   v.layouts = impl_->config.layouts;
   v.blocks = st.blocks.data();
   v.k_s_major_offset = impl_->layout.k_s_major_offset;
-  v.k_d_major_offset = impl_->layout.k_d_major_offset;
+  v.d_major_blocks = st.d_major.empty() ? nullptr : st.d_major.data();
   v.v_offset = impl_->layout.v_offset;
   v.block_data_bytes = impl_->layout.data_bytes;
   v.value_mean = st.value_mean.data();
@@ -400,15 +410,16 @@ MemoryUsage KVCache::memory_usage() const {
   m.blocks_capacity = impl_->pool.capacity();
   const std::size_t n = m.blocks_allocated;
   if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
-  if (l.k_d_major_offset != LayerView::kNoRegion) m.k_d_major = n * l.k_region;
+  if (l.d_major_bytes) m.k_d_major = n * l.k_region;
   m.values = n * l.k_region;
-  // Each block's metadata, and its padding to a whole page.
-  std::size_t meta = n * (l.meta_bytes + l.bytes -
+  // Each block's metadata, and the padding of the block and its d-major slot to whole pages.
+  std::size_t meta = n * (l.meta_bytes + l.bytes + l.d_major_bytes -
                           l.k_region * (1 + has_s_major(impl_->config.layouts) + has_d_major(impl_->config.layouts)));
   std::shared_lock lock(impl_->map_mutex);
   for (const auto& [id, seq] : impl_->sequences)
     for (const auto& st : seq->layers)
-      meta += st.blocks.capacity() * sizeof(std::byte*) + st.value_sum.size() * sizeof(double) +
+      meta += st.blocks.capacity() * sizeof(std::byte*) + st.d_major.capacity() * sizeof(std::byte*) +
+              st.value_sum.size() * sizeof(double) +
               st.value_mean.size() * sizeof(float);
   m.metadata = meta;
   return m;

@@ -176,6 +176,7 @@ class Chunk {
   float* const lsum_;        // per head tile at h0*W: running sums, same layout
   float* const corr_;        // [heads] rescaling factor of this tile
   NextTile pf_;
+  const std::byte* kd_ = nullptr;  // the current block's d-major key copy (no S-major keys kept)
   // The hardware prefetchers stop at 4 KiB page ends, and the kernel's access order (P
   // rows at a time for K, two passes of half rows for V) trains them poorly: a plain read
   // of the same blocks in this order ran at 16 GB/s vs 20 sequentially (per CPU-second,
@@ -242,6 +243,7 @@ void Chunk<Arch, T>::run(std::size_t begin, std::size_t end) {
       pf_.v = nb + v_.v_offset + (next % bt) * row;
       pf_.n = tile_len(next);
     }
+    if (!s_major) kd_ = v_.key_block_d_major(kv_head_, pos / bt);
     tile(v_.block(kv_head_, pos / bt), pos % bt, n);
     pos += n;
   }
@@ -313,7 +315,7 @@ void Chunk<Arch, T>::tile_heads(std::size_t h0, const std::byte* block, std::siz
       scores_rows<G, false>(h0, k, d_, n, q_);
     }
   } else {
-    scores_d_major<G>(h0, reinterpret_cast<const T*>(block + v_.k_d_major_offset), off, n);
+    scores_d_major<G>(h0, reinterpret_cast<const T*>(kd_), off, n);
   }
   const bool rescale = softmax<G>(h0, n);
   const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * d_;

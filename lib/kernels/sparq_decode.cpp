@@ -188,13 +188,13 @@ class UnitRunner {
     store_exp_ = shared_ && g_ > 1;
     tbb::parallel_for(std::size_t{0}, n_chunks_, [&](std::size_t c) {
       SparqStage1Args a;
-      a.blocks = blocks_;
+      a.blocks = d_major ? v_.d_major_blocks + kv_ : blocks_;
       a.block_stride = v_.kv_heads;
       a.block_tokens = v_.block_tokens;
       a.head_dim = d_;
       a.dtype = v_.dtype;
       a.d_major = d_major;
-      a.key_offset = d_major ? v_.k_d_major_offset : v_.k_s_major_offset;
+      a.key_offset = d_major ? 0 : v_.k_s_major_offset;
       a.j_begin = c * chunk_;
       a.j_end = std::min(S_, (c + 1) * chunk_);
       a.rows = s_.rows.data();
@@ -227,7 +227,7 @@ class UnitRunner {
       for (std::size_t b = 0; b * B < S_; ++b) {
         const std::size_t n = std::min(B, S_ - b * B);
         for (std::uint32_t row : s_.rows) {
-          const std::size_t base = v_.k_d_major_offset + std::size_t(row) * B * es_;
+          const std::size_t base = std::size_t(row) * B * es_;  // d-major copies are page aligned
           total += line_bytes(base, base + n * es_);
         }
       }
@@ -330,12 +330,13 @@ class UnitRunner {
     tbb::parallel_for(std::size_t{0}, n2, [&](std::size_t c) {
       SparqStage2Args a;
       a.blocks = blocks_;
+      a.key_blocks = key_d_major ? v_.d_major_blocks + kv_ : blocks_;
       a.block_stride = v_.kv_heads;
       a.block_tokens = v_.block_tokens;
       a.head_dim = d_;
       a.dtype = v_.dtype;
       a.key_d_major = key_d_major;
-      a.key_offset = key_d_major ? v_.k_d_major_offset : v_.k_s_major_offset;
+      a.key_offset = key_d_major ? 0 : v_.k_s_major_offset;
       a.value_offset = v_.v_offset;
       a.positions = pos + c * kStage2Chunk;
       a.n = std::min(kStage2Chunk, n - c * kStage2Chunk);
@@ -383,7 +384,7 @@ class UnitRunner {
       } else {
         std::size_t prev = ~std::size_t{0};
         for (std::size_t c = 0; c < d_; ++c) {
-          const std::size_t line = (v_.k_d_major_offset + (c * B + r) * es_) / 64;
+          const std::size_t line = (c * B + r) * es_ / 64;  // d-major copies are page aligned
           if (line != prev) total += 64, prev = line;
         }
       }

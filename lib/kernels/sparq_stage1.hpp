@@ -27,16 +27,17 @@
 namespace sparq::kernels {
 
 struct SparqStage1Args {
-  // Key storage of one KV head.
-  // Block b of the KV head is blocks[b * block_stride] (LayerView::block(head, b) with
-  // blocks = view.blocks + head and block_stride = view.kv_heads).
+  // Key storage of one KV head: block b's keys are at blocks[b * block_stride] +
+  // key_offset (S-major rows: blocks = view.blocks + head, key_offset =
+  // view.k_s_major_offset; d-major copies: blocks = view.d_major_blocks + head,
+  // key_offset = 0; block_stride = view.kv_heads).
   const std::byte* const* blocks = nullptr;
   std::size_t block_stride = 1;
   std::size_t block_tokens = 0;              // B
   std::size_t head_dim = 0;                  // d
   DType dtype = DType::f32;
   bool d_major = true;         // read the d-major copy; false: components of S-major rows
-  std::size_t key_offset = 0;  // offset of the chosen key region in a block
+  std::size_t key_offset = 0;
   // Positions [j_begin, j_end); j_begin is a multiple of B when d_major.
   std::size_t j_begin = 0;
   std::size_t j_end = 0;

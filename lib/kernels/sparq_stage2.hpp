@@ -33,8 +33,11 @@ inline constexpr std::size_t kSparqStage2Tile = 16;
 
 struct SparqStage2Args {
   // Block b of the KV head is blocks[b * block_stride] (LayerView::block(head, b) with
-  // blocks = view.blocks + head and block_stride = view.kv_heads).
+  // blocks = view.blocks + head and block_stride = view.kv_heads); its values are at
+  // value_offset. Its keys are at key_blocks[b * block_stride] + key_offset: the block
+  // itself and k_s_major_offset, or its d-major copy (view.d_major_blocks + head) and 0.
   const std::byte* const* blocks = nullptr;
+  const std::byte* const* key_blocks = nullptr;
   std::size_t block_stride = 1;
   std::size_t block_tokens = 0;              // B
   std::size_t head_dim = 0;                  // d

@@ -124,7 +124,7 @@ void stage2(const SparqStage2Args& a) noexcept {
     std::fill(a.acc + h * dp, a.acc + (h + 1) * dp, 0.0f);
   }
   auto key_row = [&](std::uint32_t j) {
-    return reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.key_offset) + std::size_t(j % Bt) * d;
+    return reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + std::size_t(j % Bt) * d;
   };
   auto value_row = [&](std::uint32_t j) {
     return reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.value_offset) + std::size_t(j % Bt) * d;
@@ -143,7 +143,7 @@ void stage2(const SparqStage2Args& a) noexcept {
     for (std::size_t t = 0; t < nt; ++t) {
       const std::uint32_t j = pos[t];
       if (a.key_d_major) {
-        const E* col = reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.key_offset) + j % Bt;
+        const E* col = reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + j % Bt;
         E* dst = k_stage + t * dp;
         for (std::size_t i = 0; i < d; ++i) dst[i] = col[i * Bt];
         kp[t] = dst;

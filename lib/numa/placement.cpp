@@ -22,8 +22,9 @@ namespace sparq {
 
 namespace {
 
-// A bound block has a memory policy unlike the heap pages around it, so the kernel keeps
-// it as its own mapping (two per block, with the allocator's header page between blocks).
+// A bound block (and a bound d-major copy) has a memory policy unlike the pages around
+// it, so the kernel keeps it as its own mapping unless its neighbours carry the same
+// policy (one head's blocks in a slab usually do, and merge).
 // Past vm.max_map_count mappings (65530 by default) every mmap in the process fails, far
 // from here. So binding stops, degrading to first touch, while the process uses more
 // than 3/4 of the limit; checked every 256 bindings (reading /proc/self/maps costs about

@@ -122,11 +122,12 @@ TEST(CacheTest, SMajorOnlyLayoutHasNoDMajorMemory) {
   const MemoryUsage m = c.memory_usage();
   EXPECT_EQ(m.k_d_major, 0u);
   EXPECT_EQ(m.k_s_major, 256u * 64 * 2);
-  EXPECT_EQ(c.view(s, 0).k_d_major_offset, LayerView::kNoRegion);
+  EXPECT_EQ(c.view(s, 0).d_major_blocks, nullptr);
 }
 
 // Dense decode streams S-major K then V of each block: they must be one contiguous range,
-// with the d-major copy after them, and every region inside the block's data extent.
+// and the d-major copy must not sit in it or between blocks: it lives in a page-aligned
+// slot of its own, clear of every block.
 TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
   for (const KeyLayout layouts : {KeyLayout::s_major, KeyLayout::d_major, KeyLayout::both})
     for (const DType dt : {DType::f32, DType::bf16}) {
@@ -146,19 +147,30 @@ TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
       if (has_s_major(layouts)) {
         EXPECT_EQ(v.v_offset, v.k_s_major_offset + region) << ctx;
       }
-      if (has_d_major(layouts)) {
-        EXPECT_EQ(v.k_d_major_offset, v.v_offset + region) << ctx;
-      }
-      EXPECT_EQ(v.block_data_bytes, v.v_offset + region + (has_d_major(layouts) ? region : 0)) << ctx;
+      EXPECT_EQ(v.d_major_blocks == nullptr, !has_d_major(layouts)) << ctx;
+      if (has_d_major(layouts))
+        for (std::size_t h = 0; h < 2; ++h) {
+          const auto copy = reinterpret_cast<std::uintptr_t>(v.key_block_d_major(h, 0));
+          EXPECT_EQ(copy % 4096, 0u) << ctx;
+          for (std::size_t g = 0; g < 2; ++g) {
+            const auto blk = reinterpret_cast<std::uintptr_t>(v.block(g, 0));
+            EXPECT_TRUE(copy + region <= blk || copy >= blk + v.block_data_bytes) << ctx << " h=" << h << " g=" << g;
+          }
+        }
+      EXPECT_EQ(v.block_data_bytes, v.v_offset + region) << ctx;
       EXPECT_EQ(v.k_s_major_offset == LayerView::kNoRegion, !has_s_major(layouts)) << ctx;
     }
 }
 
-// A KV head's consecutive blocks sit back to back (their metadata lives elsewhere), so
-// dense decode streams one sequence's S-major keys and values without a break except
-// where a slab (up to 8 MiB of blocks) ends; the metadata found from each block's
-// address stays right across slabs, truncates and forks (the value means say so).
-TEST(CacheTest, BlocksOfAHeadFormOneStreamAndKeepTheirMetadataAcrossSlabs) {
+// A KV head's consecutive blocks sit back to back (their d-major copies and metadata
+// live elsewhere), so dense decode streams one sequence's S-major keys and values
+// without a break except where a slab (up to 8 MiB of blocks and copies) ends; the
+// d-major copy and metadata found from each block's address stay right across slabs,
+// truncates and forks (the value means and the copies' contents say so).
+class CacheStreamTest : public ::testing::TestWithParam<KeyLayout> {};
+
+TEST_P(CacheStreamTest, BlocksOfAHeadFormOneStreamAndKeepTheirCopiesAndMetadataAcrossSlabs) {
+  const KeyLayout layouts = GetParam();
   const std::size_t H = 2, d = 128, B = 256, S = 100 * B + 37;  // 101 blocks of 128 KiB per head
   KVCache c({.layers = 1,
              .kv_heads = H,
@@ -166,19 +178,21 @@ TEST(CacheTest, BlocksOfAHeadFormOneStreamAndKeepTheirMetadataAcrossSlabs) {
              .dtype = DType::bf16,
              .block_tokens = B,
              .capacity_tokens = 2 * S,
-             .layouts = KeyLayout::s_major});
+             .layouts = layouts});
   const SeqId s = c.add_sequence();
   const auto kv = random_floats(S * H * d, 11);
   c.append(s, 0, kv, kv, S);
   const LayerView v = c.view(s, 0);
   EXPECT_EQ(v.k_s_major_offset, 0u);
   EXPECT_EQ(v.block_data_bytes, 2 * B * d * 2);
+  // 12.6 MiB of blocks per head, 18.9 MiB with the d-major copies: more than one slab.
+  const std::size_t max_breaks = has_d_major(layouts) ? 3 : 2;
   for (std::size_t h = 0; h < H; ++h) {
     std::size_t breaks = 0;
     for (std::size_t b = 0; b + 1 < v.blocks_per_head; ++b)
       breaks += v.block(h, b + 1) != v.block(h, b) + v.block_data_bytes;
-    EXPECT_GE(breaks, 1u) << "h=" << h;  // 12.6 MiB per head: more than one slab
-    EXPECT_LE(breaks, 2u) << "h=" << h;
+    EXPECT_GE(breaks, 1u) << "h=" << h;
+    EXPECT_LE(breaks, max_breaks) << "h=" << h;
   }
   const auto expect_exact_means = [&](SeqId q, const char* when) {
     const LayerView w = c.view(q, 0);
@@ -187,6 +201,14 @@ TEST(CacheTest, BlocksOfAHeadFormOneStreamAndKeepTheirMetadataAcrossSlabs) {
       for (std::size_t i = 0; i < d; ++i)
         ASSERT_EQ(w.value_mean[h * d + i], float(mean[i])) << when << " h=" << h << " i=" << i;
     }
+    if (!has_d_major(layouts)) return;
+    // Every stored key's d-major element equals its S-major one.
+    for (std::size_t h = 0; h < H; ++h)
+      for (std::size_t j = 0; j < w.length; ++j)
+        for (std::size_t i = 0; i < d; i += 37)
+          ASSERT_EQ(element::load(w.key_block_d_major(h, j / B) + (i * B + j % B) * 2, 0, DType::bf16),
+                    element::load(w.key_row(h, j), i, DType::bf16))
+              << when << " h=" << h << " j=" << j << " i=" << i;
   };
   expect_exact_means(s, "after the append");
   c.truncate(s, 30 * B + 5);  // the sum is rebuilt from each block's own sum
@@ -196,6 +218,9 @@ TEST(CacheTest, BlocksOfAHeadFormOneStreamAndKeepTheirMetadataAcrossSlabs) {
   expect_exact_means(f, "after a fork and an append");
   expect_exact_means(s, "in the fork's source");
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CacheStreamTest, ::testing::Values(KeyLayout::s_major, KeyLayout::both),
+                         [](const auto& info) { return info.param == KeyLayout::both ? "both" : "s_major"; });
 
 TEST(CacheTest, ValueMeanStaysExactOverLongSequences) {
   // Many rows with a large common offset: a float running sum would drift, the

@@ -59,40 +59,45 @@ TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
   const LayerView view = cache.view(s, 0);
   for (std::size_t h = 0; h < cfg.kv_heads; ++h)
     for (std::size_t b = 0; b < view.blocks_per_head; ++b) {
-      auto* block = const_cast<std::byte*>(view.block(h, b));
-      const std::string ctx = std::string("policy=") + std::string(to_string(policy)) + " head=" + std::to_string(h) +
-                              " block=" + std::to_string(b);
-      int mode = -1;
-      ASSERT_EQ(get_mempolicy(&mode, nullptr, 0, block, MPOL_F_ADDR), 0) << ctx << ": " << std::strerror(errno);
-      // First touch (local, and every policy on one node): the heap's default policy, or
-      // MPOL_LOCAL where a recycled block carried a binding and was reset.
-      if (!bound || policy == Placement::local || topo.nodes.size() == 1)
-        EXPECT_TRUE(mode == MPOL_DEFAULT || mode == MPOL_LOCAL) << ctx << " mode=" << mode;
-      else if (policy == Placement::interleave)
-        EXPECT_EQ(mode, MPOL_INTERLEAVE) << ctx;
-      else  // hwloc's non-strict BIND: MPOL_PREFERRED_MANY on Linux >= 5.15, else BIND or PREFERRED
-        EXPECT_TRUE(mode == MPOL_PREFERRED_MANY || mode == MPOL_BIND || mode == MPOL_PREFERRED)
-            << ctx << " mode=" << mode;
+      // The block (from its first byte to the end of its last region) and its d-major
+      // key copy, which has a slot of its own.
+      const std::pair<std::byte*, std::size_t> regions[] = {
+          {const_cast<std::byte*>(view.block(h, b)), view.block_data_bytes},
+          {const_cast<std::byte*>(view.key_block_d_major(h, b)), cfg.block_tokens * cfg.head_dim * size_of(cfg.dtype)}};
+      for (const auto& [block, bytes] : regions) {
+        const std::string ctx = std::string("policy=") + std::string(to_string(policy)) + " head=" + std::to_string(h) +
+                                " block=" + std::to_string(b) + (block == regions[0].first ? "" : " (d-major copy)");
+        int mode = -1;
+        ASSERT_EQ(get_mempolicy(&mode, nullptr, 0, block, MPOL_F_ADDR), 0) << ctx << ": " << std::strerror(errno);
+        // First touch (local, and every policy on one node): the heap's default policy, or
+        // MPOL_LOCAL where a recycled block carried a binding and was reset.
+        if (!bound || policy == Placement::local || topo.nodes.size() == 1)
+          EXPECT_TRUE(mode == MPOL_DEFAULT || mode == MPOL_LOCAL) << ctx << " mode=" << mode;
+        else if (policy == Placement::interleave)
+          EXPECT_EQ(mode, MPOL_INTERLEAVE) << ctx;
+        else  // hwloc's non-strict BIND: MPOL_PREFERRED_MANY on Linux >= 5.15, else BIND or PREFERRED
+          EXPECT_TRUE(mode == MPOL_PREFERRED_MANY || mode == MPOL_BIND || mode == MPOL_PREFERRED)
+              << ctx << " mode=" << mode;
 
-      // Every page of the region that holds data (the block header's page to the last region).
-      const std::size_t bytes = view.block_data_bytes;
-      std::vector<void*> pages;
-      for (std::size_t off = 0; off < bytes; off += std::size_t(page)) pages.push_back(block + off);
-      std::vector<int> status(pages.size(), -1);
-      ASSERT_EQ(move_pages(0, pages.size(), pages.data(), nullptr, status.data(), 0), 0)
-          << ctx << ": " << std::strerror(errno);
-      for (std::size_t p = 0; p < pages.size(); ++p) {
-        ASSERT_GE(status[p], 0) << ctx << " page=" << p << ": not resident (" << std::strerror(-status[p]) << ")";
-        if (policy == Placement::by_head && bound)
-          EXPECT_EQ(unsigned(status[p]), node_of_head[h]) << ctx << " page=" << p;
-        else
-          EXPECT_TRUE(all_nodes.count(unsigned(status[p]))) << ctx << " page=" << p << " on node " << status[p];
-      }
-      int node = -1;
-      ASSERT_EQ(get_mempolicy(&node, nullptr, 0, block, MPOL_F_NODE | MPOL_F_ADDR), 0) << ctx;
-      EXPECT_EQ(node, status[0]) << ctx << ": get_mempolicy and move_pages disagree";
-      if (topo.nodes.size() == 1) {
-        EXPECT_EQ(unsigned(node), topo.nodes[0].os_index) << ctx << ": one node";
+        // Every page of the region.
+        std::vector<void*> pages;
+        for (std::size_t off = 0; off < bytes; off += std::size_t(page)) pages.push_back(block + off);
+        std::vector<int> status(pages.size(), -1);
+        ASSERT_EQ(move_pages(0, pages.size(), pages.data(), nullptr, status.data(), 0), 0)
+            << ctx << ": " << std::strerror(errno);
+        for (std::size_t p = 0; p < pages.size(); ++p) {
+          ASSERT_GE(status[p], 0) << ctx << " page=" << p << ": not resident (" << std::strerror(-status[p]) << ")";
+          if (policy == Placement::by_head && bound)
+            EXPECT_EQ(unsigned(status[p]), node_of_head[h]) << ctx << " page=" << p;
+          else
+            EXPECT_TRUE(all_nodes.count(unsigned(status[p]))) << ctx << " page=" << p << " on node " << status[p];
+        }
+        int node = -1;
+        ASSERT_EQ(get_mempolicy(&node, nullptr, 0, block, MPOL_F_NODE | MPOL_F_ADDR), 0) << ctx;
+        EXPECT_EQ(node, status[0]) << ctx << ": get_mempolicy and move_pages disagree";
+        if (topo.nodes.size() == 1) {
+          EXPECT_EQ(unsigned(node), topo.nodes[0].os_index) << ctx << ": one node";
+        }
       }
     }
   numa::reset_placement_status();

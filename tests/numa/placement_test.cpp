@@ -23,6 +23,10 @@ CacheConfig small_config(Placement p, std::size_t kv_heads) {
           .placement = p};
 }
 
+// Placement requests per block under small_config: the block, and its d-major key copy,
+// which has a slot of its own in the slab (block_layout.hpp).
+constexpr std::size_t kRequestsPerBlock = 2;
+
 void append_tokens(KVCache& cache, SeqId s, std::size_t n) {
   const auto& c = cache.config();
   std::vector<float> k(n * c.kv_heads * c.head_dim), v(k.size());
@@ -38,7 +42,8 @@ std::vector<unsigned> expected_nodes(const Topology& t, std::size_t kv_heads) {
   return node;
 }
 
-// Every block of `s` was last requested as bound to its head's node, whole.
+// Every block of `s`, and its d-major copy, was last requested as bound to its head's
+// node, whole.
 void expect_blocks_on_their_nodes(const KVCache& cache, SeqId s, const test::RecordingBinder& binder,
                                   const std::vector<unsigned>& node_of_head, const std::string& ctx) {
   const auto& c = cache.config();
@@ -52,6 +57,11 @@ void expect_blocks_on_their_nodes(const KVCache& cache, SeqId s, const test::Rec
         EXPECT_EQ(call->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
         EXPECT_EQ(call->bytes % 4096, 0u) << ctx;
         EXPECT_GE(call->bytes, v.block_data_bytes) << "the whole block: " << ctx;
+        const auto* copy = binder.last_for(v.key_block_d_major(h, b));
+        ASSERT_NE(copy, nullptr) << "d-major copy: " << ctx << " layer=" << layer << " head=" << h << " block=" << b;
+        EXPECT_EQ(copy->mode, numa::BindMode::bind) << ctx;
+        EXPECT_EQ(copy->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
+        EXPECT_GE(copy->bytes, c.block_tokens * c.head_dim * size_of(c.dtype)) << "the whole copy: " << ctx;
       }
   }
 }
@@ -68,7 +78,7 @@ TEST_P(ByHeadOnSynthetic, EveryBlockOfAHeadIsRequestedOnItsNode) {
 
   const SeqId a = cache.add_sequence();
   append_tokens(cache, a, 40);  // 3 blocks per (layer, head)
-  EXPECT_EQ(fake.binder->calls().size(), 2 * H * 3) << ctx;
+  EXPECT_EQ(fake.binder->calls().size(), 2 * H * 3 * kRequestsPerBlock) << ctx;
   expect_blocks_on_their_nodes(cache, a, *fake.binder, node_of_head, ctx);
 
   // Stable: another sequence doesn't move anyone's heads; its blocks follow the same map.
@@ -97,7 +107,7 @@ TEST(Placement, OneNodeTopologyMeansFirstTouchForEveryPolicy) {
     KVCache cache(small_config(p, 4));
     append_tokens(cache, cache.add_sequence(), 20);
     const auto calls = fake.binder->calls();
-    EXPECT_EQ(calls.size(), 2u * 4 * 2) << to_string(p);
+    EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock) << to_string(p);
     for (const auto& call : calls) {
       EXPECT_EQ(call.mode, numa::BindMode::first_touch) << to_string(p);
       EXPECT_EQ(call.nodes, std::vector<unsigned>{0}) << to_string(p);
@@ -136,7 +146,7 @@ TEST(Placement, InterleaveRequestsEveryNode) {
   KVCache cache(small_config(Placement::interleave, 4));
   append_tokens(cache, cache.add_sequence(), 20);
   const auto calls = fake.binder->calls();
-  EXPECT_EQ(calls.size(), 2u * 4 * 2);
+  EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock);
   for (const auto& call : calls) {
     EXPECT_EQ(call.mode, numa::BindMode::interleave);
     EXPECT_EQ(call.nodes, (std::vector<unsigned>{0, 1, 2, 3}));
@@ -148,7 +158,7 @@ TEST(Placement, LocalResetsEveryBlockToFirstTouch) {
   KVCache cache(small_config(Placement::local, 4));
   append_tokens(cache, cache.add_sequence(), 20);
   const auto calls = fake.binder->calls();
-  EXPECT_EQ(calls.size(), 2u * 4 * 2);
+  EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock);
   for (const auto& call : calls) {
     EXPECT_EQ(call.mode, numa::BindMode::first_touch) << "no node is chosen, only the policy reset";
     EXPECT_EQ(call.nodes, (std::vector<unsigned>{0, 1}));
@@ -166,8 +176,8 @@ TEST(Placement, RefusedBindingDegradesToFirstTouchAndIsReported) {
   cache.read_value(s, 1, 1, 2, row);
   EXPECT_NE(row[0] + row[1], 0.0f);
   const PlacementStatus st = placement_status();
-  EXPECT_EQ(st.bind_requests, 4u);
-  EXPECT_EQ(st.bind_failures, 4u);
+  EXPECT_EQ(st.bind_requests, 4 * kRequestsPerBlock);
+  EXPECT_EQ(st.bind_failures, 4 * kRequestsPerBlock);
   EXPECT_NE(st.first_failure.find("Operation not permitted"), std::string::npos) << st.first_failure;
   EXPECT_NE(st.first_failure.find("mbind(bind, nodes "), std::string::npos) << st.first_failure;
   numa::reset_placement_status();
