@@ -4,13 +4,14 @@
 // the linker for code that runs on CPUs without it.
 #include <immintrin.h>
 
-#include <utility>
-
 #include "kernels/dense_bf16_dot.hpp"
 #include "kernels/row_sums16_avx512.hpp"
+#include "kernels/shape_dispatch.hpp"
 
 namespace sparq::kernels::bf16_dot {
 namespace {
+
+using shape_dispatch::with_shape;
 
 __m512bh load_bh(const std::uint16_t* p) noexcept {
   return (__m512bh)_mm512_loadu_si512(p);
@@ -89,23 +90,6 @@ void accumulate_v_impl(const std::uint16_t* v, std::size_t n, const float* pr, s
     for (std::size_t hh = 0; hh < HT; ++hh)
       for (std::size_t j = 0; j < NB; ++j) _mm512_storeu_ps(o + (hs + hh) * o_stride + 16 * j, acc[hh * NB + j]);
   }
-}
-
-// with_shape(g, d, f) calls f.template operator()<G, L>() for the runtime g in {1, 2, 4, 8}
-// and L = d / 32 in 1 .. 8 (each fold stops at its match).
-template <std::size_t G, class F, std::size_t... LI>
-void with_lines(std::size_t lines, F& f, std::index_sequence<LI...>) {
-  ((lines == LI + 1 ? (f.template operator()<G, LI + 1>(), true) : false) || ...);
-}
-template <class F, std::size_t... GI>
-void with_heads(std::size_t g, std::size_t lines, F& f, std::index_sequence<GI...>) {
-  ((g == (std::size_t{1} << GI) ? (with_lines<(std::size_t{1} << GI)>(lines, f, std::make_index_sequence<8>{}), true)
-                                : false) ||
-   ...);
-}
-template <class F>
-void with_shape(std::size_t g, std::size_t d, F&& f) {
-  with_heads(g, d / 32, f, std::make_index_sequence<4>{});
 }
 
 }  // namespace

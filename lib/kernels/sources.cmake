@@ -41,6 +41,8 @@ sparq_add_kernel_family(dense_decode)
 target_sources(sparq_kernels_avx512 PRIVATE ${PROJECT_SOURCE_DIR}/lib/kernels/dense_bf16_dot_avx512.cpp)
 set_source_files_properties(${PROJECT_SOURCE_DIR}/lib/kernels/dense_bf16_dot_avx512.cpp
   PROPERTIES COMPILE_OPTIONS -mavx512bf16)
+# Dense decode's f16 score loop on AVX-512 (dense_f16_rows.hpp).
+target_sources(sparq_kernels_avx512 PRIVATE ${PROJECT_SOURCE_DIR}/lib/kernels/dense_f16_rows_avx512.cpp)
 sparq_add_kernel_family(vector_ops)
 list(APPEND SPARQ_SOURCES kernels/sparq_decode.cpp kernels/sparq_select.cpp)
 sparq_add_kernel_family(sparq_stage1)

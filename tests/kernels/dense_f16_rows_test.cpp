@@ -1,0 +1,82 @@
+// The AVX-512 f16 score loop of dense decode (lib/kernels/dense_f16_rows.hpp) against dot
+// products in double of the same f16 keys and f32 queries: the only tolerance is f32
+// arithmetic. Every head-tile width (1, 2, 4, 8), every row length the loop takes and
+// tile lengths around the score batches; the shapes it declines are checked to be the
+// ones whose registers would not fit. Skipped, saying so, on CPUs without AVX-512.
+#include "kernels/dense_f16_rows.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "cache/element.hpp"
+#include "sparq/isa.hpp"
+
+namespace sparq {
+namespace {
+
+namespace rows = kernels::f16_rows;
+
+TEST(F16Rows, HeadsPerPassIsTheLargestThatFitsTheRegisters) {
+  EXPECT_EQ(rows::heads_per_pass(4, 4), 2u);  // GQA g = 4, d = 128: 2 x (8 q + 4 acc) = 24
+  EXPECT_EQ(rows::heads_per_pass(8, 4), 2u);
+  EXPECT_EQ(rows::heads_per_pass(2, 4), 1u);
+  EXPECT_EQ(rows::heads_per_pass(1, 4), 1u);
+  EXPECT_EQ(rows::heads_per_pass(4, 1), 4u);
+  EXPECT_EQ(rows::heads_per_pass(1, 8), 0u);  // d = 256, one head: 16 q + 16 acc
+  EXPECT_FALSE(rows::handles(1, 256));
+  EXPECT_TRUE(rows::handles(2, 256));
+  EXPECT_FALSE(rows::handles(4, 80));  // not whole lines
+  EXPECT_FALSE(rows::handles(16, 128));
+  for (std::size_t g : {1, 2, 4, 8})
+    for (std::size_t lines = 1; lines <= 8; ++lines) {
+      const std::size_t hp = rows::heads_per_pass(g, lines), regs = 2 * lines + 16 / g;
+      if (hp == 0) {
+        EXPECT_GT(regs, 28u) << g << "," << lines;
+        continue;
+      }
+      EXPECT_LE(hp * regs, 28u) << g << "," << lines;
+      EXPECT_TRUE(2 * hp > g || 2 * hp * regs > 28) << g << "," << lines;
+    }
+}
+
+TEST(F16Rows, ScoresAreDotProductsInTheBatchLayout) {
+  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU has no AVX-512: the f16 score loop is not tested";
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::size_t shapes = 0;
+  for (std::size_t g : {1, 2, 4, 8})
+    for (std::size_t d : {32, 64, 96, 128, 192, 256})
+      for (std::size_t n : {1, 2, 3, 7, 16, 17, 33, 64, 255, 256}) {
+        if (!rows::handles(g, d)) continue;  // declined shapes: checked above
+        ++shapes;
+        const std::size_t P = 16 / g, batches = (n + P - 1) / P, q_stride = d + 16;
+        std::vector<std::uint16_t> k(n * d);
+        for (auto& x : k) x = element::f32_to_f16(normal(rng));
+        std::vector<float> q(g * q_stride);
+        for (auto& x : q) x = normal(rng);
+        std::vector<float> sc(batches * 16, -7.0f);
+        rows::scores(k.data(), d, n, g, q.data(), q_stride, sc.data());
+        for (std::size_t b = 0; b < batches; ++b)
+          for (std::size_t h = 0; h < g; ++h)
+            for (std::size_t pl = 0; pl < P; ++pl) {
+              const std::size_t p = b * P + pl < n ? b * P + pl : 0;  // rows past n repeat row 0
+              double want = 0, mag = 0;
+              for (std::size_t i = 0; i < d; ++i) {
+                const double t = double(q[h * q_stride + i]) * element::f16_to_f32(k[p * d + i]);
+                want += t;
+                mag += std::abs(t);
+              }
+              // f32 products and sums of at most 2 * 8 + 4 levels: well inside 2e-6 of the magnitude.
+              ASSERT_NEAR(sc[b * 16 + h * P + pl], want, 2e-6 * mag)
+                  << "g=" << g << " d=" << d << " n=" << n << " batch " << b << " head " << h << " row " << pl;
+            }
+      }
+  EXPECT_EQ(shapes, 23u * 10);  // every (g, d) but (1, 256)
+}
+
+}  // namespace
+}  // namespace sparq
