@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cache/element.hpp"
+#include "score_batches.hpp"
 #include "sparq/isa.hpp"
 
 namespace sparq {
@@ -60,20 +61,11 @@ TEST(F16Rows, ScoresAreDotProductsInTheBatchLayout) {
         for (auto& x : q) x = normal(rng);
         std::vector<float> sc(batches * 16, -7.0f);
         rows::scores(k.data(), d, n, g, q.data(), q_stride, sc.data());
-        for (std::size_t b = 0; b < batches; ++b)
-          for (std::size_t h = 0; h < g; ++h)
-            for (std::size_t pl = 0; pl < P; ++pl) {
-              const std::size_t p = b * P + pl < n ? b * P + pl : 0;  // rows past n repeat row 0
-              double want = 0, mag = 0;
-              for (std::size_t i = 0; i < d; ++i) {
-                const double t = double(q[h * q_stride + i]) * element::f16_to_f32(k[p * d + i]);
-                want += t;
-                mag += std::abs(t);
-              }
-              // f32 products and sums of at most 2 * 8 + 4 levels: well inside 2e-6 of the magnitude.
-              ASSERT_NEAR(sc[b * 16 + h * P + pl], want, 2e-6 * mag)
-                  << "g=" << g << " d=" << d << " n=" << n << " batch " << b << " head " << h << " row " << pl;
-            }
+        // f32 products and sums of at most 2 * 8 + 4 levels: well inside 2e-6 of the magnitude.
+        test::expect_score_batches(sc, g, d, n, 2e-6, [&](std::size_t h, std::size_t p, std::size_t i) {
+          return double(q[h * q_stride + i]) * element::f16_to_f32(k[p * d + i]);
+        });
+        if (HasFatalFailure()) return;
       }
   EXPECT_EQ(shapes, 23u * 10);  // every (g, d) but (1, 256)
 }
