@@ -80,10 +80,14 @@ struct LayerView {
   const std::byte* const* blocks = nullptr;
   std::size_t k_s_major_offset = 0;
   std::size_t v_offset = 0;
-  // [blocks_per_head][kv_heads] addresses of the blocks' d-major key copies, which are
-  // kept apart from the blocks so that dense decode streams S-major keys and values
-  // without gaps; null when the layout is not kept.
+  // [blocks_per_head][kv_heads] addresses of the blocks' d-major key copies (null when
+  // the layout is not kept): d rows of B elements, row i = component i of the block's
+  // positions, d_major_stride elements from one row to the next. The copies are kept
+  // apart from the blocks (so dense decode streams S-major keys and values without
+  // gaps) and interleaved row by row with the copies of neighbouring blocks (so a
+  // head's blocks appended together have each component in one long run).
   const std::byte* const* d_major_blocks = nullptr;
+  std::size_t d_major_stride = 0;
   std::size_t block_data_bytes = 0;  // from a block's base to the end of its last region
   const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
 
@@ -100,9 +104,14 @@ struct LayerView {
   [[nodiscard]] const std::byte* key_row(std::size_t head, std::size_t j) const noexcept {
     return block(head, j / block_tokens) + k_s_major_offset + (j % block_tokens) * head_dim * size_of(dtype);
   }
-  // d-major keys of block b: d rows of B elements (row i = component i of B positions).
+  // d-major keys of block b: row 0 (component 0 of its B positions); row i starts
+  // i * d_major_stride elements further. Requires has_d_major(layouts).
   [[nodiscard]] const std::byte* key_block_d_major(std::size_t head, std::size_t b) const noexcept {
     return d_major_blocks[b * kv_heads + head];
+  }
+  // Component i of the key at position j, in the d-major copy.
+  [[nodiscard]] const std::byte* key_d_major(std::size_t head, std::size_t j, std::size_t i) const noexcept {
+    return key_block_d_major(head, j / block_tokens) + (i * d_major_stride + j % block_tokens) * size_of(dtype);
   }
   // Value row of position j: d elements.
   [[nodiscard]] const std::byte* value_row(std::size_t head, std::size_t j) const noexcept {

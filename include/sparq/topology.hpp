@@ -102,7 +102,8 @@ struct HeadRange {
                                                    std::size_t local_node = 0);
 
 // Measured counterpart of node_byte_shares on this machine: bytes of the blocks of
-// (seq, layer), KV heads [kv_begin, kv_end), resident on each node of
+// (seq, layer), KV heads [kv_begin, kv_end), and of their d-major key copies, resident
+// on each node of
 // Topology::this_system() (index into its nodes), from the OS's page locations
 // (hwloc_get_area_memlocation, one query per page). Pages never touched are not counted.
 // Meant for reports (sparq roofline), not hot paths: O(pages) system calls. Throws

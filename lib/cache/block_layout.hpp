@@ -3,8 +3,9 @@
 // cache-line boundaries, from the block's first byte:
 //   k_s_major  [B][d] keys, if kept
 //   values     [B][d]
-// The d-major key copy [d][B], if kept, is not in the block: it has a page-aligned slot
-// of its own in its slab's d-major area (BlockPool::d_major), and the block's header
+// The d-major key copy (d rows of B elements), if kept, is not in the block: it lives in
+// its slab's d-major area, interleaved row by row with the copies of the slab's other
+// blocks (BlockPool::d_major says how and why), and the block's header
 // (refcount, fill) and value sum live in the slab's metadata area (BlockPool::header /
 // value_sum). One KV head's blocks sit back to back in a slab, so with nothing between
 // them dense decode reads the S-major keys and values of consecutive blocks as one
@@ -37,9 +38,10 @@ struct BlockLayout {
   std::size_t data_bytes = 0;  // up to the end of the last region (bytes - data_bytes: page padding)
   std::size_t row_bytes = 0;   // d elements
   std::size_t k_region = 0;    // bytes of one key region ([B][d] or [d][B])
-  // The d-major copy's slot in the slab's d-major area: k_region rounded up to the page
-  // size, or 0 when the copy is not kept.
-  std::size_t d_major_bytes = 0;
+  // The d-major copy: d_major_rows rows (d, or 0 when the copy is not kept) of
+  // d_major_run bytes (B elements) each.
+  std::size_t d_major_rows = 0;
+  std::size_t d_major_run = 0;
   // Per-block metadata outside the block: BlockHeader, then d doubles (the value sum of
   // the first `fill` rows); a multiple of the cache line.
   std::size_t meta_bytes = 0;

@@ -38,7 +38,10 @@ BlockLayout BlockLayout::for_config(const CacheConfig& c) {
   }
   l.v_offset = at;
   at += l.k_region;
-  if (has_d_major(c.layouts)) l.d_major_bytes = round_up(l.k_region, kPage);
+  if (has_d_major(c.layouts)) {
+    l.d_major_rows = c.head_dim;
+    l.d_major_run = c.block_tokens * size_of(c.dtype);
+  }
   l.data_bytes = at;
   l.bytes = round_up(at, kPage);
   return l;
@@ -49,10 +52,12 @@ BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std
     : layout_(layout),
       capacity_(capacity_blocks),
       // A slab never holds more blocks than the pool may carve, so small caches stay small.
-      slab_blocks_(std::clamp<std::size_t>(kSlabTarget / (layout.bytes + layout.d_major_bytes), 1,
+      slab_blocks_(std::clamp<std::size_t>(kSlabTarget / (layout.bytes + layout.d_major_rows * layout.d_major_run), 1,
                                            std::max<std::size_t>(capacity_blocks, 1))),
       d_major_offset_(slab_blocks_ * layout.bytes),
-      meta_offset_(d_major_offset_ + slab_blocks_ * layout.d_major_bytes),
+      d_major_stride_(slab_blocks_ * layout.d_major_run),
+      d_major_area_(round_up(layout.d_major_rows * d_major_stride_, kPage)),
+      meta_offset_(d_major_offset_ + d_major_area_),
       slab_align_(std::bit_ceil(meta_offset_ + slab_blocks_ * layout.meta_bytes)),
       placement_(std::move(placement)),
       free_(kv_heads),
@@ -65,11 +70,6 @@ std::byte* BlockPool::slot(const std::byte* block, std::size_t area_offset, std:
   return reinterpret_cast<std::byte*>(slab + area_offset + index * slot_bytes);
 }
 
-void BlockPool::place(std::byte* block, std::size_t head) const noexcept {
-  if (!placement_) return;
-  placement_->place(block, layout_.bytes, head);
-  if (layout_.d_major_bytes) placement_->place(d_major(block), layout_.d_major_bytes, head);
-}
 
 BlockPool::~BlockPool() {
   for (std::byte* b : all_) header(b).~BlockHeader();
@@ -93,6 +93,10 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
       if (huge_end < slab_align_)
         madvise(static_cast<std::byte*>(slab) + huge_end, slab_align_ - huge_end, MADV_NOHUGEPAGE);
     }
+    // The d-major area holds rows of every block of the slab: it is placed once, for the
+    // head the slab is carved for.
+    if (placement_ && d_major_area_)
+      placement_->place(static_cast<std::byte*>(slab) + d_major_offset_, d_major_area_, head);
     slabs_.push_back(slab);
     c.next = static_cast<std::byte*>(slab);
     c.left = std::min(slab_blocks_, capacity_ - all_.size());
@@ -101,7 +105,7 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
   c.next += layout_.bytes;
   --c.left;
   // Placement first: binding must precede the first write for first-touch policies.
-  place(b, head);
+  if (placement_) placement_->place(b, layout_.bytes, head);
   new (meta(b)) BlockHeader{};
   all_.push_back(b);
   return b;
@@ -132,7 +136,8 @@ std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, c
             list.pop_back();
             break;
           }
-        place(b, head);
+        // Its d-major rows share pages with other blocks' and stay where they are.
+        if (placement_) placement_->place(b, layout_.bytes, head);
       }
       header(b).refcount.store(1, std::memory_order_relaxed);
       header(b).fill = 0;

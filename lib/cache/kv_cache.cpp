@@ -121,10 +121,10 @@ struct KVCache::Impl {
     const std::size_t n = rows * layout.row_bytes;
     if (layout.k_s_major_offset != LayerView::kNoRegion)
       std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
-    if (layout.d_major_bytes) {
-      const std::size_t eb = size_of(config.dtype);
+    if (layout.d_major_rows) {
+      const std::size_t stride = pool.d_major_stride();
       for (std::size_t i = 0; i < d(); ++i)
-        std::memcpy(pool.d_major(dst) + i * B() * eb, pool.d_major(src) + i * B() * eb, rows * eb);
+        std::memcpy(pool.d_major(dst) + i * stride, pool.d_major(src) + i * stride, rows * size_of(config.dtype));
     }
     std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
     sum_rows(dst, rows, pool.value_sum(dst));
@@ -133,7 +133,7 @@ struct KVCache::Impl {
 
   // Brings st.d_major in step with st.blocks from block entry `from` on.
   void track_d_major(LayerState& st, std::size_t from) const {
-    if (!layout.d_major_bytes) return;
+    if (!layout.d_major_rows) return;
     st.d_major.resize(st.blocks.size());
     for (std::size_t i = from; i < st.blocks.size(); ++i) st.d_major[i] = pool.d_major(st.blocks[i]);
   }
@@ -189,8 +189,10 @@ struct KVCache::Impl {
         sync_block_sum(blk, off);
         if (layout.k_s_major_offset != LayerView::kNoRegion)
           for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
-        if (layout.d_major_bytes)
-          for (std::size_t i = 0; i < D; ++i) element::store(pool.d_major(blk) + (i * Bt + off) * eb, 0, t, k[i]);
+        if (layout.d_major_rows) {
+          std::byte* col = pool.d_major(blk) + off * eb;
+          for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
+        }
         double* bsum = pool.value_sum(blk);
         double* lsum = st.value_sum.data() + h * D;
         for (std::size_t i = 0; i < D; ++i) {
@@ -396,6 +398,7 @@ LayerView KVCache::view(SeqId s, std::size_t layer) const {
   v.blocks = st.blocks.data();
   v.k_s_major_offset = impl_->layout.k_s_major_offset;
   v.d_major_blocks = st.d_major.empty() ? nullptr : st.d_major.data();
+  v.d_major_stride = impl_->pool.d_major_stride() / size_of(impl_->config.dtype);
   v.v_offset = impl_->layout.v_offset;
   v.block_data_bytes = impl_->layout.data_bytes;
   v.value_mean = st.value_mean.data();
@@ -410,11 +413,10 @@ MemoryUsage KVCache::memory_usage() const {
   m.blocks_capacity = impl_->pool.capacity();
   const std::size_t n = m.blocks_allocated;
   if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
-  if (l.d_major_bytes) m.k_d_major = n * l.k_region;
+  m.k_d_major = n * l.d_major_rows * l.d_major_run;
   m.values = n * l.k_region;
-  // Each block's metadata, and the padding of the block and its d-major slot to whole pages.
-  std::size_t meta = n * (l.meta_bytes + l.bytes + l.d_major_bytes -
-                          l.k_region * (1 + has_s_major(impl_->config.layouts) + has_d_major(impl_->config.layouts)));
+  // Each block's metadata, and its padding to a whole page.
+  std::size_t meta = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts)));
   std::shared_lock lock(impl_->map_mutex);
   for (const auto& [id, seq] : impl_->sequences)
     for (const auto& st : seq->layers)
@@ -440,16 +442,13 @@ void read_row(const LayerView& v, std::size_t head, std::size_t pos, bool key, s
   if (out.size() != v.head_dim)
     throw Error(ErrorCode::shape_mismatch,
                 "out has " + std::to_string(out.size()) + " floats, expected head_dim=" + std::to_string(v.head_dim));
-  const std::size_t eb = size_of(v.dtype);
   for (std::size_t i = 0; i < v.head_dim; ++i) {
     if (!key)
       out[i] = element::load(v.value_row(head, pos), i, v.dtype);
     else if (has_s_major(v.layouts))
       out[i] = element::load(v.key_row(head, pos), i, v.dtype);
     else
-      out[i] = element::load(
-          v.key_block_d_major(head, pos / v.block_tokens) + (i * v.block_tokens + pos % v.block_tokens) * eb, 0,
-          v.dtype);
+      out[i] = element::load(v.key_d_major(head, pos, i), 0, v.dtype);
   }
 }
 }  // namespace

@@ -418,7 +418,7 @@ void Chunk<Arch, T>::scores_d_major_heads(std::size_t h0, const T* kd, std::size
   const float* q = q_ + h0 * dp_;
   const bool full = off + W <= bt;
   for (std::size_t i = 0; i < d_; ++i) {
-    const T* src = kd + i * bt + off;
+    const T* src = kd + i * v_.d_major_stride + off;
     B kv;
     if (full) {
       kv = load_as_f32<Arch>(src);

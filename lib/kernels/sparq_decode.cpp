@@ -39,7 +39,8 @@ constexpr std::size_t kStage2Chunk = 512;
 constexpr float kLog2e = 1.44269504088896340736f;
 constexpr double kLn2 = 0.69314718055994530942;
 
-// Bytes of the 64-byte lines covering [a, b) (offsets from a page-aligned block base).
+// Bytes of the 64-byte lines covering [a, b) (offsets from a page-aligned base, or
+// addresses).
 std::uint64_t line_bytes(std::size_t a, std::size_t b) {
   return b > a ? std::uint64_t((b + 63) / 64 - a / 64) * 64 : 0;
 }
@@ -195,6 +196,7 @@ class UnitRunner {
       a.dtype = v_.dtype;
       a.d_major = d_major;
       a.key_offset = d_major ? 0 : v_.k_s_major_offset;
+      a.row_stride = v_.d_major_stride;
       a.j_begin = c * chunk_;
       a.j_end = std::min(S_, (c + 1) * chunk_);
       a.rows = s_.rows.data();
@@ -226,8 +228,9 @@ class UnitRunner {
     if (d_major) {
       for (std::size_t b = 0; b * B < S_; ++b) {
         const std::size_t n = std::min(B, S_ - b * B);
+        const auto copy = reinterpret_cast<std::uintptr_t>(v_.key_block_d_major(kv_, b));
         for (std::uint32_t row : s_.rows) {
-          const std::size_t base = std::size_t(row) * B * es_;  // d-major copies are page aligned
+          const std::size_t base = copy + std::size_t(row) * v_.d_major_stride * es_;
           total += line_bytes(base, base + n * es_);
         }
       }
@@ -337,6 +340,7 @@ class UnitRunner {
       a.dtype = v_.dtype;
       a.key_d_major = key_d_major;
       a.key_offset = key_d_major ? 0 : v_.k_s_major_offset;
+      a.key_row_stride = v_.d_major_stride;
       a.value_offset = v_.v_offset;
       a.positions = pos + c * kStage2Chunk;
       a.n = std::min(kStage2Chunk, n - c * kStage2Chunk);
@@ -382,9 +386,10 @@ class UnitRunner {
       if (!key_d_major) {
         total += line_bytes(v_.k_s_major_offset + r * row, v_.k_s_major_offset + (r + 1) * row);
       } else {
+        const auto copy = reinterpret_cast<std::uintptr_t>(v_.key_block_d_major(kv_, pos[i] / B));
         std::size_t prev = ~std::size_t{0};
         for (std::size_t c = 0; c < d_; ++c) {
-          const std::size_t line = (c * B + r) * es_ / 64;  // d-major copies are page aligned
+          const std::size_t line = (copy + (c * v_.d_major_stride + r) * es_) / 64;
           if (line != prev) total += 64, prev = line;
         }
       }

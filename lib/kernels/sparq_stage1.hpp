@@ -38,6 +38,7 @@ struct SparqStage1Args {
   DType dtype = DType::f32;
   bool d_major = true;         // read the d-major copy; false: components of S-major rows
   std::size_t key_offset = 0;
+  std::size_t row_stride = 0;  // d-major: elements from one row of a copy to the next
   // Positions [j_begin, j_end); j_begin is a multiple of B when d_major.
   std::size_t j_begin = 0;
   std::size_t j_end = 0;

@@ -44,6 +44,7 @@ struct SparqStage2Args {
   DType dtype = DType::f32;
   bool key_d_major = false;  // gather keys from the d-major copy (no S-major copy kept)
   std::size_t key_offset = 0;
+  std::size_t key_row_stride = 0;  // d-major: elements from one row of a copy to the next
   std::size_t value_offset = 0;
   const std::uint32_t* positions = nullptr;  // ascending
   std::size_t n = 0;

@@ -145,7 +145,7 @@ void stage2(const SparqStage2Args& a) noexcept {
       if (a.key_d_major) {
         const E* col = reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + j % Bt;
         E* dst = k_stage + t * dp;
-        for (std::size_t i = 0; i < d; ++i) dst[i] = col[i * Bt];
+        for (std::size_t i = 0; i < d; ++i) dst[i] = col[i * a.key_row_stride];
         kp[t] = dst;
       } else if (pad_rows) {
         std::memcpy(k_stage + t * dp, key_row(j), d * sizeof(E));

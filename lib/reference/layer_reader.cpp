@@ -15,12 +15,9 @@ const std::byte* s_major_element(const LayerView& v, std::size_t head, std::size
   return v.key_row(head, j) + i * size_of(v.dtype);
 }
 
-// Address of component i of position j in the d-major key copy: block j / B holds d rows
-// of B elements, row i being component i of the block's positions.
+// Address of component i of position j in the d-major key copy (LayerView::key_d_major).
 const std::byte* d_major_element(const LayerView& v, std::size_t head, std::size_t j, std::size_t i) {
-  const std::size_t b = j / v.block_tokens;
-  const std::size_t col = j % v.block_tokens;
-  return v.key_block_d_major(head, b) + (i * v.block_tokens + col) * size_of(v.dtype);
+  return v.key_d_major(head, j, i);
 }
 
 bool same_bits(const std::byte* a, const std::byte* b, DType t) {

@@ -62,7 +62,7 @@ TEST_P(CacheLayoutTest, StoresRoundedRowsAndBothKeyCopiesAgree) {
           ASSERT_EQ(element::load(view.key_row(h, j), i, p.dtype), rounded_k) << "j=" << j << " h=" << h << " i=" << i;
         }
         if (has_d_major(p.layouts)) {
-          ASSERT_EQ(element::load(view.key_block_d_major(h, b) + (i * p.block_tokens + off) * eb, 0, p.dtype),
+          ASSERT_EQ(element::load(view.key_block_d_major(h, b) + (i * view.d_major_stride + off) * eb, 0, p.dtype),
                     rounded_k)
               << "d-major copy is not the transpose: j=" << j << " h=" << h << " i=" << i;
         }
@@ -126,8 +126,8 @@ TEST(CacheTest, SMajorOnlyLayoutHasNoDMajorMemory) {
 }
 
 // Dense decode streams S-major K then V of each block: they must be one contiguous range,
-// and the d-major copy must not sit in it or between blocks: it lives in a page-aligned
-// slot of its own, clear of every block.
+// and the d-major copy must not sit in it or between blocks: its rows live in the slab's
+// d-major area (which starts on a page), clear of every block.
 TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
   for (const KeyLayout layouts : {KeyLayout::s_major, KeyLayout::d_major, KeyLayout::both})
     for (const DType dt : {DType::f32, DType::bf16}) {
@@ -151,10 +151,14 @@ TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
       if (has_d_major(layouts))
         for (std::size_t h = 0; h < 2; ++h) {
           const auto copy = reinterpret_cast<std::uintptr_t>(v.key_block_d_major(h, 0));
-          EXPECT_EQ(copy % 4096, 0u) << ctx;
-          for (std::size_t g = 0; g < 2; ++g) {
-            const auto blk = reinterpret_cast<std::uintptr_t>(v.block(g, 0));
-            EXPECT_TRUE(copy + region <= blk || copy >= blk + v.block_data_bytes) << ctx << " h=" << h << " g=" << g;
+          EXPECT_EQ(copy % 4096, 0u) << ctx << ": a slab's first block";
+          EXPECT_GE(v.d_major_stride, 48u) << ctx;
+          for (std::size_t i = 0; i < 80; ++i) {
+            const std::uintptr_t row = copy + i * v.d_major_stride * size_of(dt), end = row + 48 * size_of(dt);
+            for (std::size_t g = 0; g < 2; ++g) {
+              const auto blk = reinterpret_cast<std::uintptr_t>(v.block(g, 0));
+              ASSERT_TRUE(end <= blk || row >= blk + v.block_data_bytes) << ctx << " h=" << h << " g=" << g << " i=" << i;
+            }
           }
         }
       EXPECT_EQ(v.block_data_bytes, v.v_offset + region) << ctx;
@@ -193,6 +197,17 @@ TEST_P(CacheStreamTest, BlocksOfAHeadFormOneStreamAndKeepTheirCopiesAndMetadataA
       breaks += v.block(h, b + 1) != v.block(h, b) + v.block_data_bytes;
     EXPECT_GE(breaks, 1u) << "h=" << h;
     EXPECT_LE(breaks, max_breaks) << "h=" << h;
+    if (!has_d_major(layouts)) continue;
+    // ... and within a slab each component of consecutive blocks is one run (stage 1
+    // reads r long runs); the same slab breaks, and none elsewhere.
+    std::size_t copy_breaks = 0;
+    for (std::size_t b = 0; b + 1 < v.blocks_per_head; ++b) {
+      const bool next_slab = v.block(h, b + 1) != v.block(h, b) + v.block_data_bytes;
+      const bool adjacent = v.key_block_d_major(h, b + 1) == v.key_block_d_major(h, b) + B * 2;
+      EXPECT_NE(adjacent, next_slab) << "h=" << h << " b=" << b;
+      copy_breaks += !adjacent;
+    }
+    EXPECT_EQ(copy_breaks, breaks) << "h=" << h;
   }
   const auto expect_exact_means = [&](SeqId q, const char* when) {
     const LayerView w = c.view(q, 0);
@@ -206,7 +221,7 @@ TEST_P(CacheStreamTest, BlocksOfAHeadFormOneStreamAndKeepTheirCopiesAndMetadataA
     for (std::size_t h = 0; h < H; ++h)
       for (std::size_t j = 0; j < w.length; ++j)
         for (std::size_t i = 0; i < d; i += 37)
-          ASSERT_EQ(element::load(w.key_block_d_major(h, j / B) + (i * B + j % B) * 2, 0, DType::bf16),
+          ASSERT_EQ(element::load(w.key_d_major(h, j, i), 0, DType::bf16),
                     element::load(w.key_row(h, j), i, DType::bf16))
               << when << " h=" << h << " j=" << j << " i=" << i;
   };

@@ -42,6 +42,16 @@ class RecordingBinder final : public numa::MemoryBinder {
       if (it->addr == addr) return &*it;
     return nullptr;
   }
+  // The last request whose range holds [addr, addr + bytes), or nullptr.
+  const Call* last_covering(const void* addr, std::size_t bytes) const {
+    std::lock_guard lock(mutex_);
+    const auto* a = static_cast<const std::byte*>(addr);
+    for (auto it = calls_.rbegin(); it != calls_.rend(); ++it) {
+      const auto* begin = static_cast<const std::byte*>(it->addr);
+      if (a >= begin && a + bytes <= begin + it->bytes) return &*it;
+    }
+    return nullptr;
+  }
 
  private:
   int result_;

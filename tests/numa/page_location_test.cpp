@@ -59,14 +59,18 @@ TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
   const LayerView view = cache.view(s, 0);
   for (std::size_t h = 0; h < cfg.kv_heads; ++h)
     for (std::size_t b = 0; b < view.blocks_per_head; ++b) {
-      // The block (from its first byte to the end of its last region) and its d-major
-      // key copy, which has a slot of its own.
-      const std::pair<std::byte*, std::size_t> regions[] = {
-          {const_cast<std::byte*>(view.block(h, b)), view.block_data_bytes},
-          {const_cast<std::byte*>(view.key_block_d_major(h, b)), cfg.block_tokens * cfg.head_dim * size_of(cfg.dtype)}};
+      // The block (from its first byte to the end of its last region) and the rows of its
+      // d-major key copy, which live in the slab's d-major area.
+      std::vector<std::pair<std::byte*, std::size_t>> regions{
+          {const_cast<std::byte*>(view.block(h, b)), view.block_data_bytes}};
+      for (std::size_t i = 0; i < cfg.head_dim; ++i)
+        regions.emplace_back(const_cast<std::byte*>(view.key_block_d_major(h, b)) +
+                                 i * view.d_major_stride * size_of(cfg.dtype),
+                             cfg.block_tokens * size_of(cfg.dtype));
       for (const auto& [block, bytes] : regions) {
         const std::string ctx = std::string("policy=") + std::string(to_string(policy)) + " head=" + std::to_string(h) +
-                                " block=" + std::to_string(b) + (block == regions[0].first ? "" : " (d-major copy)");
+                                " block=" + std::to_string(b) +
+                                (block == regions[0].first ? "" : " (a d-major row)");
         int mode = -1;
         ASSERT_EQ(get_mempolicy(&mode, nullptr, 0, block, MPOL_F_ADDR), 0) << ctx << ": " << std::strerror(errno);
         // First touch (local, and every policy on one node): the heap's default policy, or
@@ -81,7 +85,9 @@ TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
 
         // Every page of the region.
         std::vector<void*> pages;
-        for (std::size_t off = 0; off < bytes; off += std::size_t(page)) pages.push_back(block + off);
+        const auto first = reinterpret_cast<std::uintptr_t>(block) / std::size_t(page) * std::size_t(page);
+        for (std::uintptr_t at = first; at < reinterpret_cast<std::uintptr_t>(block) + bytes; at += std::size_t(page))
+          pages.push_back(reinterpret_cast<void*>(at));
         std::vector<int> status(pages.size(), -1);
         ASSERT_EQ(move_pages(0, pages.size(), pages.data(), nullptr, status.data(), 0), 0)
             << ctx << ": " << std::strerror(errno);
@@ -232,7 +238,7 @@ TEST(PageLocation, LocalCacheDoesNotInheritAFreedCachesBinding) {
 }
 
 // The measured bytes per node agree with the model for each policy (on one node: all
-// of it on node 0), and count exactly the written pages of every block.
+// of it on node 0), and count exactly the bytes of every block and of its d-major copy.
 TEST(PageLocation, ResidentBytesByNodeMatchTheModel) {
   const Topology& topo = Topology::this_system();
   if (topo.source != Topology::Source::this_system) GTEST_SKIP() << "hwloc cannot read this machine";
@@ -253,7 +259,7 @@ TEST(PageLocation, ResidentBytesByNodeMatchTheModel) {
     std::uint64_t total = 0;
     for (auto b : got) total += b;
     const LayerView v = cache.view(s, 0);
-    const std::uint64_t block_bytes = v.block_data_bytes;
+    const std::uint64_t block_bytes = v.block_data_bytes + 128 * 64 * 2;  // and the d-major copy's rows
     EXPECT_EQ(total, 4 * 2 * block_bytes) << to_string(policy);
     const auto model = node_byte_shares(topo, policy, 4, 0, 4);
     if (policy == Placement::by_head || topo.nodes.size() == 1) {

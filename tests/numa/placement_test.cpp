@@ -23,9 +23,11 @@ CacheConfig small_config(Placement p, std::size_t kv_heads) {
           .placement = p};
 }
 
-// Placement requests per block under small_config: the block, and its d-major key copy,
-// which has a slot of its own in the slab (block_layout.hpp).
-constexpr std::size_t kRequestsPerBlock = 2;
+// Placement requests under small_config: one per block, and one per slab for its d-major
+// area (block_pool.hpp); each head's blocks fit one slab here.
+std::size_t expected_requests(std::size_t blocks, std::size_t heads) {
+  return blocks + heads;
+}
 
 void append_tokens(KVCache& cache, SeqId s, std::size_t n) {
   const auto& c = cache.config();
@@ -42,8 +44,8 @@ std::vector<unsigned> expected_nodes(const Topology& t, std::size_t kv_heads) {
   return node;
 }
 
-// Every block of `s`, and its d-major copy, was last requested as bound to its head's
-// node, whole.
+// Every block of `s` was last requested as bound to its head's node, whole, and the rows
+// of its d-major copy lie in an area requested on that node too.
 void expect_blocks_on_their_nodes(const KVCache& cache, SeqId s, const test::RecordingBinder& binder,
                                   const std::vector<unsigned>& node_of_head, const std::string& ctx) {
   const auto& c = cache.config();
@@ -57,11 +59,14 @@ void expect_blocks_on_their_nodes(const KVCache& cache, SeqId s, const test::Rec
         EXPECT_EQ(call->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
         EXPECT_EQ(call->bytes % 4096, 0u) << ctx;
         EXPECT_GE(call->bytes, v.block_data_bytes) << "the whole block: " << ctx;
-        const auto* copy = binder.last_for(v.key_block_d_major(h, b));
-        ASSERT_NE(copy, nullptr) << "d-major copy: " << ctx << " layer=" << layer << " head=" << h << " block=" << b;
-        EXPECT_EQ(copy->mode, numa::BindMode::bind) << ctx;
-        EXPECT_EQ(copy->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
-        EXPECT_GE(copy->bytes, c.block_tokens * c.head_dim * size_of(c.dtype)) << "the whole copy: " << ctx;
+        // Every row of its d-major copy lies in an area bound to the same node.
+        for (std::size_t i = 0; i < c.head_dim; ++i) {
+          const std::byte* row = v.key_block_d_major(h, b) + i * v.d_major_stride * size_of(c.dtype);
+          const auto* area = binder.last_covering(row, c.block_tokens * size_of(c.dtype));
+          ASSERT_NE(area, nullptr) << "d-major row " << i << ": " << ctx << " layer=" << layer << " head=" << h;
+          EXPECT_EQ(area->mode, numa::BindMode::bind) << ctx;
+          ASSERT_EQ(area->nodes, std::vector<unsigned>{node_of_head[h]}) << ctx << " head=" << h << " block=" << b;
+        }
       }
   }
 }
@@ -78,7 +83,7 @@ TEST_P(ByHeadOnSynthetic, EveryBlockOfAHeadIsRequestedOnItsNode) {
 
   const SeqId a = cache.add_sequence();
   append_tokens(cache, a, 40);  // 3 blocks per (layer, head)
-  EXPECT_EQ(fake.binder->calls().size(), 2 * H * 3 * kRequestsPerBlock) << ctx;
+  EXPECT_EQ(fake.binder->calls().size(), expected_requests(2 * H * 3, H)) << ctx;
   expect_blocks_on_their_nodes(cache, a, *fake.binder, node_of_head, ctx);
 
   // Stable: another sequence doesn't move anyone's heads; its blocks follow the same map.
@@ -107,7 +112,7 @@ TEST(Placement, OneNodeTopologyMeansFirstTouchForEveryPolicy) {
     KVCache cache(small_config(p, 4));
     append_tokens(cache, cache.add_sequence(), 20);
     const auto calls = fake.binder->calls();
-    EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock) << to_string(p);
+    EXPECT_EQ(calls.size(), expected_requests(2 * 4 * 2, 4)) << to_string(p);
     for (const auto& call : calls) {
       EXPECT_EQ(call.mode, numa::BindMode::first_touch) << to_string(p);
       EXPECT_EQ(call.nodes, std::vector<unsigned>{0}) << to_string(p);
@@ -146,7 +151,7 @@ TEST(Placement, InterleaveRequestsEveryNode) {
   KVCache cache(small_config(Placement::interleave, 4));
   append_tokens(cache, cache.add_sequence(), 20);
   const auto calls = fake.binder->calls();
-  EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock);
+  EXPECT_EQ(calls.size(), expected_requests(2 * 4 * 2, 4));
   for (const auto& call : calls) {
     EXPECT_EQ(call.mode, numa::BindMode::interleave);
     EXPECT_EQ(call.nodes, (std::vector<unsigned>{0, 1, 2, 3}));
@@ -158,7 +163,7 @@ TEST(Placement, LocalResetsEveryBlockToFirstTouch) {
   KVCache cache(small_config(Placement::local, 4));
   append_tokens(cache, cache.add_sequence(), 20);
   const auto calls = fake.binder->calls();
-  EXPECT_EQ(calls.size(), 2u * 4 * 2 * kRequestsPerBlock);
+  EXPECT_EQ(calls.size(), expected_requests(2 * 4 * 2, 4));
   for (const auto& call : calls) {
     EXPECT_EQ(call.mode, numa::BindMode::first_touch) << "no node is chosen, only the policy reset";
     EXPECT_EQ(call.nodes, (std::vector<unsigned>{0, 1}));
@@ -176,8 +181,8 @@ TEST(Placement, RefusedBindingDegradesToFirstTouchAndIsReported) {
   cache.read_value(s, 1, 1, 2, row);
   EXPECT_NE(row[0] + row[1], 0.0f);
   const PlacementStatus st = placement_status();
-  EXPECT_EQ(st.bind_requests, 4 * kRequestsPerBlock);
-  EXPECT_EQ(st.bind_failures, 4 * kRequestsPerBlock);
+  EXPECT_EQ(st.bind_requests, expected_requests(4, 2));
+  EXPECT_EQ(st.bind_failures, expected_requests(4, 2));
   EXPECT_NE(st.first_failure.find("Operation not permitted"), std::string::npos) << st.first_failure;
   EXPECT_NE(st.first_failure.find("mbind(bind, nodes "), std::string::npos) << st.first_failure;
   numa::reset_placement_status();
