@@ -11,8 +11,9 @@
 //    batch as the OS placed it (resident_bytes_by_node), and the --placement model
 //    (node_byte_shares); each row's bytes are split over the nodes by the measured share.
 // 3. Measures the bandwidth of each SparQ row's two scattered access patterns (stage 1:
-//    runs of block_tokens elements in each block's d-major keys; stage 2: rows of
-//    head_dim elements in its K and V; as many per block as the profile counted): a
+//    runs of a key component over a head's blocks laid side by side in the d-major
+//    area; stage 2: rows of head_dim elements in each block's K and V; as many as the
+//    profile counted): a
 //    row's floor is its phases' bytes at the bandwidth of their pattern, SparQ's
 //    speed-up bound dense's floor over its own. The streaming read bandwidth is measured
 //    right before and right after the patterns; the set is measured again (up to 3
@@ -130,11 +131,24 @@ NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size
   return p;
 }
 
-// The read bandwidth of each SparQ row's two scattered patterns, laid out as a KV head's
-// blocks are (one block apart; identical patterns measured once): stage 1 reads runs of
-// block_tokens elements inside each block's d-major keys (d rows), stage 2 rows of
-// head_dim elements inside its S-major K and V (2 x block_tokens rows); runs per block
-// from the bytes the profile counted.
+// Mean length in bytes of the runs SparQ stage 1 reads in this cache: one key component
+// over a KV head's consecutive blocks, which the cache lays side by side in its slabs'
+// d-major areas (BlockPool::d_major); 0 without d-major copies.
+std::size_t d_major_run_bytes(const perf::ColdCache& cold) {
+  const LayerView v = cold.cache->view(cold.seqs.front(), 0);
+  if (!has_d_major(v.layouts) || v.blocks_per_head == 0) return 0;
+  const std::size_t run = v.block_tokens * size_of(v.dtype);
+  std::size_t runs = 1;
+  for (std::size_t b = 0; b + 1 < v.blocks_per_head; ++b)
+    runs += v.key_block_d_major(0, b + 1) != v.key_block_d_major(0, b) + run;
+  return v.blocks_per_head * run / runs;
+}
+
+// The read bandwidth of each SparQ row's two scattered patterns (identical patterns
+// measured once): stage 1 reads r of the d rows of each stretch of a KV head's d-major
+// keys (runs of d_major_run_bytes, groups of d runs side by side); stage 2 rows of
+// head_dim elements inside each block's S-major K and V (2 x block_tokens rows, blocks as
+// far apart as in the cache); runs per group from the bytes the profile counted.
 void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t block_tokens, std::size_t elem,
                        std::size_t head_dim, std::size_t kv_heads, std::size_t batch) {
   std::map<ScatteredPattern, double> measured;
@@ -146,17 +160,19 @@ void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t bl
     if (row.method == "dense" || row.times.empty() || !row.layers) continue;
     const std::size_t blocks = kv_heads * batch * ((row.seq_len + block_tokens - 1) / block_tokens);
     const std::size_t stride = std::size_t(double(row.working_set) / double(row.layers) / double(blocks)) / 64 * 64;
-    const std::size_t region = head_dim * block_tokens * elem;  // one block's d-major K, or its S-major K
-    for (const auto& [phase, bytes, group] : {std::tuple{Phase::stage1, block_tokens * elem, region},
-                                              std::tuple{Phase::stage2, head_dim * elem, 2 * region}}) {
+    const std::size_t region = head_dim * block_tokens * elem;  // one block's S-major K
+    const std::size_t run1 = line_multiple(row.d_major_run_bytes ? row.d_major_run_bytes : block_tokens * elem);
+    const std::size_t stretches = kv_heads * batch * ((row.seq_len * elem + run1 - 1) / run1);
+    for (const auto& [phase, run_len, group, groups, group_stride] :
+         {std::tuple{Phase::stage1, run1, head_dim * run1, stretches, head_dim * run1},
+          std::tuple{Phase::stage2, line_multiple(head_dim * elem), std::min(2 * region / 64 * 64, stride), blocks,
+                     stride}}) {
       const double per_call = double(row.profile[phase].bytes_read) / double(row.times.size());
-      ScatteredPattern p{.run_bytes = line_multiple(bytes),
-                         .group_bytes = std::min(group / 64 * 64, stride),
-                         .group_stride_bytes = stride};
+      ScatteredPattern p{.run_bytes = run_len, .group_bytes = group, .group_stride_bytes = group_stride};
       if (per_call <= 0 || p.group_bytes < p.run_bytes) continue;
       const std::size_t runs_in_group = p.group_bytes / p.run_bytes;
       p.runs_per_group = std::clamp<std::size_t>(
-          std::size_t(std::llround(per_call / double(blocks) / double(p.run_bytes))), 1, runs_in_group);
+          std::size_t(std::llround(per_call / double(groups) / double(p.run_bytes))), 1, runs_in_group);
       if (p.runs_per_group == runs_in_group) continue;  // every run of the region: a streaming read (k >= S)
       auto it = measured.find(p);
       if (it == measured.end())
@@ -290,6 +306,7 @@ int run(const RooflineOptions& o) {
       if (const auto* sp = std::get_if<SparQ>(&row.m)) row.params = sp->resolve(d, S, group);
       row.layers = cold.layers;
       row.working_set = perf::stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
+      row.d_major_run_bytes = d_major_run_bytes(cold);
       row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch));
       run.rows.push_back(std::move(row));
     }

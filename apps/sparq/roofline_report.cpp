@@ -228,7 +228,7 @@ void print_floors(const Run& run) {
   if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return r.method != "dense"; })) return;
   fmt::print(
       "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s{}; "
-      "SparQ's stages: as many runs of their size per cache block as the profile counted, at random places, {} "
+      "SparQ's stages: as many runs of their size as the profile counted, at random places of each stretch of d-major keys (stage 1) or block's K and V (stage 2), {} "
       "thr)\n",
       run.floor_streaming_gb_per_s(), run.bw_after ? ", measured after the runs" : "", run.threads);
   const FloorCeilings& f = run.floor_ceilings;

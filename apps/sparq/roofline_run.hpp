@@ -70,6 +70,7 @@ struct Row {
   std::optional<SparQResolved> params;
   std::size_t layers = 0;
   std::uint64_t working_set = 0;
+  std::size_t d_major_run_bytes = 0;  // mean run of one key component over a head's blocks (d_major_run_bytes())
   std::vector<double> times;
   Profile profile;
   ModelCost model;

@@ -119,7 +119,9 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
     const auto& scattered = results[i].at("scattered_read");
     ASSERT_EQ(scattered.size(), 2u) << i;
     EXPECT_EQ(scattered[0].at("what"), "stage1");
-    EXPECT_EQ(scattered[0].at("run_bytes"), 256 * 2);  // one d-major row of a 256-token bf16 block
+    // One key component over a head's 4 blocks of 256 bf16 tokens, side by side in the
+    // cache's d-major area.
+    EXPECT_EQ(scattered[0].at("run_bytes"), 4 * 256 * 2);
     EXPECT_EQ(scattered[1].at("what"), "stage2");
     EXPECT_EQ(scattered[1].at("run_bytes"), 64 * 2);  // one K or V row, d = 64
     for (const auto& c : scattered) {
