@@ -140,6 +140,11 @@ class Chunk {
   };
   template <std::size_t G>
   void tile_heads(std::size_t h0, const std::byte* block, std::size_t off, std::size_t n);
+  // Calls f.template operator()<Paired>(rows, stride) with the tile's n rows as the f32
+  // loops read them: widened into `widened` (d not a multiple of W), in pair order
+  // (paired_ bf16) or as stored.
+  template <class F>
+  void with_rows(const T* rows, float* widened, std::size_t n, F&& f);
   // Scores of heads h0 .. h0 + G - 1 over the tile into sc_, by the loop for the key
   // layout, element type and shape.
   template <std::size_t G>
@@ -313,18 +318,26 @@ void Chunk<Arch, T>::tile_heads(std::size_t h0, const std::byte* block, std::siz
   }
   scores<G>(h0, block, off, n);
   const bool rescale = softmax<G>(h0, n);
-  const std::size_t rows = nc_ * W;  // stride of widened tiles
   const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * d_;
+  with_rows(v, vf_, n, [&]<bool Paired>(const auto* rows, std::size_t stride) {
+    accumulate_v<G, Paired>(h0, rows, stride, n, rescale);
+  });
+}
+
+template <class Arch, class T>
+template <class F>
+void Chunk<Arch, T>::with_rows(const T* rows, float* widened, std::size_t n, F&& f) {
   if (d_ % W != 0) {
-    for (std::size_t p = 0; p < n; ++p) widen_row(v + p * d_, vf_ + p * rows);
-    accumulate_v<G, false>(h0, static_cast<const float*>(vf_), rows, n, rescale);
+    const std::size_t stride = nc_ * W;
+    for (std::size_t p = 0; p < n; ++p) widen_row(rows + p * d_, widened + p * stride);
+    f.template operator()<false>(static_cast<const float*>(widened), stride);
   } else if constexpr (std::is_same_v<T, bf16_t>) {
     if (paired_)
-      accumulate_v<G, true>(h0, v, d_, n, rescale);
+      f.template operator()<true>(rows, d_);
     else
-      accumulate_v<G, false>(h0, v, d_, n, rescale);
+      f.template operator()<false>(rows, d_);
   } else {
-    accumulate_v<G, false>(h0, v, d_, n, rescale);
+    f.template operator()<false>(rows, d_);
   }
 }
 
@@ -342,18 +355,9 @@ void Chunk<Arch, T>::scores(std::size_t h0, const std::byte* block, std::size_t 
       return;
     }
   }
-  if (d_ % W != 0) {
-    const std::size_t rows = nc_ * W;  // stride of widened tiles
-    for (std::size_t p = 0; p < n; ++p) widen_row(k + p * d_, kf_ + p * rows);
-    scores_rows<G, false>(h0, static_cast<const float*>(kf_), rows, n, q_);
-  } else if constexpr (std::is_same_v<T, bf16_t>) {
-    if (paired_)
-      scores_rows<G, true>(h0, k, d_, n, qp_);
-    else
-      scores_rows<G, false>(h0, k, d_, n, q_);
-  } else {
-    scores_rows<G, false>(h0, k, d_, n, q_);
-  }
+  with_rows(k, kf_, n, [&]<bool Paired>(const auto* rows, std::size_t stride) {
+    scores_rows<G, Paired>(h0, rows, stride, n, Paired ? qp_ : q_);
+  });
 }
 
 template <class Arch, class T>
