@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "kernels/dense_bf16_dot.hpp"
+#include "kernels/prefetch_rows_avx512.hpp"
 #include "kernels/row_sums16_avx512.hpp"
 #include "kernels/shape_dispatch.hpp"
 
@@ -15,16 +16,6 @@ using shape_dispatch::with_shape;
 
 __m512bh load_bh(const std::uint16_t* p) noexcept {
   return (__m512bh)_mm512_loadu_si512(p);
-}
-
-// Software prefetch kAheadBytes ahead in the K rows (past a tile's K rows the stream
-// continues into its V rows, read next). 3 alternating rounds of dense_decode_bench,
-// 64k bf16, 1 thread: 14.1-14.6 ms against 16.0-16.2 without; 2 KiB and 4 KiB alike;
-// the same prefetch in V's first pass as well gained nothing more.
-constexpr std::size_t kAheadBytes = 4096;
-void prefetch_ahead(const std::uint16_t* p, std::size_t lines) noexcept {
-  for (std::size_t c = 0; c < lines; ++c)
-    _mm_prefetch(reinterpret_cast<const char*>(p) + kAheadBytes + 64 * c, _MM_HINT_T0);
 }
 
 // G heads x P = 16 / G rows per batch; L lines (32 values) per row. q of the tile stays in

@@ -44,7 +44,8 @@
 // (8 loads per line: -40%) and reading 4 rows interleaved (-30%) both cut the DRAM
 // reads in flight, while the same arithmetic over one sequential stream with q in
 // registers ran at 90% of a plain read. f16 caches on AVX-512 score with another loop
-// that reads K rows in address order (f16_rows::scores, dense_f16_rows.hpp): 5-10% faster.
+// that reads K rows in address order (f16_rows::scores, dense_f16_rows.hpp): about 10%
+// faster.
 #pragma once
 
 #include <cstddef>

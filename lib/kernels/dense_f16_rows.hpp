@@ -13,8 +13,8 @@
 // runs: every pass reduced on its own so nothing spills (+12%), one pass of all heads
 // (0-10%), passes over the whole tile rather than per batch, the later ones reading it
 // from L2 while memory sat idle (slower than the f32 loops: 18.2-18.5 vs 17.3-17.7 ms),
-// and the same row order in the xsimd loops with a
-// run-time loop over the row's chunks (+50%: each accumulator's chain of FMAs stalls).
+// and the same row order in the xsimd loops with a run-time loop over the row's chunks
+// (+46%: each accumulator's chain of FMAs stalls).
 // V keeps the f32 loops: 2 passes of 2 heads x whole rows instead of 4 heads x half rows
 // made no difference.
 //

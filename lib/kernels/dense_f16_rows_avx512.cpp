@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "kernels/dense_f16_rows.hpp"
+#include "kernels/prefetch_rows_avx512.hpp"
 #include "kernels/row_sums16_avx512.hpp"
 #include "kernels/shape_dispatch.hpp"
 
@@ -14,11 +15,6 @@ namespace {
 // 16 f16 values widened to f32.
 __m512 load_f16(const std::uint16_t* p) noexcept {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-// Software prefetch 4 KiB ahead in the rows, as the bf16 loops do (dense_bf16_dot_avx512).
-void prefetch_ahead(const std::uint16_t* p, std::size_t lines) noexcept {
-  for (std::size_t c = 0; c < lines; ++c) _mm_prefetch(reinterpret_cast<const char*>(p) + 4096 + 64 * c, _MM_HINT_T0);
 }
 
 // One pass: heads H0 .. H0 + HP - 1 of G over the P = 16 / G rows of batch b; L lines
