@@ -296,6 +296,7 @@ int run(const RooflineOptions& o) {
     progress.show(fmt::format("{}: locating the cache's pages", tag));
     run.placements.push_back(locate(cold, placement, heads.kv));
     const perf::Queries queries(cold, heads.q, d, std::uint32_t(1000 + si));
+    const std::size_t run_bytes = d_major_run_bytes(cold);
     const std::size_t first = run.rows.size();
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
       Row row;
@@ -306,7 +307,7 @@ int run(const RooflineOptions& o) {
       if (const auto* sp = std::get_if<SparQ>(&row.m)) row.params = sp->resolve(d, S, group);
       row.layers = cold.layers;
       row.working_set = perf::stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
-      row.d_major_run_bytes = d_major_run_bytes(cold);
+      row.d_major_run_bytes = run_bytes;
       row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch));
       run.rows.push_back(std::move(row));
     }

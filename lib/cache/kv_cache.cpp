@@ -22,7 +22,7 @@ struct LayerState {
   std::vector<std::byte*> blocks;  // [n_blocks][kv_heads]
   // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
   // step with `blocks` when the layout has them (LayerView::d_major_blocks points here).
-  std::vector<const std::byte*> d_major;
+  std::vector<std::byte*> d_major;
   std::vector<double> value_sum;   // [kv_heads][d], sum of all stored value rows
   std::vector<float> value_mean;   // [kv_heads][d]
 };
@@ -190,7 +190,7 @@ struct KVCache::Impl {
         if (layout.k_s_major_offset != LayerView::kNoRegion)
           for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
         if (layout.d_major_rows) {
-          std::byte* col = pool.d_major(blk) + off * eb;
+          std::byte* col = st.d_major[b * H + h] + off * eb;
           for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
         }
         double* bsum = pool.value_sum(blk);
