@@ -17,6 +17,11 @@
 // loops alone run faster than the kernel still: the softmax between them (9% of the
 // kernel's samples) and the second pass over V's rows for the other 2 heads are not in
 // the probe; fusing the softmax into the score loop gained nothing measurable.
+// V in passes of all 4 heads x half rows (each line unpacked once, not once per 2 heads)
+// ran 30% faster with the tile hot in L2 (K+V 6.7 vs 9.5 ns per position, 1 core) but
+// slower cold, even with whole rows prefetched in the first pass (2 alternating rounds,
+// 64k, 1 thread 11.7-12.1 vs 11.2-11.5 ms, 2 threads 6.2-6.6 vs 5.7-6.0): a first pass
+// over half of each row does not keep the DRAM stream in address order.
 //
 // Declared here, defined in dense_bf16_dot_avx512.cpp (intrinsics, built with the avx512
 // flags plus -mavx512bf16); called only by the avx512 dense kernel when
