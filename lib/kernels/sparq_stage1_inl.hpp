@@ -28,7 +28,7 @@ constexpr std::size_t vectors_per_tile() {
 // streams read side by side, 2 lines (bf16) per row per tile, more than the hardware
 // prefetcher follows. sparq_decode_bench, S = 64k, GQA 32/8, bf16, 1 thread, ratio 8,
 // alternating runs: stage 1's share of SparQ time 0.27-0.28 at 512 or 768 bytes, 0.29-0.30
-// at 1 KiB, 0.30-0.31 at 2 KiB, against 0.34-0.36 with the previous prefetch of the whole
+// at 1 KiB, 0.30-0.33 at 2 KiB, against 0.34-0.36 with the previous prefetch of the whole
 // next block's runs at each block (a burst of 16 x 8 lines) and 0.33-0.34 with none.
 constexpr std::size_t kRowAheadBytes = 512;
 
