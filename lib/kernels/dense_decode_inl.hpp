@@ -57,6 +57,7 @@
 #include "kernels/dense_f16_rows.hpp"
 #include "kernels/dense_decode.hpp"
 #include "kernels/load_convert.hpp"
+#include "kernels/prefetch_lines.hpp"
 #include "kernels/storage.hpp"
 #include "sparq/isa.hpp"
 
@@ -131,8 +132,7 @@ class Chunk {
       base = next;
       if (!base || q >= pf_.n) return;
     }
-    const std::byte* first = base + q * row;
-    for (std::size_t b = 0; b < row; b += 64) __builtin_prefetch(first + b, 0, 3);
+    prefetch_lines(base + q * row, row);
   }
   struct NextTile {
     const std::byte* k = nullptr;  // S-major K rows of the next tile (nullptr: none)

@@ -7,9 +7,9 @@
 // different ISA flags).
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstddef>
+
+#include "kernels/prefetch_lines.hpp"
 
 namespace sparq::kernels {
 
@@ -17,8 +17,7 @@ inline constexpr std::size_t kAheadBytes = 4096;
 
 // Prefetches the `lines` 64-byte lines that start kAheadBytes after `row`.
 static inline void prefetch_ahead(const void* row, std::size_t lines) noexcept {
-  for (std::size_t c = 0; c < lines; ++c)
-    _mm_prefetch(static_cast<const char*>(row) + kAheadBytes + 64 * c, _MM_HINT_T0);
+  prefetch_lines(static_cast<const char*>(row) + kAheadBytes, 64 * lines);
 }
 
 }  // namespace sparq::kernels

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "kernels/load_convert.hpp"
+#include "kernels/prefetch_lines.hpp"
 #include "kernels/sparq_head_groups.hpp"
 #include "kernels/sparq_stage1.hpp"
 #include "kernels/storage.hpp"
@@ -47,8 +48,7 @@ inline void approx_tile(const T* const* rows, std::size_t n_rows, const float* q
     if constexpr (kPrefetch) {
       // Past a row's last block the address lies in the next row or past the area: a
       // prefetch never faults, and the cost is one line.
-      const char* ahead = reinterpret_cast<const char*>(rows[u] + t) + kRowAheadBytes;
-      for (std::size_t off = 0; off < NV * W * sizeof(T); off += 64) __builtin_prefetch(ahead + off, 0, 3);
+      prefetch_lines(reinterpret_cast<const char*>(rows[u] + t) + kRowAheadBytes, NV * W * sizeof(T));
     }
     B k[NV];
     for (std::size_t v = 0; v < NV; ++v) k[v] = load_as_f32<Arch>(rows[u] + t + v * W);

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/load_convert.hpp"
+#include "kernels/prefetch_lines.hpp"
 #include "kernels/sparq_head_groups.hpp"
 #include "kernels/sparq_stage2.hpp"
 #include "kernels/storage.hpp"
@@ -99,9 +100,6 @@ inline void tile_values(const E* const* vp, std::size_t nt, std::size_t nvec, co
 // this burst of 16 x 8 lines: no difference either (stage 2's share 0.52-0.57 both ways,
 // 64k, bf16/f16, 1-2 threads, 2 alternating rounds).
 constexpr std::size_t kPrefetchTiles = 1;
-inline void prefetch_row(const std::byte* p, std::size_t bytes) noexcept {
-  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
-}
 
 template <class Arch, class E>
 void stage2(const SparqStage2Args& a) noexcept {
@@ -140,8 +138,8 @@ void stage2(const SparqStage2Args& a) noexcept {
     // scattered for the hardware prefetcher.
     const std::size_t pf_begin = t0 == 0 ? T : t0 + kPrefetchTiles * T;
     for (std::size_t t = pf_begin; t < std::min(a.n, t0 + (kPrefetchTiles + 1) * T); ++t) {
-      if (!a.key_d_major) prefetch_row(reinterpret_cast<const std::byte*>(key_row(a.positions[t])), d * sizeof(E));
-      prefetch_row(reinterpret_cast<const std::byte*>(value_row(a.positions[t])), d * sizeof(E));
+      if (!a.key_d_major) prefetch_lines(key_row(a.positions[t]), d * sizeof(E));
+      prefetch_lines(value_row(a.positions[t]), d * sizeof(E));
     }
     for (std::size_t t = 0; t < nt; ++t) {
       const std::uint32_t j = pos[t];
