@@ -12,7 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sparq/kv_cache.hpp"
-#include "sparq/machine.hpp"
+#include "sparq/tools/machine.hpp"
 
 namespace sparq::bench {
 

@@ -24,7 +24,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "bench_cache.hpp"
-#include "kernels/dense_bf16_dot.hpp"
+#include "kernels/dense/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/isa.hpp"

@@ -21,7 +21,7 @@
 #include "sparq/isa.hpp"
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq::cli {
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "cli.hpp"
-#include "eval/evaluator.hpp"
-#include "eval/synthetic_trace.hpp"
+#include "sparq/tools/eval/evaluator.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "eval_report.hpp"
 
 namespace sparq::cli {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "eval/evaluator.hpp"
+#include "sparq/tools/eval/evaluator.hpp"
 
 namespace sparq::cli {
 

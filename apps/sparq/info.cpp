@@ -9,7 +9,7 @@
 
 #include "cli.hpp"
 #include "machine_summary.hpp"
-#include "numa/probe.hpp"
+#include "sparq/topology.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/topology.hpp"
 #include "sparq/version.hpp"
@@ -29,7 +29,7 @@ struct NumaView {
   const Topology* topology;
   std::size_t kv_heads;
   std::vector<HeadRange> by_head;
-  const numa::PlacementProbe* probe;  // this machine only; nullptr for --topology
+  const PlacementProbe* probe;  // this machine only; nullptr for --topology
 };
 
 std::string head_list(const HeadRange& r) {
@@ -126,7 +126,7 @@ Action setup(CLI::App& cmd) {
     const Topology other = here ? Topology{} : Topology::load(opts->topology);  // throws Error on a bad spec
     const Topology& topo = here ? Topology::this_system() : other;
     const MachineSummary m = here ? summarize_machine() : summarize_topology(topo);
-    const numa::PlacementProbe probe = here ? numa::probe_placement() : numa::PlacementProbe{};
+    const PlacementProbe probe = here ? probe_placement() : PlacementProbe{};
     NumaView v{&topo, opts->kv_heads, {}, here ? &probe : nullptr};
     for (const HeadRange& r : assign_heads(topo, opts->kv_heads))
       if (topo.nodes[r.node].cores > 0 || r.size() > 0) v.by_head.push_back(r);

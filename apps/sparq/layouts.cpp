@@ -26,7 +26,7 @@
 
 #include "cli.hpp"
 #include "perf_common.hpp"
-#include "sparq/roofline.hpp"
+#include "sparq/tools/roofline.hpp"
 
 namespace sparq::cli {
 namespace {

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "llama_model.hpp"
+#include "sparq/tools/model/llama_model.hpp"
 #include "sparq/method.hpp"
 
 namespace CLI {

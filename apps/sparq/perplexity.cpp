@@ -23,7 +23,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
-#include "model_trace.hpp"
+#include "sparq/tools/model/model_trace.hpp"
 
 namespace sparq::cli {
 

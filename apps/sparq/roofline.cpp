@@ -42,7 +42,7 @@
 // resident_share (the model's share when the OS cannot say where pages are: then
 // resident_share is null). Exit codes: 0, 2 (bad options; --plot without gnuplot),
 // 1 (failure), 130 (Ctrl-C: what was measured is printed first).
-#include "sparq/roofline.hpp"
+#include "sparq/tools/roofline.hpp"
 
 #include <fmt/core.h>
 #include <sched.h>
@@ -61,8 +61,9 @@
 #include "cli.hpp"
 #include "perf_common.hpp"
 #include "roofline_run.hpp"
-#include "sparq/machine.hpp"
+#include "sparq/tools/machine.hpp"
 #include "sparq/topology.hpp"
+#include "sparq/tools/residency.hpp"
 
 namespace sparq::cli {
 namespace roofline {

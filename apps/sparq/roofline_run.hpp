@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "perf_common.hpp"
-#include "sparq/machine.hpp"
-#include "sparq/roofline.hpp"
+#include "sparq/tools/machine.hpp"
+#include "sparq/tools/roofline.hpp"
 
 namespace sparq::cli::roofline {
 

@@ -15,7 +15,6 @@
 #include <string_view>
 #include <vector>
 
-#include "sparq/kv_cache.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq {
@@ -101,17 +100,6 @@ struct HeadRange {
                                                    std::size_t kv_begin, std::size_t kv_end,
                                                    std::size_t local_node = 0);
 
-// Measured counterpart of node_byte_shares on this machine: bytes of the blocks of
-// (seq, layer), KV heads [kv_begin, kv_end), and of their d-major key copies, resident
-// on each node of
-// Topology::this_system() (index into its nodes), from the OS's page locations
-// (hwloc_get_area_memlocation, one query per page). Pages never touched are not counted.
-// Meant for reports (sparq roofline), not hot paths: O(pages) system calls. Throws
-// Error like KVCache::view for an unknown sequence or layer.
-[[nodiscard]] std::vector<std::uint64_t> resident_bytes_by_node(const KVCache& cache, SeqId seq, std::size_t layer,
-                                                                std::size_t kv_begin = 0,
-                                                                std::size_t kv_end = ~std::size_t{0});
-
 // What placement has done in this process so far (for `sparq info` and diagnostics).
 struct PlacementStatus {
   std::size_t bind_requests = 0;  // blocks asked to be bound (interleave, by_head)
@@ -125,5 +113,17 @@ struct PlacementStatus {
 };
 
 [[nodiscard]] PlacementStatus placement_status();
+
+// What NUMA placement can do on this machine, found by trying it (for `sparq info`).
+struct PlacementProbe {
+  bool binding_works = false;     // bind, interleave and first touch all accepted on one page
+  std::string binding_error;      // the first refusal, e.g. "interleave: Operation not permitted"
+  std::vector<int> tbb_numa_ids;  // tbb::info::numa_nodes(); {-1} without tbbbind
+  [[nodiscard]] bool arenas_pinnable() const noexcept { return !tbb_numa_ids.empty() && tbb_numa_ids.front() >= 0; }
+};
+
+// Binds one scratch page each way with the real (hwloc) binder, and asks oneTBB which
+// NUMA nodes it knows. Records nothing in placement_status(). Never throws.
+[[nodiscard]] PlacementProbe probe_placement() noexcept;
 
 }  // namespace sparq

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "cache/block_layout.hpp"
-#include "cache/block_placement.hpp"
+#include "numa/block_placement.hpp"
 
 namespace sparq {
 

@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "eval/trace.hpp"
+#include "sparq/tools/eval/trace.hpp"
 
 namespace sparq::eval {
 

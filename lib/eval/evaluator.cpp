@@ -1,7 +1,7 @@
 // The replay loop. For each layer, positions are appended to the cache one at a time;
 // H2O is simulated at every position (its scores need every query, prompt included);
 // at each evaluated decode step dense runs first, then every method at every ratio.
-#include "eval/evaluator.hpp"
+#include "sparq/tools/eval/evaluator.hpp"
 
 #include <algorithm>
 #include <cmath>

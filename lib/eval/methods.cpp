@@ -1,4 +1,4 @@
-#include "eval/methods.hpp"
+#include "sparq/tools/eval/methods.hpp"
 
 #include <cassert>
 

@@ -1,4 +1,4 @@
-#include "eval/metrics.hpp"
+#include "sparq/tools/eval/metrics.hpp"
 
 #include <algorithm>
 #include <cassert>

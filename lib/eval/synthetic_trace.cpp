@@ -1,4 +1,4 @@
-#include "eval/synthetic_trace.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // Decode traces on disk: manifest.json plus q/k/v .npy per layer (see trace.hpp and
 // tools/README-trace.md).
-#include "eval/trace.hpp"
+#include "sparq/tools/eval/trace.hpp"
 
 #include <cmath>
 #include <fstream>
@@ -10,7 +10,7 @@
 
 #include "io/atomic_file.hpp"
 #include "sparq/error.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq::eval {
 

@@ -1,5 +1,5 @@
 // .npy reading and writing (format: numpy's NEP 1, "A Simple File Format for NumPy Arrays").
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// Internal interface between the public decode() (lib/kernels/decode.cpp, which
+// Internal interface between the public decode() (lib/api/decode.cpp, which
 // validates and dispatches) and the kernel families. Everything here is already
 // validated: sizes match, S >= 1, parameters resolved, q finite.
 #pragma once

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/block_placement.hpp"
+#include "numa/block_placement.hpp"
 #include "numa/context.hpp"
 
 namespace sparq {

@@ -1,5 +1,4 @@
-#include "numa/probe.hpp"
-
+// Placement probe (sparq::probe_placement, topology.hpp).
 #include <oneapi/tbb/info.h>
 
 #include <cstdlib>
@@ -9,7 +8,10 @@
 #include "numa/memory_binder.hpp"
 #include "sparq/topology.hpp"
 
-namespace sparq::numa {
+namespace sparq {
+
+using numa::BindMode;
+using numa::make_hwloc_binder;
 
 PlacementProbe probe_placement() noexcept {
   PlacementProbe p;
@@ -48,4 +50,4 @@ PlacementProbe probe_placement() noexcept {
   return p;
 }
 
-}  // namespace sparq::numa
+}  // namespace sparq

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "run_process.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq::test {
 

@@ -1,12 +1,12 @@
 // The evaluator on synthetic traces with known answers.
-#include "eval/evaluator.hpp"
+#include "sparq/tools/eval/evaluator.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
-#include "eval/synthetic_trace.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::eval {

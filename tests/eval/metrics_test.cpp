@@ -1,5 +1,5 @@
 // Metrics on hand-checked vectors.
-#include "eval/metrics.hpp"
+#include "sparq/tools/eval/metrics.hpp"
 
 #include <gtest/gtest.h>
 

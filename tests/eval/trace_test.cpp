@@ -1,6 +1,6 @@
 // Trace reading and writing: round trip, the format `sparq generate` writes, and a clear
 // error for every kind of broken trace.
-#include "eval/trace.hpp"
+#include "sparq/tools/eval/trace.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include <fstream>
 #include <string>
 
-#include "eval/synthetic_trace.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "sparq/error.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq::eval {
 namespace {
@@ -97,7 +97,7 @@ TEST_F(TraceTest, WriterCollectsPositionsAndWritesManifestLast) {
   EXPECT_EQ(t.key(1, 0)[1], 6.0f);
 }
 
-// The manifest `sparq generate` writes (apps/sparq/model_trace.cpp): extra fields, no
+// The manifest `sparq generate` writes (lib/model/model_trace.cpp): extra fields, no
 // prefill, explicit file names.
 TEST_F(TraceTest, ReadsTheModelRunnersManifest) {
   write_small();

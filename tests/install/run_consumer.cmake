@@ -18,7 +18,7 @@ foreach(f lib/cmake/sparq/sparqConfig.cmake lib/cmake/sparq/sparqConfigVersion.c
     message(FATAL_ERROR "install is missing ${f}")
   endif()
 endforeach()
-file(GLOB sonames ${PREFIX}/lib/libsparq.so.*)
+file(GLOB sonames ${PREFIX}/lib/libsparq.so.*.*.*)
 if(NOT sonames)
   message(FATAL_ERROR "install has no versioned libsparq.so.N")
 endif()
@@ -34,13 +34,33 @@ file(MAKE_DIRECTORY ${src})
 file(WRITE ${src}/main.cpp "${CMAKE_MATCH_1}")
 file(COPY ${SOURCE_DIR}/tests/install/consumer/CMakeLists.txt DESTINATION ${src})
 
-run(${CMAKE_COMMAND} -S ${src} -B ${WORK_DIR}/build -DCMAKE_PREFIX_PATH=${PREFIX} -DCMAKE_CXX_COMPILER=${CXX})
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/example)
-message(STATUS "example printed:\n${LAST_OUTPUT}")
-if(NOT LAST_OUTPUT MATCHES "alpha")
-  message(FATAL_ERROR "the example did not print its result line")
+# Once as a project that sets no C++ standard (the compiler's default, C++17 for GCC 12),
+# once with C++20 set explicitly.
+foreach(std "" 20)
+  set(build ${WORK_DIR}/build${std})
+  run(${CMAKE_COMMAND} -S ${src} -B ${build} -DCMAKE_PREFIX_PATH=${PREFIX} -DCMAKE_CXX_COMPILER=${CXX}
+      -DCONSUMER_CXX_STANDARD=${std})
+  run(${CMAKE_COMMAND} --build ${build})
+  run(${build}/example)
+  message(STATUS "example (CMAKE_CXX_STANDARD='${std}') printed:\n${LAST_OUTPUT}")
+  if(NOT LAST_OUTPUT MATCHES "alpha")
+    message(FATAL_ERROR "the example did not print its result line")
+  endif()
+endforeach()
+
+# The installed core holds no tools code: no eval, trace, npy or JSON symbols, and no
+# header of the tools library.
+if(EXISTS ${PREFIX}/include/sparq/tools)
+  message(FATAL_ERROR "the install holds include/sparq/tools/, the uninstalled tools library's headers")
 endif()
+run(nm -DC ${sonames})
+foreach(word "sparq::eval::" "sparq::model::" "nlohmann" "trace" "npy")
+  string(FIND "${LAST_OUTPUT}" "${word}" at)
+  if(NOT at EQUAL -1)
+    string(SUBSTRING "${LAST_OUTPUT}" ${at} 200 context)
+    message(FATAL_ERROR "libsparq.so exports a symbol with '${word}' in it (the serving core must not): ${context}")
+  endif()
+endforeach()
 
 # The installed CLI reports the package version.
 run(${PREFIX}/bin/sparq --version)

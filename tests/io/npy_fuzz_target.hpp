@@ -9,7 +9,7 @@
 #include <span>
 
 #include "sparq/error.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq::test {
 

@@ -11,7 +11,7 @@
 
 #include "npy_test_util.hpp"
 #include "sparq/error.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq {
 namespace {

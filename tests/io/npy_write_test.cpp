@@ -10,7 +10,7 @@
 #include <random>
 
 #include "sparq/error.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace sparq {
 namespace {

@@ -1,9 +1,9 @@
-// The AVX512-BF16 loops of dense decode (lib/kernels/dense_bf16_dot.hpp) against exact
+// The AVX512-BF16 loops of dense decode (lib/kernels/dense/dense_bf16_dot.hpp) against exact
 // emulations: q and the weights rounded to bf16 here (nearest even), products of bf16
 // values exact in double, so the only tolerance is f32 accumulation. Every head-tile
 // width (1, 2, 4, 8), every row length the loops take (32 .. 256 values) and tile lengths
 // around the row pairs and score batches. Skipped, saying so, on CPUs without AVX512-BF16.
-#include "kernels/dense_bf16_dot.hpp"
+#include "kernels/dense/dense_bf16_dot.hpp"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "kernel_test_util.hpp"
-#include "kernels/dense_bf16_dot.hpp"
+#include "kernels/dense/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 

@@ -1,9 +1,9 @@
-// The AVX-512 f16 score loop of dense decode (lib/kernels/dense_f16_rows.hpp) against dot
+// The AVX-512 f16 score loop of dense decode (lib/kernels/dense/dense_f16_rows.hpp) against dot
 // products in double of the same f16 keys and f32 queries: the only tolerance is f32
 // arithmetic. Every head-tile width (1, 2, 4, 8), every row length the loop takes and
 // tile lengths around the score batches; the shapes it declines are checked to be the
 // ones whose registers would not fit. Skipped, saying so, on CPUs without AVX-512.
-#include "kernels/dense_f16_rows.hpp"
+#include "kernels/dense/dense_f16_rows.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/arch_list.hpp"
+#include "kernels/simd/arch_list.hpp"
 #include "sparq/error.hpp"
 #include "sparq/isa.hpp"
 

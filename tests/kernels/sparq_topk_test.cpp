@@ -1,4 +1,4 @@
-// SparQ top-k (lib/kernels/sparq_select.hpp + sparq_topk passes) on hand cases and
+// SparQ top-k (lib/kernels/sparq/sparq_select.hpp + sparq_topk passes) on hand cases and
 // against a full-sort oracle: ties (lower position first), -0 vs +0, the window, count 0,
 // many chunks, the exp (GQA-shared) and logits modes, α sums. Every compiled ISA the CPU
 // runs.
@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "kernel_test_util.hpp"
-#include "kernels/arch_list.hpp"
-#include "kernels/sparq_select.hpp"
+#include "kernels/simd/arch_list.hpp"
+#include "kernels/sparq/sparq_select.hpp"
 
 namespace sparq {
 namespace {

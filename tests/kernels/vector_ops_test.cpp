@@ -10,8 +10,8 @@
 
 #include "cache/element.hpp"
 #include "kernel_test_util.hpp"
-#include "kernels/arch_list.hpp"
-#include "kernels/vector_ops.hpp"
+#include "kernels/simd/arch_list.hpp"
+#include "kernels/simd/vector_ops.hpp"
 
 namespace sparq {
 namespace {

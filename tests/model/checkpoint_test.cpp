@@ -10,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "llama_checkpoint.hpp"
+#include "sparq/tools/model/llama_checkpoint.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::model {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "llama_checkpoint.hpp"
-#include "llama_model.hpp"
+#include "sparq/tools/model/llama_checkpoint.hpp"
+#include "sparq/tools/model/llama_model.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::model {

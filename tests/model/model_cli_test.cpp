@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "llama_checkpoint.hpp"
-#include "sparq/npy.hpp"
+#include "sparq/tools/model/llama_checkpoint.hpp"
+#include "sparq/tools/npy.hpp"
 
 namespace {
 

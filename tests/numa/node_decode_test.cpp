@@ -1,6 +1,6 @@
 // By-head decode: split per node, each node's heads in its arena, results bit-identical
 // to the same decode on a locally placed cache (kernels are per KV head, fixed chunking).
-#include "numa/node_decode.hpp"
+#include "api/node_decode.hpp"
 
 #include <gtest/gtest.h>
 
@@ -106,8 +106,8 @@ TEST(NodeDecode, CallerArenaIsRespected) {
                         .placement = Placement::by_head};
   KVCache cache(cfg);
   tbb::task_arena mine(1);
-  EXPECT_FALSE(numa::splits_by_node(cache, &mine));
-  EXPECT_TRUE(numa::splits_by_node(cache, nullptr));
+  EXPECT_FALSE(api::splits_by_node(cache, &mine));
+  EXPECT_TRUE(api::splits_by_node(cache, nullptr));
   const SeqId s = cache.add_sequence();
   fill(cache, s, su, 3);
   std::vector<float> q(su.kv_heads * su.group * su.d, 0.1f), out(q.size());

@@ -16,6 +16,7 @@
 #include "sparq/error.hpp"
 #include "sparq/kv_cache.hpp"
 #include "sparq/topology.hpp"
+#include "sparq/tools/residency.hpp"
 
 #ifndef MPOL_PREFERRED_MANY
 #define MPOL_PREFERRED_MANY 5  // Linux 5.15; numaif.h of libnuma < 2.0.15 lacks it

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "profile/peak_kernels.hpp"
+#include "roofline/peak_kernels.hpp"
 #include "sparq/error.hpp"
-#include "sparq/machine.hpp"
+#include "sparq/tools/machine.hpp"
 
 namespace sparq {
 namespace {

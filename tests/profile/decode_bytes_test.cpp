@@ -18,7 +18,7 @@
 
 #include "sparq/decode.hpp"
 #include "sparq/kv_cache.hpp"
-#include "sparq/roofline.hpp"
+#include "sparq/tools/roofline.hpp"
 
 namespace sparq {
 namespace {

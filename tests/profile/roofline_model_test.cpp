@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "sparq/error.hpp"
-#include "sparq/roofline.hpp"
+#include "sparq/tools/roofline.hpp"
 
 namespace sparq {
 namespace {

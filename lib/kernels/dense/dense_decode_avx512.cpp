@@ -1,0 +1,4 @@
+// DenseChunk for avx512: instantiation only (built with this ISA's flags, lib/kernels/CMakeLists.txt).
+#include "kernels/dense/dense_decode_inl.hpp"
+
+template struct sparq::kernels::DenseChunk<xsimd::avx512bw>;

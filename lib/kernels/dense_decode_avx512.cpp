@@ -1,4 +1,0 @@
-// DenseChunk for avx512: instantiation only (built with this ISA's flags, sources.cmake).
-#include "kernels/dense_decode_inl.hpp"
-
-template struct sparq::kernels::DenseChunk<xsimd::avx512bw>;

@@ -1,0 +1,216 @@
+// Definition of SparqStage2 (see sparq_stage2.hpp). Include only from the per-ISA
+// instantiation files.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "kernels/simd/load_convert.hpp"
+#include "kernels/simd/prefetch_lines.hpp"
+#include "kernels/sparq/head_groups.hpp"
+#include "kernels/sparq/sparq_stage2.hpp"
+#include "kernels/simd/storage.hpp"
+
+namespace sparq::kernels {
+namespace sparq_stage2_detail {
+
+constexpr std::size_t T = kSparqStage2Tile;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Scratch {
+  std::byte* k_stage;  // [T][dp] elements
+  std::byte* v_stage;  // [T][dp] elements
+  float* s;            // [heads][T] scores, then weights 2^(x - m)
+  float* corr;         // [heads]
+  const void** kp;     // [T]
+  const void** vp;     // [T]
+};
+
+inline Scratch carve(std::byte* p, std::size_t dp, std::size_t heads) noexcept {
+  Scratch s;
+  s.k_stage = p;
+  s.v_stage = p + T * dp * 4;
+  s.s = reinterpret_cast<float*>(s.v_stage + T * dp * 4);
+  s.corr = s.s + 2 * T * heads;
+  const std::size_t ptr_at = (T * dp * 8 + (2 * T + 1) * heads * 4 + 7) / 8 * 8;
+  s.kp = reinterpret_cast<const void**>(p + ptr_at);
+  s.vp = s.kp + T;
+  return s;
+}
+
+// Scores of HG heads for positions [t0, t1) of the tile, two positions at a time (two
+// independent FMA chains per head to hide latency).
+template <class Arch, class E, std::size_t HG>
+inline void tile_scores(const E* const* kp, std::size_t nt, std::size_t nvec, const float* q, std::size_t dp,
+                        float* s) noexcept {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t t = 0;
+  for (; t + 2 <= nt; t += 2) {
+    B a0[HG], a1[HG];
+    for (std::size_t h = 0; h < HG; ++h) a0[h] = a1[h] = B(0.0f);
+    for (std::size_t v = 0; v < nvec; ++v) {
+      const B k0 = load_as_f32<Arch>(kp[t] + v * W);
+      const B k1 = load_as_f32<Arch>(kp[t + 1] + v * W);
+      for (std::size_t h = 0; h < HG; ++h) {
+        const B qv = B::load_unaligned(q + h * dp + v * W);
+        a0[h] = xsimd::fma(qv, k0, a0[h]);
+        a1[h] = xsimd::fma(qv, k1, a1[h]);
+      }
+    }
+    for (std::size_t h = 0; h < HG; ++h) {
+      s[h * T + t] = xsimd::hadd(a0[h]);
+      s[h * T + t + 1] = xsimd::hadd(a1[h]);
+    }
+  }
+  if (t < nt) {
+    B a0[HG];
+    for (std::size_t h = 0; h < HG; ++h) a0[h] = B(0.0f);
+    for (std::size_t v = 0; v < nvec; ++v) {
+      const B k0 = load_as_f32<Arch>(kp[t] + v * W);
+      for (std::size_t h = 0; h < HG; ++h) a0[h] = xsimd::fma(B::load_unaligned(q + h * dp + v * W), k0, a0[h]);
+    }
+    for (std::size_t h = 0; h < HG; ++h) s[h * T + t] = xsimd::hadd(a0[h]);
+  }
+}
+
+// acc_h <- corr_h · acc_h + Σ_t p_h[t] · V[t] for HG heads, one vector of d at a time so
+// the accumulators stay in registers across the tile.
+template <class Arch, class E, std::size_t HG>
+inline void tile_values(const E* const* vp, std::size_t nt, std::size_t nvec, const float* p, const float* corr,
+                        float* acc, std::size_t dp) noexcept {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  for (std::size_t v = 0; v < nvec; ++v) {
+    B a[HG];
+    for (std::size_t h = 0; h < HG; ++h) a[h] = B::load_unaligned(acc + h * dp + v * W) * B(corr[h]);
+    for (std::size_t t = 0; t < nt; ++t) {
+      const B x = load_as_f32<Arch>(vp[t] + v * W);
+      for (std::size_t h = 0; h < HG; ++h) a[h] = xsimd::fma(B(p[h * T + t]), x, a[h]);
+    }
+    for (std::size_t h = 0; h < HG; ++h) a[h].store_unaligned(acc + h * dp + v * W);
+  }
+}
+
+// Rows are prefetched kPrefetchTiles tiles ahead into L1. Measured at S = 64k, GQA 32/8,
+// bf16, 1 thread (min CPU time per call): L1 vs L2 hint and 1 vs 2 tiles ahead were
+// within the noise of this (shared, loaded) machine; revisit on a quiet one. Spreading
+// the next tile's prefetches over the score loop (one position pair per step) instead of
+// this burst of 16 x 8 lines: no difference either (stage 2's share 0.52-0.57 both ways,
+// 64k, bf16/f16, 1-2 threads, 2 alternating rounds).
+constexpr std::size_t kPrefetchTiles = 1;
+
+template <class Arch, class E>
+void stage2(const SparqStage2Args& a) noexcept {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  const std::size_t d = a.head_dim, dp = sparq_padded_dim(d), Bt = a.block_tokens;
+  const std::size_t nvec = (d + W - 1) / W;
+  const bool pad_rows = d % W != 0;  // rows are staged through zero-padded copies
+  const Scratch s = carve(a.tile, dp, a.heads);
+  E* k_stage = reinterpret_cast<E*>(s.k_stage);
+  E* v_stage = reinterpret_cast<E*>(s.v_stage);
+  const E** kp = reinterpret_cast<const E**>(s.kp);
+  const E** vp = reinterpret_cast<const E**>(s.vp);
+  float* sc = s.s;  // [heads][T]
+
+  if (pad_rows || a.key_d_major) {
+    std::memset(static_cast<void*>(k_stage), 0, T * dp * sizeof(E));
+    std::memset(static_cast<void*>(v_stage), 0, T * dp * sizeof(E));
+  }
+  for (std::size_t h = 0; h < a.heads; ++h) {
+    a.m[h] = kNegInf;
+    a.l[h] = 0.0f;
+    std::fill(a.acc + h * dp, a.acc + (h + 1) * dp, 0.0f);
+  }
+  auto key_row = [&](std::uint32_t j) {
+    return reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + std::size_t(j % Bt) * d;
+  };
+  auto value_row = [&](std::uint32_t j) {
+    return reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.value_offset) + std::size_t(j % Bt) * d;
+  };
+
+  for (std::size_t t0 = 0; t0 < a.n; t0 += T) {
+    const std::size_t nt = std::min(T, a.n - t0);
+    const std::uint32_t* pos = a.positions + t0;
+    // Prefetch the next tile's rows: random rows of d·b bytes each, too short and too
+    // scattered for the hardware prefetcher.
+    const std::size_t pf_begin = t0 == 0 ? T : t0 + kPrefetchTiles * T;
+    for (std::size_t t = pf_begin; t < std::min(a.n, t0 + (kPrefetchTiles + 1) * T); ++t) {
+      if (!a.key_d_major) prefetch_lines(key_row(a.positions[t]), d * sizeof(E));
+      prefetch_lines(value_row(a.positions[t]), d * sizeof(E));
+    }
+    for (std::size_t t = 0; t < nt; ++t) {
+      const std::uint32_t j = pos[t];
+      if (a.key_d_major) {
+        const E* col = reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + j % Bt;
+        E* dst = k_stage + t * dp;
+        for (std::size_t i = 0; i < d; ++i) dst[i] = col[i * a.key_row_stride];
+        kp[t] = dst;
+      } else if (pad_rows) {
+        std::memcpy(k_stage + t * dp, key_row(j), d * sizeof(E));
+        kp[t] = k_stage + t * dp;
+      } else {
+        kp[t] = key_row(j);
+      }
+      if (pad_rows) {
+        std::memcpy(v_stage + t * dp, value_row(j), d * sizeof(E));
+        vp[t] = v_stage + t * dp;
+      } else {
+        vp[t] = value_row(j);
+      }
+    }
+
+    sparq_for_head_groups(a.heads, [&]<std::size_t HG>(std::size_t h0) {
+      tile_scores<Arch, E, HG>(kp, nt, nvec, a.q + h0 * dp, dp, sc + h0 * T);
+    });
+
+    // Online softmax per head over the tile (vectors of W scores; T is a multiple of W).
+    for (std::size_t h = 0; h < a.heads; ++h) {
+      float* x = sc + h * T;
+      for (std::size_t t = nt; t < T; ++t) x[t] = kNegInf;
+      if (a.member)
+        for (std::size_t t = 0; t < nt; ++t)
+          if (!a.member[(t0 + t) * a.heads + h]) x[t] = kNegInf;
+      B vmax(kNegInf);
+      for (std::size_t t = 0; t < T; t += W) vmax = xsimd::max(vmax, B::load_unaligned(x + t));
+      alignas(64) float lanes[W];
+      vmax.store_aligned(lanes);
+      float tmax = kNegInf;
+      for (std::size_t i = 0; i < W; ++i) tmax = std::max(tmax, lanes[i]);
+      const float m_new = std::max(a.m[h], tmax);
+      if (m_new == kNegInf) {  // nothing attended yet by this head
+        std::fill(x, x + T, 0.0f);
+        s.corr[h] = 1.0f;
+        continue;
+      }
+      // 2^(-inf) = 0 (exp2 clamps), so the first tile's correction of the empty state is 0.
+      exp2<Arch>(B(a.m[h] - m_new)).store_aligned(lanes);
+      const float corr = lanes[0];
+      const B bm(m_new);
+      B sum(0.0f);
+      for (std::size_t t = 0; t < T; t += W) {
+        const B p = exp2<Arch>(B::load_unaligned(x + t) - bm);
+        sum += p;
+        p.store_unaligned(x + t);
+      }
+      a.l[h] = a.l[h] * corr + xsimd::hadd(sum);
+      a.m[h] = m_new;
+      s.corr[h] = corr;
+    }
+
+    sparq_for_head_groups(a.heads, [&]<std::size_t HG>(std::size_t h0) {
+      tile_values<Arch, E, HG>(vp, nt, nvec, sc + h0 * T, s.corr + h0, a.acc + h0 * dp, dp);
+    });
+  }
+}
+
+}  // namespace sparq_stage2_detail
+
+template <class Arch>
+void SparqStage2<Arch>::operator()(Arch, const SparqStage2Args& args) const noexcept {
+  visit_dtype(args.dtype, [&](auto e) { sparq_stage2_detail::stage2<Arch, decltype(e)>(args); });
+}
+
+}  // namespace sparq::kernels

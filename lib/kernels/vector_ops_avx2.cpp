@@ -1,6 +1,0 @@
-// Vector ops for avx2: instantiations only (built with this ISA's flags, sources.cmake).
-#include "kernels/vector_ops_inl.hpp"
-
-template struct sparq::kernels::WidenRow<xsimd::fma3<xsimd::avx2>>;
-template struct sparq::kernels::Exp2Row<xsimd::fma3<xsimd::avx2>>;
-template struct sparq::kernels::SumRows<xsimd::fma3<xsimd::avx2>>;

@@ -1,6 +1,0 @@
-// Vector ops for avx512: instantiations only (built with this ISA's flags, sources.cmake).
-#include "kernels/vector_ops_inl.hpp"
-
-template struct sparq::kernels::WidenRow<xsimd::avx512bw>;
-template struct sparq::kernels::Exp2Row<xsimd::avx512bw>;
-template struct sparq::kernels::SumRows<xsimd::avx512bw>;

@@ -1,6 +1,0 @@
-// Vector ops for generic: instantiations only (built with this ISA's flags, sources.cmake).
-#include "kernels/vector_ops_inl.hpp"
-
-template struct sparq::kernels::WidenRow<xsimd::sse2>;
-template struct sparq::kernels::Exp2Row<xsimd::sse2>;
-template struct sparq::kernels::SumRows<xsimd::sse2>;
