@@ -2,7 +2,8 @@
 // same process with the same thread count (sparq::measure_read_bandwidth, pinned threads).
 //
 // Grid: S in {1k, 4k, 16k, 64k, 128k}; GQA 32/8 and MHA 32/32 at d = 128; f32/f16/bf16;
-// batch 1 and 8; threads 1 .. hardware threads. Combos whose cache exceeds kBudget are
+// batch 1 and 8; threads 1 .. hardware threads; every ISA this CPU runs (named in the
+// benchmark: /isa:avx512). Combos whose cache exceeds kBudget are
 // skipped. Cold: every call reads another layer, with enough layers that one rotation is
 // >= 512 MiB (16x the 32 MiB L3); a call that alone reads more needs no rotation. The
 // cache keeps only S-major keys (what dense decode reads; the d-major copy would only
@@ -10,20 +11,22 @@
 // Report medians: --benchmark_repetitions is set to 5 per benchmark.
 //
 //   build-dense/bench/dense_decode_bench --benchmark_filter='S:16384/.*bf16'
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/task_arena.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <thread>
+#include <tuple>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-#include <oneapi/tbb/task_arena.h>
-
 #include "bench_cache.hpp"
+#include "bench_isas.hpp"
 #include "kernels/dense/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
@@ -59,7 +62,7 @@ struct Fixture {
   std::unique_ptr<KVCache> cache;
   std::vector<SeqId> seqs;
   std::vector<float> q, out;
-  std::string error;  // reference check failure
+  std::map<Isa, std::string> errors;  // reference check per ISA: empty when it passed
 };
 
 // One fixture alive at a time; consecutive benchmarks (thread counts) share it.
@@ -70,8 +73,11 @@ Fixture& fixture_for(const Config& c) {
   auto f = std::make_unique<Fixture>();
   f->cfg = c;
   const std::size_t blocks = (c.S + kBlockTokens - 1) / kBlockTokens;
-  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(), .kv_heads = c.kv_heads, .head_dim = kHeadDim,
-                                                   .dtype = c.dtype, .block_tokens = kBlockTokens,
+  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(),
+                                                   .kv_heads = c.kv_heads,
+                                                   .head_dim = kHeadDim,
+                                                   .dtype = c.dtype,
+                                                   .block_tokens = kBlockTokens,
                                                    .capacity_tokens = c.batch * blocks * kBlockTokens,
                                                    .layouts = KeyLayout::s_major});
   for (std::size_t b = 0; b < c.batch; ++b) {
@@ -82,13 +88,21 @@ Fixture& fixture_for(const Config& c) {
   fill(f->q, 3);
   for (float& x : f->q) x *= 4.0f;  // a less uniform softmax
   f->out.resize(f->q.size());
-  // Check once: KV head 0 of the first sequence against the reference.
+  current = std::move(f);
+  return *current;
+}
+
+// Checks once per ISA: KV head 0 of the first sequence against the reference.
+const std::string& check_against_reference(Fixture& fx, Isa isa) {
+  auto [it, fresh] = fx.errors.try_emplace(isa);
+  if (!fresh) return it->second;
+  const Config& c = fx.cfg;
   const std::size_t g = c.q_heads / c.kv_heads;
   std::vector<float> out(g * kHeadDim);
-  const DecodeItem item{.seq = f->seqs[0], .q = std::span(f->q).first(g * kHeadDim), .out = out};
-  decode(*f->cache, 0, Dense{}, {&item, 1}, {.kv_head_begin = 0, .kv_head_end = 1});
-  const auto ref = reference::dense_decode(f->cache->view(f->seqs[0], 0), item.q, 0, 1, g,
-                                           1.0 / std::sqrt(double(kHeadDim)));
+  const DecodeItem item{.seq = fx.seqs[0], .q = std::span(fx.q).first(g * kHeadDim), .out = out};
+  decode(*fx.cache, 0, Dense{}, {&item, 1}, {.kv_head_begin = 0, .kv_head_end = 1});
+  const auto ref =
+      reference::dense_decode(fx.cache->view(fx.seqs[0], 0), item.q, 0, 1, g, 1.0 / std::sqrt(double(kHeadDim)));
   for (std::size_t h = 0; h < g; ++h) {
     double num = 0, den = 0;
     for (std::size_t i = 0; i < kHeadDim; ++i) {
@@ -98,16 +112,17 @@ Fixture& fixture_for(const Config& c) {
     }
     // f32 accumulation; bf16 rounding of q and of the weights with the bf16 dot products.
     const double tol = c.dtype == DType::bf16 && bf16_dot_active() ? kernels::bf16_dot::kRelErrorBound : 1e-5;
-    if (std::sqrt(num / den) > tol) f->error = "output differs from reference::dense_decode, head " + std::to_string(h);
+    if (std::sqrt(num / den) > tol)
+      it->second = "output differs from reference::dense_decode, head " + std::to_string(h);
   }
-  current = std::move(f);
-  return *current;
+  return it->second;
 }
 
-void run(benchmark::State& state, Config c, std::size_t threads) {
+void run(benchmark::State& state, Config c, std::size_t threads, Isa isa) {
+  const ScopedIsa scoped(isa);
   Fixture& f = fixture_for(c);
-  if (!f.error.empty()) {
-    state.SkipWithError(f.error.c_str());
+  if (const std::string& error = check_against_reference(f, isa); !error.empty()) {
+    state.SkipWithError(error.c_str());
     return;
   }
   const double read_bw = read_bandwidth_gbs(threads);
@@ -115,7 +130,8 @@ void run(benchmark::State& state, Config c, std::size_t threads) {
   const std::size_t n_q = c.q_heads * kHeadDim;
   std::vector<DecodeItem> items;
   for (std::size_t b = 0; b < c.batch; ++b)
-    items.push_back({.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
+    items.push_back(
+        {.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
   const std::size_t layers = c.layers();
   std::size_t layer = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -140,13 +156,15 @@ void register_all() {
         for (std::size_t batch : {1, 8}) {
           const Config c{S, h.q, h.kv, dtype, batch};
           if (c.cache_bytes() > kBudget) continue;
-          for (std::size_t t = 1; t <= max_threads; ++t) {
-            const std::string name = "dense_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
-                                     std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
-                                     "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
-            apply_decode_timing(
-                benchmark::RegisterBenchmark(name.c_str(), [c, t](benchmark::State& s) { run(s, c, t); }));
-          }
+          for (std::size_t t = 1; t <= max_threads; ++t)
+            for (Isa isa : runnable_isas()) {
+              const std::string name = "dense_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
+                                       std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
+                                       "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t) +
+                                       "/isa:" + std::string(to_string(isa));
+              apply_decode_timing(
+                  benchmark::RegisterBenchmark(name.c_str(), [c, t, isa](benchmark::State& s) { run(s, c, t, isa); }));
+            }
         }
 }
 
@@ -155,10 +173,10 @@ void register_all() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  // Which kernels ran: the ISA, and for bf16 whether the AVX512-BF16 dot products did
-  // (SPARQ_ISA and SPARQ_BF16_DOT=0 choose lower variants to compare).
-  benchmark::AddCustomContext("sparq_isa", std::string(sparq::to_string(sparq::active_isa())));
-  benchmark::AddCustomContext("sparq_bf16_dot", sparq::bf16_dot_active() ? "on" : "off");
+  // Whether bf16 caches on avx512 run the AVX512-BF16 dot products (SPARQ_BF16_DOT=0: the
+  // f32 loops, to compare); each benchmark's name says its ISA.
+  benchmark::AddCustomContext("sparq_bf16_dot",
+                              sparq::cpu_supports_bf16_dot() && sparq::bf16_dot_active() ? "on" : "off");
   sparq::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

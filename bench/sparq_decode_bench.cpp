@@ -1,7 +1,7 @@
 // SparQ decode on cold data, against dense decode on the same cache in the same run.
 //
 // Grid: S in {1k, 4k, 16k, 64k, 128k}; GQA 32/8 and MHA 32/32 at d = 128; f32/f16/bf16;
-// batch 1 and 8; threads 1 .. hardware threads; methods dense (the baseline) and SparQ
+// batch 1 and 8; threads 1 .. hardware threads; every ISA this CPU runs; methods dense (the baseline) and SparQ
 // at compression ratio 4, 8, 16 (r = d/c, k = S/2c, l = k/4, shared GQA selection).
 // The cache keeps both key layouts (SparQ's fast path). Combos whose cache exceeds
 // kBudget are skipped.
@@ -18,6 +18,9 @@
 // after the timed loop: share_stage1, share_topk, share_stage2, share_realloc.
 //
 //   build-sparq/bench/sparq_decode_bench --benchmark_filter='S:65536/heads:32x8/bf16/batch:1'
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/task_arena.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,10 +32,8 @@
 #include <tuple>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-#include <oneapi/tbb/task_arena.h>
-
 #include "bench_cache.hpp"
+#include "bench_isas.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 
@@ -82,8 +83,11 @@ Fixture& fixture_for(const Config& c) {
   auto f = std::make_unique<Fixture>();
   f->cfg = c;
   const std::size_t blocks = (c.S + kBlockTokens - 1) / kBlockTokens;
-  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(), .kv_heads = c.kv_heads, .head_dim = kHeadDim,
-                                                   .dtype = c.dtype, .block_tokens = kBlockTokens,
+  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(),
+                                                   .kv_heads = c.kv_heads,
+                                                   .head_dim = kHeadDim,
+                                                   .dtype = c.dtype,
+                                                   .block_tokens = kBlockTokens,
                                                    .capacity_tokens = c.batch * blocks * kBlockTokens,
                                                    .layouts = KeyLayout::both});
   for (std::size_t b = 0; b < c.batch; ++b) {
@@ -106,8 +110,8 @@ std::string check_against_reference(Fixture& f, const SparQ& m) {
   const std::size_t g = c.q_heads / c.kv_heads, d = kHeadDim;
   std::vector<float> out(g * d), alpha(g);
   std::vector<std::vector<std::uint32_t>> sel;
-  const DecodeItem item{.seq = f.seqs[0], .q = std::span(f.q).first(g * d), .out = out, .alpha = alpha,
-                        .selected = &sel};
+  const DecodeItem item{
+      .seq = f.seqs[0], .q = std::span(f.q).first(g * d), .out = out, .alpha = alpha, .selected = &sel};
   decode(*f.cache, 0, m, {&item, 1}, {.kv_head_begin = 0, .kv_head_end = 1});
   const LayerView v = f.cache->view(f.seqs[0], 0);
   const SparQResolved p = m.resolve(d, c.S, g);
@@ -134,8 +138,8 @@ std::string check_against_reference(Fixture& f, const SparQ& m) {
 }
 
 // Seconds per dense call of every repetition, by (config, threads).
-std::map<std::tuple<Config, std::size_t>, std::vector<double>>& dense_times() {
-  static std::map<std::tuple<Config, std::size_t>, std::vector<double>> m;
+std::map<std::tuple<Config, std::size_t, Isa>, std::vector<double>>& dense_times() {
+  static std::map<std::tuple<Config, std::size_t, Isa>, std::vector<double>> m;
   return m;
 }
 
@@ -145,15 +149,17 @@ double median(std::vector<double> v) {
 }
 
 // ratio 0: dense.
-void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
+void run(benchmark::State& state, Config c, std::size_t threads, double ratio, Isa isa) {
+  const ScopedIsa scoped(isa);
   Fixture& f = fixture_for(c);
   const bool dense = ratio == 0;
   Method method = Dense{};
   if (!dense) {
     method = SparQ::for_ratio(ratio);
-    static std::map<std::tuple<Config, double>, std::string> checked;
-    auto it = checked.find({c, ratio});
-    if (it == checked.end()) it = checked.emplace(std::tuple{c, ratio}, check_against_reference(f, std::get<SparQ>(method))).first;
+    static std::map<std::tuple<Config, double, Isa>, std::string> checked;
+    auto it = checked.find({c, ratio, isa});
+    if (it == checked.end())
+      it = checked.emplace(std::tuple{c, ratio, isa}, check_against_reference(f, std::get<SparQ>(method))).first;
     if (!it->second.empty()) {
       state.SkipWithError(it->second.c_str());
       return;
@@ -164,7 +170,8 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
   const std::size_t n_q = c.q_heads * kHeadDim;
   std::vector<DecodeItem> items;
   for (std::size_t b = 0; b < c.batch; ++b)
-    items.push_back({.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
+    items.push_back(
+        {.seq = f.seqs[b], .q = std::span(f.q).subspan(b * n_q, n_q), .out = std::span(f.out).subspan(b * n_q, n_q)});
   const std::size_t layers = c.layers();
   std::size_t layer = 0;
   auto call = [&](Profile* profile) {
@@ -186,7 +193,7 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
   set_bandwidth_counters(state, bytes, per_call, read_bw);
   state.counters["cold"] = c.cold();
   if (dense) {
-    dense_times()[{c, threads}].push_back(per_call);
+    dense_times()[{c, threads, isa}].push_back(per_call);
     return;
   }
   const double total = prof.total().seconds;
@@ -196,7 +203,7 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio) {
     state.counters["share_stage2"] = prof[Phase::stage2].seconds / total;
     state.counters["share_realloc"] = prof[Phase::reallocation].seconds / total;
   }
-  const double dense_s = median(dense_times()[{c, threads}]);
+  const double dense_s = median(dense_times()[{c, threads, isa}]);
   if (dense_s > 0) state.counters["speedup_vs_dense"] = dense_s / per_call;
 }
 
@@ -212,14 +219,16 @@ void register_all() {
           const Config c{S, h.q, h.kv, dtype, batch};
           if (c.layer_bytes() > kBudget) continue;
           for (std::size_t t = 1; t <= max_threads; ++t)
-            for (double ratio : {0.0, 4.0, 8.0, 16.0}) {  // dense first: the speed-up needs its time
-              const std::string name = "sparq_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
-                                       std::to_string(h.kv) + "/" + std::string(to_string(dtype)) + "/batch:" +
-                                       std::to_string(batch) + "/threads:" + std::to_string(t) + "/" +
-                                       (ratio == 0 ? std::string("dense") : "ratio:" + std::to_string(int(ratio)));
-              apply_decode_timing(benchmark::RegisterBenchmark(
-                  name.c_str(), [c, t, ratio](benchmark::State& s) { run(s, c, t, ratio); }));
-            }
+            for (Isa isa : runnable_isas())
+              for (double ratio : {0.0, 4.0, 8.0, 16.0}) {  // dense first: the speed-up needs its time
+                const std::string name = "sparq_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
+                                         std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
+                                         "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t) +
+                                         "/isa:" + std::string(to_string(isa)) + "/" +
+                                         (ratio == 0 ? std::string("dense") : "ratio:" + std::to_string(int(ratio)));
+                apply_decode_timing(benchmark::RegisterBenchmark(
+                    name.c_str(), [c, t, ratio, isa](benchmark::State& s) { run(s, c, t, ratio, isa); }));
+              }
         }
 }
 
