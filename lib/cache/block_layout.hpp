@@ -9,12 +9,8 @@
 // (refcount, fill) and value sum live in the slab's metadata area (BlockPool::header /
 // value_sum). One KV head's blocks sit back to back in a slab, so with nothing between
 // them dense decode reads the S-major keys and values of consecutive blocks as one
-// unbroken stream. Measured on Zen 5 (1 core, bf16, d = 128, 256-token S-major blocks):
-// a 4 KiB metadata page between blocks cost dense decode 10% (19.4 vs 17.5 ms at
-// S = 64k, GQA 32/8), a probe with the same FMA density per byte 25%, a plain read 15%:
-// each break restarts the hardware prefetchers. With the d-major copy after each
-// block's values, bf16 dense decode with both layouts was 6-14% slower (S = 64k, 1
-// thread, GQA 32/8: 13.6-14.1 vs 11.8-13.0 ms in alternating runs).
+// unbroken stream: each break restarts the hardware prefetchers (a metadata page between
+// blocks cost dense decode 10%, the d-major copy there 6-14%: docs/performance.md).
 #pragma once
 
 #include <atomic>

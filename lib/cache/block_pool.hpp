@@ -16,8 +16,8 @@
 // every block of the slab, block after block (d_major_stride() bytes from one row to the
 // next). So the blocks of one head appended in one go (a prefill) have their component i
 // side by side, and SparQ stage 1, which reads r of the d components, reads r long runs
-// rather than r runs of B elements per block: a probe of stage 1's pattern (1 core, 1 GiB,
-// r = 16 of d = 128, B = 256, bf16) read 16-19 GB/s this way against 6.6 per block.
+// rather than r runs of B elements per block (2.5x the read rate of stage 1's pattern:
+// docs/performance.md, "Cache layout").
 // The area is placed once per slab for the slab's head; a block borrowed by another
 // head (only once every block exists) keeps its d-major rows there. Slab pages are only touched, and so only backed by memory,
 // as blocks are used. Metadata pages are not bound by the placement (first touch).

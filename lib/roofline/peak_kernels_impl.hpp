@@ -12,9 +12,8 @@ template <class Arch>
 float ReadSum<Arch>::operator()(Arch, const float* data, std::size_t n) const noexcept {
   using B = xsimd::batch<float, Arch>;
   constexpr std::size_t W = B::size;
-  // 8 independent accumulators: with 4 x 128-bit (SSE2) one core read 28 GB/s where
-  // AVX-512 read 31; with 8 x 128-bit both read ~30 (Zen 5 VM, 1 GiB, 1 thread).
-  // With 8 the loads, not the add latency, are the limit at every width.
+  // 8 independent accumulators: the loads, not the add latency, are then the limit at
+  // every width (docs/performance.md, "Machine ceilings").
   constexpr std::size_t U = 8;
   B a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f), a4(0.0f), a5(0.0f), a6(0.0f), a7(0.0f);
   for (std::size_t i = 0; i < n; i += U * W) {

@@ -115,9 +115,8 @@ ReadBandwidthMeter::ReadBandwidthMeter(std::size_t buffer_bytes, std::size_t max
                 "cannot allocate a read buffer of " + std::to_string(bytes >> 20) + " MiB");
   impl_->bytes = bytes;
   // Transparent huge pages, as the cache's slabs have (block_pool.cpp): the ceiling is
-  // the read of the same kind of memory the kernels read (on this VM 15-25% above a read
-  // of 4 KiB pages: 32-38 vs 27-32 GB/s on 1 thread, 65-72 vs 53-57 on 2). Advisory:
-  // without THP both fall back to small pages.
+  // the read of the same kind of memory the kernels read (15-25% above 4 KiB pages here:
+  // docs/performance.md). Advisory: without THP both fall back to small pages.
   madvise(impl_->buffer.get(), bytes, MADV_HUGEPAGE);
   // First touch in parallel so that each part's pages live near the thread that reads
   // it most (matters on multi-node machines only).

@@ -6,8 +6,8 @@
 
 #include "kernels/dense/dense_bf16_dot.hpp"
 #include "kernels/dense/prefetch_rows_avx512.hpp"
-#include "kernels/simd/row_sums16_avx512.hpp"
 #include "kernels/dense/shape_dispatch.hpp"
+#include "kernels/simd/row_sums16_avx512.hpp"
 
 namespace sparq::kernels::bf16_dot {
 namespace {

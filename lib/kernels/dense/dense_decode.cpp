@@ -1,20 +1,22 @@
 // Dense decode, the baseline part (built without ISA flags): splits every (sequence,
 // KV head) into fixed chunks of kChunkPositions positions, runs the per-ISA DenseChunk
-// on them in parallel with oneTBB, and merges the chunks' partial softmax results by
-// log-sum-exp in ascending chunk order. Chunk boundaries and merge order depend only on
-// the inputs, never on the thread count, so results are bit-identical for any arena.
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <limits>
-#include <vector>
+// of the call's kernel (dense_loops_for) on them in parallel with oneTBB, and merges the chunks' partial softmax
+// results by log-sum-exp in ascending chunk order. Chunk boundaries and merge order depend only on the inputs, never on
+// the thread count, so results are bit-identical for any arena.
+#include "kernels/dense/dense_decode.hpp"
 
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "kernels/simd/arch_list.hpp"
-#include "kernels/dense/dense_decode.hpp"
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
 #include "kernels/kernel_api.hpp"
+#include "kernels/simd/arch_list.hpp"
 #include "profile/profile_zone.hpp"
 
 namespace sparq::kernels {
@@ -30,7 +32,9 @@ constexpr std::size_t kMaxSegmentHeads = 32;
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr float kLog2e = 1.44269504088896340736f;
 
-std::size_t pad_dim(std::size_t d) { return (d + kMaxLanes - 1) / kMaxLanes * kMaxLanes; }
+std::size_t pad_dim(std::size_t d) {
+  return (d + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
+}
 
 // Bytes of the 64-byte lines covering [a, b) (offsets from a page-aligned block base).
 std::uint64_t line_bytes(std::size_t a, std::size_t b) {
@@ -79,32 +83,16 @@ class Plan {
     return segments_.size() - 1;
   }
 
-  void run(Isa isa) {
+  // Runs every chunk with the kernel for (isa, loops), chosen once for the call.
+  void run(Isa isa, DenseLoops loops) {
     parts_.resize(part_floats_);
     dispatch_isa(isa, [&](auto arch) {
       using Arch = decltype(arch);
-      tbb::parallel_for(std::size_t{0}, items_.size(), [&](std::size_t i) {
-        const Item& it = items_[i];
-        const Segment& s = segments_[it.segment];
-        thread_local std::vector<float> work;
-        const std::size_t need = dense_work_floats(s.heads, d_pad_) + 16;
-        if (work.size() < need) work.resize(need);
-        float* aligned = work.data() + (16 - (reinterpret_cast<std::uintptr_t>(work.data()) / 4) % 16) % 16;
-        float* part = parts_.data() + it.part_offset;
-        DenseChunkArgs args;
-        args.view = s.view;
-        args.kv_head = s.kv_head;
-        args.begin = s.begin + it.chunk * kChunkPositions;
-        args.end = std::min(s.end, args.begin + kChunkPositions);
-        args.heads = s.heads;
-        args.d_pad = d_pad_;
-        args.q = q_.data() + s.q_offset;
-        args.o = part;
-        args.m = part + s.heads * d_pad_;
-        args.l = args.m + s.heads;
-        args.work = aligned;
-        DenseChunk<Arch>{}(arch, args);
-      });
+      if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+        if (loops == DenseLoops::bf16_dot) return run_chunks(DenseChunk<Arch, DenseLoops::bf16_dot>{}, arch);
+        if (loops == DenseLoops::f16_rows) return run_chunks(DenseChunk<Arch, DenseLoops::f16_rows>{}, arch);
+      }
+      run_chunks(DenseChunk<Arch>{}, arch);
     });
   }
 
@@ -158,6 +146,32 @@ class Plan {
     std::size_t part_offset;
   };
 
+  template <class Kernel, class Arch>
+  void run_chunks(Kernel kernel, Arch arch) {
+    tbb::parallel_for(std::size_t{0}, items_.size(), [&](std::size_t i) {
+      const Item& it = items_[i];
+      const Segment& s = segments_[it.segment];
+      thread_local std::vector<float> work;
+      const std::size_t need = dense_work_floats(s.heads, d_pad_) + 16;
+      if (work.size() < need) work.resize(need);
+      float* aligned = work.data() + (16 - (reinterpret_cast<std::uintptr_t>(work.data()) / 4) % 16) % 16;
+      float* part = parts_.data() + it.part_offset;
+      DenseChunkArgs args;
+      args.view = s.view;
+      args.kv_head = s.kv_head;
+      args.begin = s.begin + it.chunk * kChunkPositions;
+      args.end = std::min(s.end, args.begin + kChunkPositions);
+      args.heads = s.heads;
+      args.d_pad = d_pad_;
+      args.q = q_.data() + s.q_offset;
+      args.o = part;
+      args.m = part + s.heads * d_pad_;
+      args.l = args.m + s.heads;
+      args.work = aligned;
+      kernel(arch, args);
+    });
+  }
+
   template <class F>
   void for_each_chunk(std::span<const Source> sources, F&& f) const {
     for (const Source& src : sources) {
@@ -180,6 +194,10 @@ class Plan {
   std::vector<float> parts_;
 };
 
+DenseLoops loops_for(const LayerView& v, const Common& common) {
+  return dense_loops_for(common.isa, v.dtype, v.layouts, v.head_dim, common.bf16_dot);
+}
+
 }  // namespace
 
 void dense_decode(std::span<const Task> tasks, const Common& common) {
@@ -193,7 +211,7 @@ void dense_decode(std::span<const Task> tasks, const Common& common) {
   for (const Task& t : tasks)
     for (std::size_t k = 0; k < n_kv; ++k)
       plan.add(&t.view, common.kv_begin + k, 0, t.view.length, g, [&](std::size_t h) { return t.q + (k * g + h) * d; });
-  plan.run(common.isa);
+  plan.run(common.isa, loops_for(tasks[0].view, common));
   tbb::parallel_for(std::size_t{0}, tasks.size() * n_kv, [&](std::size_t seg) {
     const Task& t = tasks[seg / n_kv];
     const std::size_t k = seg % n_kv;
@@ -227,16 +245,15 @@ void dense_decode_causal(const CausalTask& task, const Common& common) {
     const std::size_t i0 = gi * queries_per_segment;
     const std::size_t nq = std::min(queries_per_segment, n_new - i0);
     for (std::size_t k = 0; k < n_kv; ++k)
-      prefix_seg[gi * n_kv + k] = plan.add(&v, common.kv_begin + k, 0, prefix, nq * g, [&](std::size_t r) {
-        return q_row(i0 + r / g, k, r % g);
-      });
+      prefix_seg[gi * n_kv + k] = plan.add(&v, common.kv_begin + k, 0, prefix, nq * g,
+                                           [&](std::size_t r) { return q_row(i0 + r / g, k, r % g); });
   }
   std::vector<std::size_t> tail_seg(n_new * n_kv);
   for (std::size_t i = 1; i < n_new; ++i)
     for (std::size_t k = 0; k < n_kv; ++k)
-      tail_seg[i * n_kv + k] = plan.add(&v, common.kv_begin + k, prefix, prefix + i, g,
-                                        [&](std::size_t h) { return q_row(i, k, h); });
-  plan.run(common.isa);
+      tail_seg[i * n_kv + k] =
+          plan.add(&v, common.kv_begin + k, prefix, prefix + i, g, [&](std::size_t h) { return q_row(i, k, h); });
+  plan.run(common.isa, loops_for(v, common));
   tbb::parallel_for(std::size_t{0}, n_new * n_kv, [&](std::size_t ik) {
     const std::size_t i = ik / n_kv, k = ik % n_kv;
     for (std::size_t h = 0; h < g; ++h) {

@@ -3,12 +3,19 @@
 // Returns an unnormalized partial (m, l, o) that dense_decode.cpp merges with the other
 // chunks' by log-sum-exp. Threads, chunking, merging and validation live in
 // dense_decode.cpp (built at the baseline); this header declares the Arch-templated
-// functor, defined in dense_decode_inl.hpp and instantiated once per ISA in
-// dense_decode_<isa>.cpp.
+// functors, defined in dense_decode_inl.hpp and instantiated in dense_decode_<isa>.cpp.
+//
+// Three kernels share the tile loop and the online softmax and differ in their inner
+// loops; dense_decode.cpp chooses one per call (dense_loops_for), like the ISA:
+//   xsimd     portable f32 loops for every ISA, dtype and key layout;
+//   bf16_dot  bf16 caches on AVX512-BF16: dot products on bf16 pairs (dense_bf16_dot.hpp);
+//   f16_rows  f16 caches on AVX-512: K rows widened in address order (dense_f16_rows.hpp).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
+#include "kernels/dense/dense_bf16_dot.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "sparq/kv_cache.hpp"
 
@@ -19,8 +26,8 @@ struct DenseChunkArgs {
   std::size_t kv_head = 0;
   std::size_t begin = 0;  // positions [begin, end) of the KV head, end <= view->length
   std::size_t end = 0;
-  std::size_t heads = 0;  // query heads (g; g * n_new for a causal prefix)
-  std::size_t d_pad = 0;  // row stride of q and o: head_dim rounded up to kMaxLanes
+  std::size_t heads = 0;     // query heads (g; g * n_new for a causal prefix)
+  std::size_t d_pad = 0;     // row stride of q and o: head_dim rounded up to kMaxLanes
   const float* q = nullptr;  // [heads][d_pad], already multiplied by scale * log2(e), zero padded
   float* o = nullptr;        // out [heads][d_pad]: sum_j 2^(s_j - m) V_j (padding written as 0)
   float* m = nullptr;        // out [heads]: max_j s_j, log2 units
@@ -28,10 +35,8 @@ struct DenseChunkArgs {
   float* work = nullptr;     // scratch of dense_work_floats(heads, d_pad) floats, 64-byte aligned
 };
 
-// A dense tile is up to kDenseTileBatches * W positions of one block. Long tiles keep
-// each of the two streams (K rows, then V rows) sequential for longer: on Zen 5 (1 core,
-// bf16, d = 128, 256-token blocks) 16 batches (the whole block) ran at 20 GB/s against
-// 14 with 4, because the hardware prefetchers restart at every switch of stream.
+// A dense tile is up to kDenseTileBatches * W positions of one block: long tiles keep each
+// of the two streams (K rows, then V rows) sequential for longer (docs/performance.md).
 inline constexpr std::size_t kDenseTileBatches = 16;
 
 [[nodiscard]] constexpr std::size_t dense_work_floats(std::size_t heads, std::size_t d_pad) noexcept {
@@ -41,7 +46,19 @@ inline constexpr std::size_t kDenseTileBatches = 16;
   return 2 * T * d_pad + heads * d_pad + 2 * T * L + 2 * heads * L + (heads + L - 1) / L * L;
 }
 
-template <class Arch>
+enum class DenseLoops : std::uint8_t { xsimd, bf16_dot, f16_rows };
+
+// The kernel for a call: the AVX-512 loops where they apply (S-major keys, the row lengths
+// they take), the portable ones otherwise.
+[[nodiscard]] constexpr DenseLoops dense_loops_for(Isa isa, DType dtype, KeyLayout layouts, std::size_t head_dim,
+                                                   bool bf16_dot_allowed) noexcept {
+  if (isa != Isa::avx512 || !has_s_major(layouts)) return DenseLoops::xsimd;
+  if (dtype == DType::bf16 && bf16_dot_allowed && bf16_dot::handles(head_dim)) return DenseLoops::bf16_dot;
+  if (dtype == DType::f16) return DenseLoops::f16_rows;
+  return DenseLoops::xsimd;
+}
+
+template <class Arch, DenseLoops Loops = DenseLoops::xsimd>
 struct DenseChunk {
   void operator()(Arch, const DenseChunkArgs& args) const;
 };
@@ -49,5 +66,7 @@ struct DenseChunk {
 #define SPARQ_EXTERN_DENSE_CHUNK(isa, arch) extern template struct DenseChunk<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_DENSE_CHUNK)
 #undef SPARQ_EXTERN_DENSE_CHUNK
+extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::bf16_dot>;
+extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::f16_rows>;
 
 }  // namespace sparq::kernels

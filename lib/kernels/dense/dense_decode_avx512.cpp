@@ -1,4 +1,7 @@
-// DenseChunk for avx512: instantiation only (built with this ISA's flags, lib/kernels/CMakeLists.txt).
+// DenseChunk for avx512: instantiations only (built with this ISA's flags,
+// lib/kernels/CMakeLists.txt): the portable loops and the two AVX-512 kernels.
 #include "kernels/dense/dense_decode_inl.hpp"
 
 template struct sparq::kernels::DenseChunk<xsimd::avx512bw>;
+template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::bf16_dot>;
+template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::f16_rows>;

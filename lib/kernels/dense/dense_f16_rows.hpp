@@ -6,20 +6,10 @@
 // reads in flight on this core (dense_bf16_dot.hpp has the probe). Same arithmetic as
 // the f32 loops (f32 products and sums, another order), so the f32 tolerance holds.
 //
-// Measured (bench/dense_decode_bench, GQA 32/8, d = 128, f16, alternating runs in the same
-// minutes against the f32 loops): S = 64k, 1 thread 15.5-15.9 ms vs 17.4-17.5, 2 threads
-// 7.95-8.14 vs 8.56-8.84; S = 16k, 1 thread 3.97-3.99 vs 4.40-4.49. GCC keeps part of
-// the 16 accumulators and of q in memory here (L1); variants were slower in alternating
-// runs: every pass reduced on its own so nothing spills (+12%), one pass of all heads
-// (0-10%), passes over the whole tile rather than per batch, the later ones reading it
-// from L2 while memory sat idle (slower than the f32 loops: 18.2-18.5 vs 17.3-17.7 ms),
-// and the same row order in the xsimd loops with a run-time loop over the row's chunks
-// (+46%: each accumulator's chain of FMAs stalls).
-// V keeps the f32 loops: 2 passes of 2 heads x whole rows instead of 4 heads x half rows
-// made no difference.
+// About 10% faster than the f32 loops cold; the variants tried are in docs/performance.md.
 //
 // Declared here, defined in dense_f16_rows_avx512.cpp (intrinsics: vcvtph2ps); called only
-// by the avx512 dense kernel.
+// by the f16_rows dense kernel (dense_decode.hpp).
 #pragma once
 
 #include <cstddef>
@@ -41,15 +31,14 @@ namespace sparq::kernels::f16_rows {
 // Shapes these loops take: rows of whole 64-byte lines up to 256 values, head tiles of
 // 1, 2, 4 or 8 heads with at least one head per pass.
 [[nodiscard]] constexpr bool handles(std::size_t g, std::size_t d) noexcept {
-  return d % 32 == 0 && d >= 32 && d <= 256 && (g == 1 || g == 2 || g == 4 || g == 8) &&
-         heads_per_pass(g, d / 32) > 0;
+  return d % 32 == 0 && d >= 32 && d <= 256 && (g == 1 || g == 2 || g == 4 || g == 8) && heads_per_pass(g, d / 32) > 0;
 }
 
 // Scores of the g heads of one head tile over the n rows of one tile (k: f16 bits, row
 // stride d; q: g rows of d floats, stride q_stride): sc[b * 16 + h * P + p] = q_h .
 // k_{b P + p} for batches b < ceil(n / P), P = 16 / g; rows past n repeat row 0 (the
 // softmax masks their lanes).
-void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q,
-            std::size_t q_stride, float* sc) noexcept;
+void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q, std::size_t q_stride,
+            float* sc) noexcept;
 
 }  // namespace sparq::kernels::f16_rows

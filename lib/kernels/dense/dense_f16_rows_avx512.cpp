@@ -6,8 +6,8 @@
 
 #include "kernels/dense/dense_f16_rows.hpp"
 #include "kernels/dense/prefetch_rows_avx512.hpp"
-#include "kernels/simd/row_sums16_avx512.hpp"
 #include "kernels/dense/shape_dispatch.hpp"
+#include "kernels/simd/row_sums16_avx512.hpp"
 
 namespace sparq::kernels::f16_rows {
 namespace {
@@ -48,17 +48,17 @@ void scores_impl(const std::uint16_t* k, std::size_t n, const float* q, std::siz
       for (auto& a : acc) a = _mm512_setzero_ps();
       [&]<std::size_t... I>(std::index_sequence<I...>) {
         (batch_pass<G, L, I * HP>(k, n, b, q, q_stride, acc), ...);
-      }(std::make_index_sequence<G / HP>{});
+      }
+      (std::make_index_sequence<G / HP>{});
       _mm512_storeu_ps(sc + b * 16, row_sums16_avx512(acc));
     }
 }
 
 }  // namespace
 
-void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q,
-            std::size_t q_stride, float* sc) noexcept {
-  shape_dispatch::with_shape(g, d,
-                             [&]<std::size_t G, std::size_t L>() { scores_impl<G, L>(k, n, q, q_stride, sc); });
+void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q, std::size_t q_stride,
+            float* sc) noexcept {
+  shape_dispatch::with_shape(g, d, [&]<std::size_t G, std::size_t L>() { scores_impl<G, L>(k, n, q, q_stride, sc); });
 }
 
 }  // namespace sparq::kernels::f16_rows

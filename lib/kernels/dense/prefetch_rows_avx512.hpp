@@ -1,8 +1,7 @@
 // Software prefetch of K rows ahead of the AVX-512 dense loops (dense_bf16_dot_avx512.cpp,
 // dense_f16_rows_avx512.cpp): kAheadBytes past the row being read (past a tile's K rows
-// the stream continues into its V rows, read next). 3 alternating rounds of
-// dense_decode_bench, 64k bf16, 1 thread: 14.1-14.6 ms against 16.0-16.2 without; 2 KiB
-// and 4 KiB alike; the same prefetch in V's first pass as well gained nothing more.
+// the stream continues into its V rows, read next): 12% faster on one thread
+// (docs/performance.md, "AVX512-BF16").
 // static: internal linkage, as in row_sums16_avx512.hpp (the users are built with
 // different ISA flags).
 #pragma once

@@ -3,18 +3,18 @@
 // has its own symbols.
 #pragma once
 
-#include <algorithm>
 #include <cstring>
-#include <limits>
 
 #include "kernels/simd/load_convert.hpp"
 #include "kernels/simd/prefetch_lines.hpp"
+#include "kernels/simd/scalar_ops.hpp"
+#include "kernels/simd/storage.hpp"
 #include "kernels/sparq/head_groups.hpp"
 #include "kernels/sparq/sparq_stage1.hpp"
-#include "kernels/simd/storage.hpp"
 
 namespace sparq::kernels {
 namespace sparq_stage1_detail {
+namespace {
 
 // Registers allow HG heads × NV vectors of positions as accumulators (half the register
 // file, leaving room for the key vectors and the broadcast coefficient).
@@ -26,11 +26,8 @@ constexpr std::size_t vectors_per_tile() {
 }
 
 // Software prefetch distance along each d-major row, in bytes: the rows are n_rows
-// streams read side by side, 2 lines (bf16) per row per tile, more than the hardware
-// prefetcher follows. sparq_decode_bench, S = 64k, GQA 32/8, bf16, 1 thread, ratio 8,
-// alternating runs: stage 1's share of SparQ time 0.27-0.28 at 512 or 768 bytes, 0.29-0.30
-// at 1 KiB, 0.30-0.33 at 2 KiB, against 0.34-0.36 with the previous prefetch of the whole
-// next block's runs at each block (a burst of 16 x 8 lines) and 0.33-0.34 with none.
+// streams read side by side, more than the hardware prefetcher follows; 512 B was the
+// best distance measured (docs/performance.md, "SparQ decode").
 constexpr std::size_t kRowAheadBytes = 512;
 
 // z[h][t .. t + NV·W) for HG heads: one pass over the n_rows rows, each row's NV vectors
@@ -80,7 +77,7 @@ struct Scratch {
   std::byte* gather;        // [n_rows][kSparqStage1Tile] elements (S-major gather)
 };
 
-inline Scratch carve(std::byte* p, std::size_t n_rows) noexcept {
+Scratch carve(std::byte* p, std::size_t n_rows) noexcept {
   Scratch s;
   s.row_ptrs = reinterpret_cast<const void**>(p);
   s.stage_ptrs = s.row_ptrs + n_rows;
@@ -113,7 +110,8 @@ void approx_run(const T* const* rows, std::size_t n_rows, std::size_t n, const f
   alignas(64) float tmp[8 * W];
   sparq_for_head_groups(heads, [&]<std::size_t HG>(std::size_t h0) {
     approx_tile<Arch, T, HG, 1, false>(ptrs, n_rows, q + h0 * n_rows, n_rows, 0, tmp, W);
-    for (std::size_t h = 0; h < HG; ++h) std::memcpy(z + (h0 + h) * z_stride + n_full, tmp + h * W, tail * sizeof(float));
+    for (std::size_t h = 0; h < HG; ++h)
+      std::memcpy(z + (h0 + h) * z_stride + n_full, tmp + h * W, tail * sizeof(float));
   });
 }
 
@@ -123,14 +121,14 @@ void summarize(float* z, std::size_t n, bool store_exp, float& max_out, float& s
   using B = fbatch<Arch>;
   constexpr std::size_t W = B::size;
   const std::size_t n_full = n / W * W;
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  constexpr float kNegInf = -kInfF;
   B vmax(kNegInf);
   for (std::size_t t = 0; t < n_full; t += W) vmax = xsimd::max(vmax, B::load_unaligned(z + t));
   alignas(64) float lanes[W];
   vmax.store_aligned(lanes);
   float m = kNegInf;
-  for (std::size_t i = 0; i < W; ++i) m = std::max(m, lanes[i]);
-  for (std::size_t t = n_full; t < n; ++t) m = std::max(m, z[t]);
+  for (std::size_t i = 0; i < W; ++i) m = smax(m, lanes[i]);
+  for (std::size_t t = n_full; t < n; ++t) m = smax(m, z[t]);
 
   const B bm(m);
   B vsum(0.0f);
@@ -141,7 +139,7 @@ void summarize(float* z, std::size_t n, bool store_exp, float& max_out, float& s
   }
   if (n_full < n) {  // padded with -inf, which contributes 2^-inf = 0
     alignas(64) float tail[W];
-    std::fill(tail, tail + W, kNegInf);
+    fill_n(tail, W, kNegInf);
     std::memcpy(tail, z + n_full, (n - n_full) * sizeof(float));
     const B e = exp2<Arch>(B::load_aligned(tail) - bm);
     vsum += e;
@@ -166,7 +164,7 @@ void stage1(const SparqStage1Args& a) noexcept {
     // stream across blocks, prefetched kRowAheadBytes ahead as it is read.
     for (std::size_t j = a.j_begin; j < a.j_end;) {
       const std::size_t b = j / B;
-      const std::size_t n = std::min(B, a.j_end - j);
+      const std::size_t n = smin(B, a.j_end - j);
       const T* base = reinterpret_cast<const T*>(a.blocks[b * a.block_stride] + a.key_offset);
       for (std::size_t u = 0; u < a.n_rows; ++u) rows[u] = base + std::size_t(a.rows[u]) * a.row_stride;
       approx_run<Arch, T, true>(rows, a.n_rows, n, a.qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);
@@ -179,10 +177,11 @@ void stage1(const SparqStage1Args& a) noexcept {
     constexpr std::size_t TW = kSparqStage1Tile;
     for (std::size_t u = 0; u < a.n_rows; ++u) rows[u] = tile + u * TW;
     for (std::size_t j = a.j_begin; j < a.j_end; j += TW) {
-      const std::size_t n = std::min(TW, a.j_end - j);
+      const std::size_t n = smin(TW, a.j_end - j);
       for (std::size_t t = 0; t < n; ++t) {
         const std::size_t p = j + t;
-        const T* krow = reinterpret_cast<const T*>(a.blocks[p / B * a.block_stride] + a.key_offset) + (p % B) * a.head_dim;
+        const T* krow =
+            reinterpret_cast<const T*>(a.blocks[p / B * a.block_stride] + a.key_offset) + (p % B) * a.head_dim;
         for (std::size_t u = 0; u < a.n_rows; ++u) tile[u * TW + t] = krow[a.rows[u]];
       }
       approx_run<Arch, T, false>(rows, a.n_rows, n, a.qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);
@@ -193,6 +192,7 @@ void stage1(const SparqStage1Args& a) noexcept {
     summarize<Arch>(a.z + h * a.z_stride, n, a.store_exp, a.chunk_max[h], a.chunk_sum[h]);
 }
 
+}  // namespace
 }  // namespace sparq_stage1_detail
 
 template <class Arch>

@@ -27,9 +27,11 @@ namespace sparq::kernels {
 inline constexpr std::size_t kSparqStage2Tile = 16;
 
 // Row stride of q and acc: d rounded up to a multiple of every compiled vector width.
+namespace {  // internal linkage: also called from the per-ISA code (tools/check-odr.sh)
 [[nodiscard]] constexpr std::size_t sparq_padded_dim(std::size_t d) noexcept {
   return (d + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
 }
+}  // namespace
 
 struct SparqStage2Args {
   // Block b of the KV head is blocks[b * block_stride] (LayerView::block(head, b) with
@@ -39,8 +41,8 @@ struct SparqStage2Args {
   const std::byte* const* blocks = nullptr;
   const std::byte* const* key_blocks = nullptr;
   std::size_t block_stride = 1;
-  std::size_t block_tokens = 0;              // B
-  std::size_t head_dim = 0;                  // d
+  std::size_t block_tokens = 0;  // B
+  std::size_t head_dim = 0;      // d
   DType dtype = DType::f32;
   bool key_d_major = false;  // gather keys from the d-major copy (no S-major copy kept)
   std::size_t key_offset = 0;
@@ -52,9 +54,9 @@ struct SparqStage2Args {
   const float* q = nullptr;              // [heads][sparq_padded_dim(d)], zero padded
   std::size_t heads = 0;
   // Output partial state (log2 domain).
-  float* m = nullptr;    // [heads]
-  float* l = nullptr;    // [heads]
-  float* acc = nullptr;  // [heads][sparq_padded_dim(d)] (any float alignment, as q)
+  float* m = nullptr;         // [heads]
+  float* l = nullptr;         // [heads]
+  float* acc = nullptr;       // [heads][sparq_padded_dim(d)] (any float alignment, as q)
   std::byte* tile = nullptr;  // scratch of sparq_stage2_tile_bytes(d, heads), 64-byte aligned
 };
 

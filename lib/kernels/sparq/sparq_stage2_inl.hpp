@@ -2,21 +2,21 @@
 // instantiation files.
 #pragma once
 
-#include <algorithm>
 #include <cstring>
-#include <limits>
 
 #include "kernels/simd/load_convert.hpp"
 #include "kernels/simd/prefetch_lines.hpp"
+#include "kernels/simd/scalar_ops.hpp"
+#include "kernels/simd/storage.hpp"
 #include "kernels/sparq/head_groups.hpp"
 #include "kernels/sparq/sparq_stage2.hpp"
-#include "kernels/simd/storage.hpp"
 
 namespace sparq::kernels {
 namespace sparq_stage2_detail {
+namespace {
 
 constexpr std::size_t T = kSparqStage2Tile;
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kNegInf = -kInfF;
 
 struct Scratch {
   std::byte* k_stage;  // [T][dp] elements
@@ -27,7 +27,7 @@ struct Scratch {
   const void** vp;     // [T]
 };
 
-inline Scratch carve(std::byte* p, std::size_t dp, std::size_t heads) noexcept {
+Scratch carve(std::byte* p, std::size_t dp, std::size_t heads) noexcept {
   Scratch s;
   s.k_stage = p;
   s.v_stage = p + T * dp * 4;
@@ -93,12 +93,8 @@ inline void tile_values(const E* const* vp, std::size_t nt, std::size_t nvec, co
   }
 }
 
-// Rows are prefetched kPrefetchTiles tiles ahead into L1. Measured at S = 64k, GQA 32/8,
-// bf16, 1 thread (min CPU time per call): L1 vs L2 hint and 1 vs 2 tiles ahead were
-// within the noise of this (shared, loaded) machine; revisit on a quiet one. Spreading
-// the next tile's prefetches over the score loop (one position pair per step) instead of
-// this burst of 16 x 8 lines: no difference either (stage 2's share 0.52-0.57 both ways,
-// 64k, bf16/f16, 1-2 threads, 2 alternating rounds).
+// Rows are prefetched kPrefetchTiles tiles ahead into L1; the hints, distances and
+// spreads tried made no measurable difference (docs/performance.md, "SparQ decode").
 constexpr std::size_t kPrefetchTiles = 1;
 
 template <class Arch, class E>
@@ -122,7 +118,7 @@ void stage2(const SparqStage2Args& a) noexcept {
   for (std::size_t h = 0; h < a.heads; ++h) {
     a.m[h] = kNegInf;
     a.l[h] = 0.0f;
-    std::fill(a.acc + h * dp, a.acc + (h + 1) * dp, 0.0f);
+    fill_n(a.acc + h * dp, dp, 0.0f);
   }
   auto key_row = [&](std::uint32_t j) {
     return reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + std::size_t(j % Bt) * d;
@@ -132,12 +128,12 @@ void stage2(const SparqStage2Args& a) noexcept {
   };
 
   for (std::size_t t0 = 0; t0 < a.n; t0 += T) {
-    const std::size_t nt = std::min(T, a.n - t0);
+    const std::size_t nt = smin(T, a.n - t0);
     const std::uint32_t* pos = a.positions + t0;
     // Prefetch the next tile's rows: random rows of d·b bytes each, too short and too
     // scattered for the hardware prefetcher.
     const std::size_t pf_begin = t0 == 0 ? T : t0 + kPrefetchTiles * T;
-    for (std::size_t t = pf_begin; t < std::min(a.n, t0 + (kPrefetchTiles + 1) * T); ++t) {
+    for (std::size_t t = pf_begin; t < smin(a.n, t0 + (kPrefetchTiles + 1) * T); ++t) {
       if (!a.key_d_major) prefetch_lines(key_row(a.positions[t]), d * sizeof(E));
       prefetch_lines(value_row(a.positions[t]), d * sizeof(E));
     }
@@ -178,10 +174,10 @@ void stage2(const SparqStage2Args& a) noexcept {
       alignas(64) float lanes[W];
       vmax.store_aligned(lanes);
       float tmax = kNegInf;
-      for (std::size_t i = 0; i < W; ++i) tmax = std::max(tmax, lanes[i]);
-      const float m_new = std::max(a.m[h], tmax);
+      for (std::size_t i = 0; i < W; ++i) tmax = smax(tmax, lanes[i]);
+      const float m_new = smax(a.m[h], tmax);
       if (m_new == kNegInf) {  // nothing attended yet by this head
-        std::fill(x, x + T, 0.0f);
+        fill_n(x, T, 0.0f);
         s.corr[h] = 1.0f;
         continue;
       }
@@ -206,6 +202,7 @@ void stage2(const SparqStage2Args& a) noexcept {
   }
 }
 
+}  // namespace
 }  // namespace sparq_stage2_detail
 
 template <class Arch>

@@ -2,18 +2,17 @@
 // per-ISA instantiation files.
 #pragma once
 
-#include <algorithm>
-#include <bit>
 #include <cstring>
-#include <limits>
 
 #include "kernels/simd/load_convert.hpp"
 #include "kernels/simd/mask.hpp"
+#include "kernels/simd/scalar_ops.hpp"
 #include "kernels/simd/store_u8.hpp"
 #include "kernels/sparq/sparq_topk.hpp"
 
 namespace sparq::kernels {
 namespace sparq_topk_detail {
+namespace {
 
 template <class Arch>
 using ibatch = xsimd::batch<std::int32_t, Arch>;
@@ -35,8 +34,7 @@ inline fbatch<Arch> score_at(const SparqTopkKeysArgs& a, const float* scores, st
   using B = fbatch<Arch>;
   if (!a.weights) return B::load_unaligned(scores);
   B c(0.0f);
-  for (std::size_t h = 0; h < a.heads; ++h)
-    c = xsimd::fma(B(a.weights[h]), B::load_unaligned(scores + h * stride), c);
+  for (std::size_t h = 0; h < a.heads; ++h) c = xsimd::fma(B(a.weights[h]), B::load_unaligned(scores + h * stride), c);
   return c;
 }
 
@@ -47,7 +45,7 @@ inline ibatch<Arch> bin_of(const SparqTopkKeysArgs& a, fbatch<Arch> c) noexcept 
   using I = ibatch<Arch>;
   constexpr int kMax = int(kSparqTopkBins) - 1;
   if (a.weights) {  // c >= 0: float bits are ordered; 2^20 bit steps = 1/8 octave
-    const I d = (I(std::bit_cast<std::int32_t>(a.top)) - xsimd::bitwise_cast<I>(c)) >> 20;
+    const I d = (I(bits_of(a.top)) - xsimd::bitwise_cast<I>(c)) >> 20;
     return xsimd::min(xsimd::max(d, I(0)), I(kMax));
   }
   const B d = xsimd::min((B(a.top) - c) * B(8.0f), B(float(kMax)));
@@ -60,7 +58,7 @@ template <class Arch, bool kExp2>
 inline float lane_sum(float* v, std::size_t n, float shift, float pad) noexcept {
   using B = fbatch<Arch>;
   constexpr std::size_t W = B::size;
-  std::fill(v + n, v + n + W, pad);
+  fill_n(v + n, W, pad);
   const B bs(shift);
   B acc(0.0f);
   for (std::size_t t = 0; t < n; t += W) {
@@ -73,6 +71,7 @@ inline float lane_sum(float* v, std::size_t n, float shift, float pad) noexcept 
   return xsimd::hadd(acc);
 }
 
+}  // namespace
 }  // namespace sparq_topk_detail
 
 template <class Arch>
@@ -93,9 +92,7 @@ void SparqTopkKeys<Arch>::operator()(Arch, const SparqTopkKeysArgs& a) const noe
     const I bin = bin_of<Arch>(a, c);
     if (count == W) {  // compile-time trip counts: unrolled, l % kSub constant
       key.store_unaligned(keys + t);
-      // One narrowing store, not W lane extractions and byte stores (those held about a
-      // third of this pass's perf samples): top-k's share of SparQ time 0.14-0.17 vs
-      // 0.15-0.19 (sparq_decode_bench, 64k, GQA 32/8, bf16/f16, 1-2 threads, 2 rounds).
+      // One narrowing store, not W lane extractions and byte stores (docs/performance.md).
       StoreU8<Arch>::store(bin, bins + t);
       if (sample) {
         bin.store_aligned(lanes);
@@ -117,7 +114,7 @@ void SparqTopkKeys<Arch>::operator()(Arch, const SparqTopkKeysArgs& a) const noe
   if (n_full < a.n) {  // zero-padded [heads][W] copy of the tail, same arithmetic
     const std::size_t tail = a.n - n_full;
     const std::size_t heads = a.weights ? a.heads : 1;
-    std::fill(a.tmp, a.tmp + heads * W, 0.0f);
+    fill_n(a.tmp, heads * W, 0.0f);
     for (std::size_t h = 0; h < heads; ++h)
       std::memcpy(a.tmp + h * W, a.scores + h * a.score_stride + n_full, tail * sizeof(float));
     one(score_at<Arch>(a, a.tmp, W), n_full, tail, (n_full / W) % kSparqTopkSampleEvery == 0);
@@ -134,10 +131,10 @@ std::size_t SparqTopkCollect<Arch>::operator()(Arch, const SparqTopkCollectArgs&
   std::size_t t = 0;
   for (; t + W <= a.n; t += W) {
     const U8 b = U8::load_unaligned(a.bins + t);
-    above += std::size_t(std::popcount(LaneMask<Arch>::bits(b < lo)));
-    std::uint64_t m = LaneMask<Arch>::bits((b >= lo) & (b <= hi));
+    above += std::size_t(popcount64(LaneMask<Arch>::below(b, lo)));
+    std::uint64_t m = LaneMask<Arch>::in_range(b, lo, hi);
     while (m) {
-      const std::size_t i = t + std::size_t(std::countr_zero(m));
+      const std::size_t i = t + std::size_t(ctz64(m));
       a.positions[count] = a.j_begin + std::uint32_t(i);
       a.out_keys[count] = a.keys[i];
       ++count;
@@ -167,14 +164,14 @@ std::size_t SparqTopkEmit<Arch>::operator()(Arch, const SparqTopkEmitArgs& a) co
   // In-place compaction: the write index never passes the read index, and each vector
   // of keys is loaded before any of its lanes can be overwritten.
   auto compact = [&](std::size_t begin, std::size_t end, std::int32_t thr) {
-    if (thr == std::numeric_limits<std::int32_t>::max()) return;
+    if (thr == kMaxI32) return;
     const I vthr(thr);
     std::size_t t = begin;
     for (; t + W <= end; t += W) {
       std::uint32_t m = LaneMask<Arch>::bits(I::load_unaligned(keys + t) >= vthr);
       const std::int32_t base = std::int32_t(a.j_begin + std::uint32_t(t));
       while (m) {  // positions are written after their vector was loaded
-        keys[count++] = base + std::countr_zero(m);
+        keys[count++] = base + ctz64(m);
         m &= m - 1;
       }
     }
@@ -184,18 +181,18 @@ std::size_t SparqTopkEmit<Arch>::operator()(Arch, const SparqTopkEmitArgs& a) co
       count += key >= thr;
     }
   };
-  const std::size_t split = std::min(a.split, a.n_ranked);
+  const std::size_t split = smin(a.split, a.n_ranked);
   compact(0, split, a.thr_lo);
   compact(split, a.n_ranked, a.thr_hi);
   for (std::size_t t = a.n_ranked; t < a.n; ++t) keys[count++] = std::int32_t(a.j_begin + std::uint32_t(t));
 
   // α partials over the selected positions, summed in W lanes.
-  const float pad = a.exp_mode ? 0.0f : -std::numeric_limits<float>::infinity();
+  const float pad = a.exp_mode ? 0.0f : -kInfF;
   for (std::size_t h = 0; h < a.heads; ++h) {
     const float* s = a.scores + h * a.score_stride;
     for (std::size_t i = 0; i < count; ++i) a.tmp[i] = s[std::uint32_t(keys[i]) - a.j_begin];
-    const float sum = a.exp_mode ? lane_sum<Arch, false>(a.tmp, count, 0.0f, pad)
-                                 : lane_sum<Arch, true>(a.tmp, count, a.shift, pad);
+    const float sum =
+        a.exp_mode ? lane_sum<Arch, false>(a.tmp, count, 0.0f, pad) : lane_sum<Arch, true>(a.tmp, count, a.shift, pad);
     a.alpha[h] = a.scale[h] * sum;
   }
   return count;
