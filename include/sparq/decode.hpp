@@ -44,6 +44,11 @@ struct DecodeOptions {
 
 // Validates everything (unknown sequence, sizes, non-finite q, S = 0, method
 // parameters) before any output is written. Throws sparq::Error.
+// Every finite input gives a finite output: a logit beyond f32's range counts as
+// ±FLT_MAX (the position then takes all the weight, or none), and weighted value sums
+// are kept scaled so they cannot overflow. Should the arithmetic still overflow (keys or
+// values within a few ulps of ±3.4e38), the call throws Error(non_finite_input) after
+// the kernels ran; `out` is then unspecified and the cache unchanged.
 void decode(const KVCache& cache, std::size_t layer, const Method& method, std::span<const DecodeItem> batch,
             const DecodeOptions& options = {});
 

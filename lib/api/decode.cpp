@@ -85,6 +85,17 @@ void check_finite(std::span<const float> q, const std::string& name) {
            name + "[" + str(i) + "] = " + std::to_string(q[i]) + ": queries must be finite");
 }
 
+// The kernels keep every finite input finite (kernels/softmax_range.hpp); this catches
+// what arithmetic on values near f32's limit could still overflow, so that no call
+// returns a silent NaN or inf.
+void check_output_finite(std::span<const float> out, std::size_t d, const std::string& name) {
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (!std::isfinite(out[i]))
+      fail(ErrorCode::non_finite_input,
+           name + ": the output of query head " + str(i / d) + " is not finite (" + std::to_string(out[i]) +
+               "): keys or values too close to the f32 limit (3.4e38) overflowed the attention arithmetic");
+}
+
 void check_length(std::size_t s, SeqId seq, std::size_t layer, const std::string& name) {
   if (s == 0)
     fail(ErrorCode::empty_sequence, name + ": sequence " + std::to_string(seq) + " has no tokens in layer " +
@@ -160,6 +171,7 @@ void decode(const KVCache& cache, std::size_t layer, const Method& method, std::
     else
       kernel(tasks, common);
   });
+  for (std::size_t b = 0; b < batch.size(); ++b) check_output_finite(batch[b].out, c.d, "batch[" + str(b) + "]");
 }
 
 void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q,
@@ -177,6 +189,7 @@ void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span
   const kernels::CausalTask task{view, q.data(), out.data(), n_new};
   const kernels::Common common = common_for(c, n_q / c.n_kv, options);
   run_in(options.arena, options.profile, [&] { kernels::dense_decode_causal(task, common); });
+  check_output_finite(out, c.d, "decode_causal");
 }
 
 }  // namespace sparq

@@ -79,6 +79,30 @@ TEST_P(VectorOps, Exp2OfVeryNegativeIsZero) {
   EXPECT_EQ(y[4], 1.0f) << "isa=" << isa();
 }
 
+// Scores beyond f32's range count as ±limit; NaN stays NaN (clamp) or ranks last (rank)
+// (kernels/softmax_range.hpp): relies on x86 max/min returning their second operand for
+// NaN, on every ISA.
+TEST_P(VectorOps, ClampScoreBoundsInfinitiesAndKeepsOrRanksNan) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float lim = std::numeric_limits<float>::max();
+  const std::vector<float> x = {inf, -inf, nan, -nan, 1.5f, -2.5f, lim, -lim, 0.0f, 3e38f, -3e38f, 1e-30f, nan, 7.0f,
+                                -inf, inf, 42.0f};
+  const std::vector<float> want = {lim, -lim, nan, nan, 1.5f, -2.5f, lim, -lim, 0.0f, 3e38f, -3e38f, 1e-30f, nan,
+                                   7.0f, -lim, lim, 42.0f};
+  for (const bool rank : {false, true}) {
+    std::vector<float> y(x.size(), 0.0f);
+    kernels::dispatch_isa(GetParam(), [&](auto arch) {
+      kernels::ClampScoreRow<decltype(arch)>{}(arch, x.data(), y.data(), x.size(), lim, rank);
+    });
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (std::isnan(want[i]) && !rank)
+        EXPECT_TRUE(std::isnan(y[i])) << "x=" << x[i] << " isa=" << isa();
+      else
+        EXPECT_EQ(y[i], std::isnan(want[i]) ? -lim : want[i]) << "x=" << x[i] << " rank=" << rank << " isa=" << isa();
+    }
+  }
+}
+
 TEST_P(VectorOps, RowSumsPutRowIInLaneI) {
   constexpr std::size_t M = kernels::kMaxLanes;
   std::vector<float> rows(M * M);

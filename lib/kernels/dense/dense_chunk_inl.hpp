@@ -8,7 +8,7 @@
 // (G * P = W with P positions per score batch):
 //   1. scores of the G heads over the tile, one batch per P positions: lane h*P + p holds
 //      head h's score at position p (the inner loops: dense_xsimd_loops_inl.hpp,
-//      dense_bf16_dot.hpp, dense_f16_rows.hpp);
+//      dense_bf16_dot.hpp, dense_rows16.hpp);
 //   2. online softmax in base 2 (q carries log2(e)): a head's running max moves only when
 //      the tile exceeds it, and then o and l are rescaled once;
 //   3. o_h += p_h[pos] * V_pos, each V row widened once for up to kVHeads heads.
@@ -21,11 +21,12 @@
 
 #include "kernels/dense/dense_bf16_dot.hpp"
 #include "kernels/dense/dense_decode.hpp"
-#include "kernels/dense/dense_f16_rows.hpp"
+#include "kernels/dense/dense_rows16.hpp"
 #include "kernels/simd/load_convert.hpp"
 #include "kernels/simd/prefetch_lines.hpp"
 #include "kernels/simd/scalar_ops.hpp"
 #include "kernels/simd/storage.hpp"
+#include "kernels/softmax_range.hpp"
 
 // ODR: nothing here may instantiate a non-Arch-templated inline function (STL algorithms,
 // std::max, <cmath> overloads): the linker could keep this ISA's copy for every caller,
@@ -49,9 +50,9 @@ class Chunk {
   // per tile, so longer tiles amortize that.
   static constexpr std::size_t kSub = kDenseTileBatches;
   static constexpr bool kDot = Loops == DenseLoops::bf16_dot;
-  static constexpr bool kF16Rows = Loops == DenseLoops::f16_rows;
+  static constexpr bool kRows16 = Loops == DenseLoops::rows16;
   static_assert(!kDot || (std::is_same_v<Arch, xsimd::avx512bw> && std::is_same_v<T, bf16_t>));
-  static_assert(!kF16Rows || (std::is_same_v<Arch, xsimd::avx512bw> && std::is_same_v<T, f16_t>));
+  static_assert(!kRows16 || (std::is_same_v<Arch, xsimd::avx512bw> && !std::is_same_v<T, float>));
 
   explicit Chunk(const DenseChunkArgs& a)
       : v_(*a.view),
@@ -77,10 +78,11 @@ class Chunk {
   void run(std::size_t begin, std::size_t end);
 
  private:
+  static xsimd::batch_bool<float, Arch> s_nan_false() noexcept { return B(0.0f) != B(0.0f); }
   // Head tiles: the largest power of two <= min(remaining, W), at most 8 for the AVX-512
   // loops.
   std::size_t head_tile(std::size_t remaining) const {
-    std::size_t g = kDot || kF16Rows ? bf16_dot::kMaxHeads : W;
+    std::size_t g = kDot || kRows16 ? bf16_dot::kMaxHeads : W;
     while (g > remaining) g /= 2;
     return g;
   }
@@ -108,7 +110,7 @@ class Chunk {
     std::size_t n = 0;
   };
 
-  // The portable f32 loops (dense_xsimd_loops_inl.hpp); the f16_rows kernel uses them for
+  // The portable f32 loops (dense_xsimd_loops_inl.hpp); the rows16 kernel uses them for
   // V and for the head tiles its score loop does not take.
   template <class F>
   void with_rows(const T* rows, float* widened, std::size_t n, F&& f);
@@ -148,11 +150,12 @@ class Chunk {
   float* const vf_;       // [kSub*W][nc*W] widened V tile (odd d)
   float* const qp_;       // [heads][dp] q in pair order (paired_), or q_bf16()
   float* const sc_;       // [kSub*G][W] scores of the tile, lane h*P + p of batch b = position b*P + p
-  float* const pr_;       // [kSub*G][W] 2^(s - m), same layout
+  float* const pr_;       // [kSub*G][W] weights 2^(s - m - kWeightShift), same layout
   float* const mvec_;     // per head tile at h0*W: running max of head h in lanes h*P .. h*P+P-1
   float* const lsum_;     // per head tile at h0*W: running sums, same layout
   float* const corr_;     // [heads] rescaling factor of this tile
   NextTile pf_;
+  bool nan_score_ = false;  // a NaN logit: the chunk's sums become NaN, and decode() reports it
   const std::byte* kd_ = nullptr;  // the current block's d-major key copy (no S-major keys kept)
   // The hardware prefetchers stop at 4 KiB page ends and the loops' access order trains
   // them poorly; a 4 KiB software prefetch stream helps (docs/performance.md).
@@ -198,7 +201,7 @@ void Chunk<Arch, T, Loops>::run(std::size_t begin, std::size_t end) {
     for (std::size_t h = 0; h < g; ++h) {
       float l = 0.0f;
       for (std::size_t j = 0; j < p; ++j) l += lsum_[h0 * W + h * p + j];
-      l_[h0 + h] = l;
+      l_[h0 + h] = nan_score_ ? __builtin_nanf("") : l;
     }
     h0 += g;
   }
@@ -230,7 +233,7 @@ void Chunk<Arch, T, Loops>::tile(const std::byte* block, std::size_t off, std::s
         if constexpr (W >= 8) tile_heads<8>(h0, block, off, n);
         break;
       default:
-        if constexpr (W >= 16 && !kDot && !kF16Rows) tile_heads<16>(h0, block, off, n);
+        if constexpr (W >= 16 && !kDot && !kRows16) tile_heads<16>(h0, block, off, n);
         break;
     }
     h0 += g;
@@ -274,14 +277,15 @@ bool Chunk<Arch, T, Loops>::softmax(std::size_t h0, std::size_t n) {
   // Lane-wise max over the tile's batches; each head's max is then the max of its P lanes
   // (cheaper than scanning each head's scores whenever a max moves: docs/performance.md).
   B tile_max(-kInf);
+  auto nan = s_nan_false();
   for (std::size_t b = 0; b < nb; ++b) {
-    B s = B::load_unaligned(sc_ + b * W);
-    if ((b + 1) * P > n) {
-      s = xsimd::select(B::load_aligned(kLanePos) + B(float(b * P)) < B(float(n)), s, B(-kInf));
-      s.store_unaligned(sc_ + b * W);
-    }
-    tile_max = xsimd::max(tile_max, s);
+    B s = clamp_score<Arch>(B::load_unaligned(sc_ + b * W), kScoreLimit);  // softmax_range.hpp
+    if ((b + 1) * P > n) s = xsimd::select(B::load_aligned(kLanePos) + B(float(b * P)) < B(float(n)), s, B(-kInf));
+    s.store_unaligned(sc_ + b * W);
+    nan = nan || xsimd::isnan(s);  // not s != s: xsimd compares ordered on AVX and AVX-512
+    tile_max = xsimd::max(tile_max, s);  // a NaN lane never moves the max below; its weight is 0
   }
+  if (xsimd::any(nan)) nan_score_ = true;
   B lsum = B::load_unaligned(ls);
   bool rescale = false;
   if (xsimd::any(tile_max > mb)) {
@@ -308,7 +312,7 @@ bool Chunk<Arch, T, Loops>::softmax(std::size_t h0, std::size_t n) {
     lsum *= B::load_aligned(cv);
   }
   for (std::size_t b = 0; b < nb; ++b) {
-    const B p = exp2<Arch>(B::load_unaligned(sc_ + b * W) - mb);
+    const B p = exp2<Arch>(B::load_unaligned(sc_ + b * W) - mb) * B(kWeightScale);
     p.store_unaligned(pr_ + b * W);
     lsum += p;
   }

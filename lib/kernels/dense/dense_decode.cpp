@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/kernel_api.hpp"
+#include "kernels/softmax_range.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "profile/profile_zone.hpp"
 
@@ -26,6 +27,7 @@ namespace {
 // ~13 us at 40 GB/s: far above TBB's per-task cost, small enough that one 16k-token
 // sequence of 8 KV heads makes 128 items for load balance.
 constexpr std::size_t kChunkPositions = 1024;
+static_assert(kChunkPositions <= kMaxChunkPositions, "a chunk's weighted value sum must stay finite");
 // Most query heads one chunk serves at once: their f32 accumulators ([heads][d_pad]) stay
 // in L1/L2. Only a causal prefix (g * n_new heads) is split by this.
 constexpr std::size_t kMaxSegmentHeads = 32;
@@ -90,7 +92,7 @@ class Plan {
       using Arch = decltype(arch);
       if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
         if (loops == DenseLoops::bf16_dot) return run_chunks(DenseChunk<Arch, DenseLoops::bf16_dot>{}, arch);
-        if (loops == DenseLoops::f16_rows) return run_chunks(DenseChunk<Arch, DenseLoops::f16_rows>{}, arch);
+        if (loops == DenseLoops::rows16) return run_chunks(DenseChunk<Arch, DenseLoops::rows16>{}, arch);
       }
       run_chunks(DenseChunk<Arch>{}, arch);
     });
@@ -109,7 +111,7 @@ class Plan {
       for (std::size_t i = 0; i < d_; ++i) y[i] += w * o[i];
     });
     for (std::size_t i = 0; i < d_; ++i) out[i] = float(y[i] / l);
-    if (lse) *lse = float((mx + std::log2(l)) * kLn2);
+    if (lse) *lse = float((mx + std::log2(l) + kWeightShift) * kLn2);  // weights carry 2^-kWeightShift
   }
 
   [[nodiscard]] std::uint64_t bytes_read() const {

@@ -9,7 +9,8 @@
 // loops; dense_decode.cpp chooses one per call (dense_loops_for), like the ISA:
 //   xsimd     portable f32 loops for every ISA, dtype and key layout;
 //   bf16_dot  bf16 caches on AVX512-BF16: dot products on bf16 pairs (dense_bf16_dot.hpp);
-//   f16_rows  f16 caches on AVX-512: K rows widened in address order (dense_f16_rows.hpp).
+//   rows16    f16 and bf16 caches on AVX-512: K rows widened in registers in address
+//             order, f32 arithmetic (dense_rows16.hpp).
 #pragma once
 
 #include <cstddef>
@@ -29,9 +30,9 @@ struct DenseChunkArgs {
   std::size_t heads = 0;     // query heads (g; g * n_new for a causal prefix)
   std::size_t d_pad = 0;     // row stride of q and o: head_dim rounded up to kMaxLanes
   const float* q = nullptr;  // [heads][d_pad], already multiplied by scale * log2(e), zero padded
-  float* o = nullptr;        // out [heads][d_pad]: sum_j 2^(s_j - m) V_j (padding written as 0)
+  float* o = nullptr;        // out [heads][d_pad]: sum_j w_j V_j, w_j = 2^(s_j - m - kWeightShift) (padding 0)
   float* m = nullptr;        // out [heads]: max_j s_j, log2 units
-  float* l = nullptr;        // out [heads]: sum_j 2^(s_j - m)
+  float* l = nullptr;        // out [heads]: sum_j w_j (softmax_range.hpp)
   float* work = nullptr;     // scratch of dense_work_floats(heads, d_pad) floats, 64-byte aligned
 };
 
@@ -46,7 +47,7 @@ inline constexpr std::size_t kDenseTileBatches = 16;
   return 2 * T * d_pad + heads * d_pad + 2 * T * L + 2 * heads * L + (heads + L - 1) / L * L;
 }
 
-enum class DenseLoops : std::uint8_t { xsimd, bf16_dot, f16_rows };
+enum class DenseLoops : std::uint8_t { xsimd, bf16_dot, rows16 };
 
 // The kernel for a call: the AVX-512 loops where they apply (S-major keys, the row lengths
 // they take), the portable ones otherwise.
@@ -54,7 +55,7 @@ enum class DenseLoops : std::uint8_t { xsimd, bf16_dot, f16_rows };
                                                    bool bf16_dot_allowed) noexcept {
   if (isa != Isa::avx512 || !has_s_major(layouts)) return DenseLoops::xsimd;
   if (dtype == DType::bf16 && bf16_dot_allowed && bf16_dot::handles(head_dim)) return DenseLoops::bf16_dot;
-  if (dtype == DType::f16) return DenseLoops::f16_rows;
+  if (dtype == DType::f16 || dtype == DType::bf16) return DenseLoops::rows16;
   return DenseLoops::xsimd;
 }
 
@@ -67,6 +68,6 @@ struct DenseChunk {
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_DENSE_CHUNK)
 #undef SPARQ_EXTERN_DENSE_CHUNK
 extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::bf16_dot>;
-extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::f16_rows>;
+extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::rows16>;
 
 }  // namespace sparq::kernels

@@ -4,4 +4,4 @@
 
 template struct sparq::kernels::DenseChunk<xsimd::avx512bw>;
 template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::bf16_dot>;
-template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::f16_rows>;
+template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::rows16>;

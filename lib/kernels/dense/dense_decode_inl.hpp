@@ -11,8 +11,11 @@ template <class Arch, DenseLoops Loops>
 void DenseChunk<Arch, Loops>::operator()(Arch, const DenseChunkArgs& args) const {
   if constexpr (Loops == DenseLoops::bf16_dot) {
     dense_detail::Chunk<Arch, bf16_t, Loops>(args).run(args.begin, args.end);
-  } else if constexpr (Loops == DenseLoops::f16_rows) {
-    dense_detail::Chunk<Arch, f16_t, Loops>(args).run(args.begin, args.end);
+  } else if constexpr (Loops == DenseLoops::rows16) {
+    if (args.view->dtype == DType::bf16)
+      dense_detail::Chunk<Arch, bf16_t, Loops>(args).run(args.begin, args.end);
+    else
+      dense_detail::Chunk<Arch, f16_t, Loops>(args).run(args.begin, args.end);
   } else {
     visit_dtype(args.view->dtype,
                 [&](auto t) { dense_detail::Chunk<Arch, decltype(t), Loops>(args).run(args.begin, args.end); });

@@ -66,9 +66,13 @@ void Chunk<Arch, T, Loops>::scores(std::size_t h0, const std::byte* block, std::
     return;
   }
   const T* k = reinterpret_cast<const T*>(block + v_.k_s_major_offset) + off * d_;
-  if constexpr (kF16Rows && G <= bf16_dot::kMaxHeads) {
-    if (f16_rows::handles(G, d_)) {
-      f16_rows::scores(reinterpret_cast<const std::uint16_t*>(k), d_, n, G, q_ + h0 * dp_, dp_, sc_);
+  if constexpr (kRows16 && G <= bf16_dot::kMaxHeads) {
+    if (rows16::handles(G, d_)) {
+      const auto* k16 = reinterpret_cast<const std::uint16_t*>(k);
+      if constexpr (std::is_same_v<T, bf16_t>)
+        rows16::scores_bf16(k16, d_, n, G, qp_ + h0 * dp_, dp_, sc_);  // paired_: q in pair order
+      else
+        rows16::scores(k16, d_, n, G, q_ + h0 * dp_, dp_, sc_);
       return;
     }
   }

@@ -2,6 +2,8 @@
 // Arch (so each ISA's TU has its own symbols: no ODR merging across ISA flags):
 //   load_as_f32<Arch>(const T* p)  one batch of f32 from storage type T (float, f16_t, bf16_t)
 //   exp2<Arch>(x)                  vectorized 2^x, 0 for x <= -127 (so -inf gives 0)
+//   clamp_score<Arch>(x, limit)    x clamped to [-limit, limit], NaN kept
+//   rank_score<Arch>(x, limit)     the same, NaN to -limit (ranks last)
 //   load_bf16_pair<Arch>(p, e, o)  2W bf16 values as two batches in "pair order"
 //   row_sums<Arch>(rows)           W batches -> one batch, lane i = sum of rows[i]
 // Include only from code compiled for one ISA (a family's *_inl.hpp).
@@ -89,6 +91,21 @@ inline fbatch<Arch> exp2(fbatch<Arch> x) noexcept {
   p = xsimd::fma(p, r, B(1.0f));
   const I bits = (xsimd::to_int(n) + I(127)) << 23;
   return p * xsimd::bitwise_cast<B>(bits);
+}
+
+// x clamped to [-limit, limit]. x86 max and min return their second operand when either
+// is NaN (on every ISA here: tests/kernels/vector_ops_test.cpp), so the operand order
+// decides: clamp_score keeps a NaN lane NaN (for the caller to flag), rank_score makes
+// it -limit.
+template <class Arch>
+inline fbatch<Arch> clamp_score(fbatch<Arch> x, float limit) noexcept {
+  using B = fbatch<Arch>;
+  return xsimd::min(B(limit), xsimd::max(B(-limit), x));
+}
+template <class Arch>
+inline fbatch<Arch> rank_score(fbatch<Arch> x, float limit) noexcept {
+  using B = fbatch<Arch>;
+  return xsimd::min(xsimd::max(x, B(-limit)), B(limit));
 }
 
 }  // namespace sparq::kernels

@@ -22,6 +22,13 @@ struct Exp2Row {
   void operator()(Arch, const float* x, float* y, std::size_t n) const;
 };
 
+// y[i] = x[i] clamped to [-limit, limit] by kernels::clamp_score<Arch> (NaN kept), or by
+// kernels::rank_score<Arch> (NaN to -limit) when `rank`.
+template <class Arch>
+struct ClampScoreRow {
+  void operator()(Arch, const float* x, float* y, std::size_t n, float limit, bool rank) const;
+};
+
 // sums[i] = sum of row i of rows [W][W] (W = this variant's f32 lanes, returned), by
 // kernels::row_sums<Arch>.
 template <class Arch>
@@ -32,6 +39,7 @@ struct SumRows {
 #define SPARQ_EXTERN_VECTOR_OPS(isa, arch) \
   extern template struct WidenRow<arch>;   \
   extern template struct Exp2Row<arch>;    \
+  extern template struct ClampScoreRow<arch>; \
   extern template struct SumRows<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_VECTOR_OPS)
 #undef SPARQ_EXTERN_VECTOR_OPS

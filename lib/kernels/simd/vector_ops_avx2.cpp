@@ -3,4 +3,5 @@
 
 template struct sparq::kernels::WidenRow<xsimd::fma3<xsimd::avx2>>;
 template struct sparq::kernels::Exp2Row<xsimd::fma3<xsimd::avx2>>;
+template struct sparq::kernels::ClampScoreRow<xsimd::fma3<xsimd::avx2>>;
 template struct sparq::kernels::SumRows<xsimd::fma3<xsimd::avx2>>;

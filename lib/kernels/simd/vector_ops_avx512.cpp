@@ -3,4 +3,5 @@
 
 template struct sparq::kernels::WidenRow<xsimd::avx512bw>;
 template struct sparq::kernels::Exp2Row<xsimd::avx512bw>;
+template struct sparq::kernels::ClampScoreRow<xsimd::avx512bw>;
 template struct sparq::kernels::SumRows<xsimd::avx512bw>;

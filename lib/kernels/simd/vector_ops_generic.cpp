@@ -3,4 +3,5 @@
 
 template struct sparq::kernels::WidenRow<xsimd::sse2>;
 template struct sparq::kernels::Exp2Row<xsimd::sse2>;
+template struct sparq::kernels::ClampScoreRow<xsimd::sse2>;
 template struct sparq::kernels::SumRows<xsimd::sse2>;

@@ -42,6 +42,19 @@ void Exp2Row<Arch>::operator()(Arch, const float* x, float* y, std::size_t n) co
 }
 
 template <class Arch>
+void ClampScoreRow<Arch>::operator()(Arch, const float* x, float* y, std::size_t n, float limit, bool rank) const {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  for (std::size_t i = 0; i < n; i += W) {
+    float in[W] = {}, out[W];
+    std::memcpy(in, x + i, (n - i < W ? n - i : W) * sizeof(float));
+    const B v = B::load_unaligned(in);
+    (rank ? rank_score<Arch>(v, limit) : clamp_score<Arch>(v, limit)).store_unaligned(out);
+    std::memcpy(y + i, out, (n - i < W ? n - i : W) * sizeof(float));
+  }
+}
+
+template <class Arch>
 std::size_t SumRows<Arch>::operator()(Arch, const float* rows, float* sums) const {
   using B = fbatch<Arch>;
   constexpr std::size_t W = B::size;

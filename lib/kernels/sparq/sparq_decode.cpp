@@ -23,6 +23,7 @@
 
 #include "kernels/simd/arch_list.hpp"
 #include "kernels/kernel_api.hpp"
+#include "kernels/softmax_range.hpp"
 #include "profile/profile_zone.hpp"
 #include "kernels/sparq/sparq_select.hpp"
 #include "kernels/sparq/sparq_stage1.hpp"
@@ -36,6 +37,7 @@ namespace {
 constexpr std::size_t kChunkTarget = 4096;
 // Fetched positions per stage-2 chunk: 512 K and V rows, 256 KiB at d = 128 bf16.
 constexpr std::size_t kStage2Chunk = 512;
+static_assert(kStage2Chunk <= kMaxChunkPositions, "a chunk's weighted value sum must stay finite");
 constexpr float kLog2e = 1.44269504088896340736f;
 constexpr double kLn2 = 0.69314718055994530942;
 
@@ -372,7 +374,7 @@ class UnitRunner {
         for (std::size_t i = 0; i < d_; ++i) y[i] += w * double(acc[i]);
       }
       for (std::size_t i = 0; i < d_; ++i) y[i] /= l;
-      lse_[h] = (mx + std::log2(l)) * kLn2;
+      lse_[h] = (mx + std::log2(l) + kWeightShift) * kLn2;  // weights carry 2^-kWeightShift
     }
     if (prof_) zone.add(stage2_bytes(pos, n, key_d_major), std::uint64_t(n) * g_ * (4 * d_ + 4));
   }

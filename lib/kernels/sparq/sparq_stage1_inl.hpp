@@ -9,6 +9,7 @@
 #include "kernels/simd/prefetch_lines.hpp"
 #include "kernels/simd/scalar_ops.hpp"
 #include "kernels/simd/storage.hpp"
+#include "kernels/softmax_range.hpp"
 #include "kernels/sparq/head_groups.hpp"
 #include "kernels/sparq/sparq_stage1.hpp"
 
@@ -55,7 +56,8 @@ inline void approx_tile(const T* const* rows, std::size_t n_rows, const float* q
     }
   }
   for (std::size_t h = 0; h < HG; ++h)
-    for (std::size_t v = 0; v < NV; ++v) acc[h][v].store_unaligned(z + h * z_stride + t + v * W);
+    for (std::size_t v = 0; v < NV; ++v)
+      rank_score<Arch>(acc[h][v], kScoreLimit).store_unaligned(z + h * z_stride + t + v * W);
 }
 
 // Positions [0, n) with n a multiple of W, heads [0, HG).

@@ -3,7 +3,8 @@
 // over chunks (log-sum-exp, in chunk order, so the result is thread-count independent).
 //
 //   x_h[j] = q_h · K[j]  (q_h carries scale·log2(e), so x is in the log2 domain)
-//   m_h = max_j x_h[j],  l_h = Σ_j 2^(x_h[j] - m_h),  acc_h = Σ_j 2^(x_h[j] - m_h) V[j]
+//   m_h = max_j x_h[j],  l_h = Σ_j w_h[j],  acc_h = Σ_j w_h[j] V[j],
+//   w_h[j] = 2^(x_h[j] - m_h - kWeightShift)  (softmax_range.hpp: x clamped to f32 range)
 //
 // over j in positions[0, n) (ascending), for heads h < heads; with `member`, head h only
 // attends to the positions it selected (per-head selection reads the union of the

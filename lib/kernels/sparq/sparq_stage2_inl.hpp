@@ -8,6 +8,7 @@
 #include "kernels/simd/prefetch_lines.hpp"
 #include "kernels/simd/scalar_ops.hpp"
 #include "kernels/simd/storage.hpp"
+#include "kernels/softmax_range.hpp"
 #include "kernels/sparq/head_groups.hpp"
 #include "kernels/sparq/sparq_stage2.hpp"
 
@@ -165,11 +166,18 @@ void stage2(const SparqStage2Args& a) noexcept {
     // Online softmax per head over the tile (vectors of W scores; T is a multiple of W).
     for (std::size_t h = 0; h < a.heads; ++h) {
       float* x = sc + h * T;
+      B vmax(kNegInf);
+      auto nan = B(0.0f) != B(0.0f);
+      for (std::size_t t = 0; t < nt; t += W) {  // clamped (softmax_range.hpp); lanes >= nt stay -inf
+        const B v = clamp_score<Arch>(B::load_unaligned(x + t), kScoreLimit);
+        nan = nan || xsimd::isnan(v);  // not v != v: xsimd compares ordered on AVX and AVX-512
+        v.store_unaligned(x + t);
+      }
+      if (xsimd::any(nan)) a.l[h] = __builtin_nanf("");  // a NaN logit: reported by decode(), never hidden
       for (std::size_t t = nt; t < T; ++t) x[t] = kNegInf;
       if (a.member)
         for (std::size_t t = 0; t < nt; ++t)
           if (!a.member[(t0 + t) * a.heads + h]) x[t] = kNegInf;
-      B vmax(kNegInf);
       for (std::size_t t = 0; t < T; t += W) vmax = xsimd::max(vmax, B::load_unaligned(x + t));
       alignas(64) float lanes[W];
       vmax.store_aligned(lanes);
@@ -187,7 +195,7 @@ void stage2(const SparqStage2Args& a) noexcept {
       const B bm(m_new);
       B sum(0.0f);
       for (std::size_t t = 0; t < T; t += W) {
-        const B p = exp2<Arch>(B::load_unaligned(x + t) - bm);
+        const B p = exp2<Arch>(B::load_unaligned(x + t) - bm) * B(kWeightScale);
         sum += p;
         p.store_unaligned(x + t);
       }

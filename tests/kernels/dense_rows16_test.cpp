@@ -1,9 +1,9 @@
-// The AVX-512 f16 score loop of dense decode (lib/kernels/dense/dense_f16_rows.hpp) against dot
+// The AVX-512 f16 score loop of dense decode (lib/kernels/dense/dense_rows16.hpp) against dot
 // products in double of the same f16 keys and f32 queries: the only tolerance is f32
 // arithmetic. Every head-tile width (1, 2, 4, 8), every row length the loop takes and
 // tile lengths around the score batches; the shapes it declines are checked to be the
 // ones whose registers would not fit. Skipped, saying so, on CPUs without AVX-512.
-#include "kernels/dense/dense_f16_rows.hpp"
+#include "kernels/dense/dense_rows16.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@
 namespace sparq {
 namespace {
 
-namespace rows = kernels::f16_rows;
+namespace rows = kernels::rows16;
 
 TEST(F16Rows, HeadsPerPassIsTheLargestThatFitsTheRegisters) {
   EXPECT_EQ(rows::heads_per_pass(4, 4), 2u);  // GQA g = 4, d = 128: 2 x (8 q + 4 acc) = 24

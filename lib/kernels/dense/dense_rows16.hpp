@@ -8,14 +8,14 @@
 //
 // About 10% faster than the f32 loops cold; the variants tried are in docs/performance.md.
 //
-// Declared here, defined in dense_f16_rows_avx512.cpp (intrinsics: vcvtph2ps); called only
-// by the f16_rows dense kernel (dense_decode.hpp).
+// Declared here, defined in dense_rows16_avx512.cpp (intrinsics: vcvtph2ps); called only
+// by the rows16 dense kernel (dense_decode.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace sparq::kernels::f16_rows {
+namespace sparq::kernels::rows16 {
 
 // Heads per pass for a head tile of g heads and rows of `lines` 64-byte lines: the most
 // (a power of two, at most g) whose q (2 registers per line) and accumulators (one per
@@ -40,5 +40,9 @@ namespace sparq::kernels::f16_rows {
 // softmax masks their lanes).
 void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q, std::size_t q_stride,
             float* sc) noexcept;
+// The same for bf16 rows, with q in pair order (each 32-value line: its 16 even values,
+// then its 16 odd ones; see load_bf16_pair).
+void scores_bf16(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q,
+                 std::size_t q_stride, float* sc) noexcept;
 
-}  // namespace sparq::kernels::f16_rows
+}  // namespace sparq::kernels::rows16
