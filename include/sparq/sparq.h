@@ -101,8 +101,9 @@ typedef struct sparq_method sparq_method;
 /* The message of the last failed call on this thread; "" after a successful one. Valid
  * until the next sparq call on this thread. Never NULL. */
 SPARQ_C_EXPORT const char* sparq_last_error(void);
-/* "ok", "invalid_argument", ... ; "unknown" for a value outside the enum. */
-SPARQ_C_EXPORT const char* sparq_status_name(sparq_status status);
+/* "ok", "invalid_argument", ... ; "unknown" for any other value (an int, so that any value
+ * is safe to pass). */
+SPARQ_C_EXPORT const char* sparq_status_name(int status);
 /* The library's version, e.g. "0.1.0". */
 SPARQ_C_EXPORT const char* sparq_version(void);
 

@@ -61,7 +61,7 @@ const char* sparq_last_error(void) {
   return capi::last_error.c_str();
 }
 
-const char* sparq_status_name(sparq_status status) {
+const char* sparq_status_name(int status) {
   switch (status) {
     case SPARQ_OK:
       return "ok";
