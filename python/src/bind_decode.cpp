@@ -220,7 +220,7 @@ for MHA and off for GQA; each explicitly given value overrides its derived one. 
           "The parameters a call with this head_dim, sequence length and GQA group size uses (a dict).")
       .def("__repr__", [](const SparQ& s) {
         auto opt = [](const std::optional<std::size_t>& v) { return v ? std::to_string(*v) : std::string("None"); };
-        return "sparq.SparQ(" + std::to_string(s.ratio) + ", r=" + opt(s.r) + ", k=" + opt(s.k) +
+        return "sparq.SparQ(" + std::string(py::repr(py::float_(s.ratio))) + ", r=" + opt(s.r) + ", k=" + opt(s.k) +
                ", window=" + opt(s.window) +
                ", reallocation=" + (s.reallocation ? (*s.reallocation ? "True" : "False") : "None") + ", gqa='" +
                std::string(to_string(s.gqa)) + "')";
@@ -259,7 +259,8 @@ kv_head_begin + h // (q_heads / n_kv) where n_kv = kv_head_end - kv_head_begin (
 Returns `out` (written in place when given; else a new array of q's kind and type). Optional
 outputs, written in place: lse and alpha, float32 [batch, q_heads] (log-sum-exp of the attended
 scaled scores; SparQ's estimated score mass fetched, 1 for dense); selected, a list that gets
-one list per sequence of one uint32 array per query head with the positions SparQ fetched.
+one list per sequence of one uint32 array per query head with the positions SparQ fetched
+(ascending; empty lists for Dense).
 Validates everything before any output is written; releases the GIL while decoding.)");
   m.def("decode_causal", &decode_causal_py, py::arg("cache"), py::arg("layer"), py::arg("seq"), py::arg("q"),
         py::arg("out") = py::none(), py::kw_only(), py::arg("kv_head_begin") = 0, py::arg("kv_head_end") = py::none(),
