@@ -37,7 +37,7 @@ struct DecodeItem {
 struct DecodeOptions {
   float scale = 0.0f;  // softmax scale; 0 means 1/sqrt(d)
   std::size_t kv_head_begin = 0;
-  std::size_t kv_head_end = ~std::size_t{0};  // clamped to the cache's kv_heads
+  std::size_t kv_head_end = ~std::size_t{0};  // ~0: all heads; otherwise at most kv_heads
   Profile* profile = nullptr;                 // accumulated into when given
   tbb::task_arena* arena = nullptr;           // run inside the caller's arena when given
 };

@@ -19,9 +19,21 @@
 // thrown sparq::Error the cache is exactly as it was.
 //
 // Thread safety. Methods on different sequences may run concurrently, and so may any
-// number of readers (decode, view) of one sequence. Writers of one sequence (append,
-// truncate, remove) must not overlap with each other or with its readers: such overlap
-// is detected and reported as ErrorCode::concurrent_use rather than raced.
+// number of readers (decode, read_key/read_value, a view held under a ReadLock) of one
+// sequence. Writers of one sequence (append, truncate, fork, remove) must not overlap with
+// each other or with its readers: such overlap is detected and reported as
+// ErrorCode::concurrent_use rather than raced.
+//
+// Raw views (the one rule). view() returns pointers into the cache with no guard of their
+// own. A caller that reads through a LayerView must hold a ReadLock of that sequence from
+// lock_for_read() for as long as it uses the view, taken before view() is called:
+//     const auto lock = cache.lock_for_read(seq);   // writers now fail, never race
+//     const LayerView v = cache.view(seq, layer);   // valid until `lock` is destroyed
+// The lock is what makes a concurrent append/truncate/remove of that sequence fail with
+// concurrent_use instead of moving or freeing the blocks under the reader; decode() and
+// read_key()/read_value() take it themselves. Without a lock, a view is only safe when
+// the caller guarantees by other means that no thread writes to the sequence meanwhile
+// (as single-threaded tools do); such use is not checked.
 #pragma once
 
 #include <cstddef>
@@ -64,8 +76,9 @@ struct MemoryUsage {
   [[nodiscard]] std::size_t total() const noexcept { return k_s_major + k_d_major + values + metadata; }
 };
 
-// Read-only view of one (sequence, layer): what kernels read. Valid until the next
-// write to that sequence or a remove. Element pointers are to `dtype` storage.
+// Read-only view of one (sequence, layer): what kernels read. Valid while the caller
+// holds a ReadLock of the sequence (see "Raw views" above), and in any case only until the
+// next write to that sequence or its removal. Element pointers are to `dtype` storage.
 struct LayerView {
   std::size_t length = 0;        // S
   std::size_t head_dim = 0;      // d
@@ -150,6 +163,7 @@ class KVCache {
   [[nodiscard]] SeqId fork(SeqId seq);
 
   [[nodiscard]] std::size_t length(SeqId seq, std::size_t layer) const;
+  // Raw pointers into seq's blocks: hold lock_for_read(seq) while using them.
   [[nodiscard]] LayerView view(SeqId seq, std::size_t layer) const;
   [[nodiscard]] MemoryUsage memory_usage() const;
   // Blocks not in use (each holds block_tokens tokens of one layer and KV head).
@@ -159,7 +173,10 @@ class KVCache {
   void read_key(SeqId seq, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const;
   void read_value(SeqId seq, std::size_t layer, std::size_t head, std::size_t pos, std::span<float> out) const;
 
-  // Internal: the reader guard used by decode (see "Thread safety").
+  // The reader guard of one sequence (see "Raw views"): while any ReadLock of seq lives,
+  // writers of seq fail with concurrent_use. Throws unknown_sequence, or concurrent_use when
+  // a writer holds seq now. Movable, not copyable; release it before writing to seq from
+  // the same thread (a thread holding it cannot append to that sequence itself).
   class ReadLock;
   [[nodiscard]] ReadLock lock_for_read(SeqId seq) const;
 

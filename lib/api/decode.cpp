@@ -37,7 +37,11 @@ CallShape resolve_call(const KVCache& cache, std::size_t layer, const DecodeOpti
   CallShape c;
   c.d = cfg.head_dim;
   c.kv_begin = options.kv_head_begin;
-  c.kv_end = std::min(options.kv_head_end, cfg.kv_heads);
+  const bool all = options.kv_head_end == ~std::size_t{0};
+  if (!all && options.kv_head_end > cfg.kv_heads)  // a rank's range past the cache is a caller bug, not "the rest"
+    fail(ErrorCode::invalid_argument, "kv_head_end=" + str(options.kv_head_end) + " exceeds kv_heads=" +
+                                          str(cfg.kv_heads) + ": kv_head_end must be in [1, kv_heads] (or ~0 for all)");
+  c.kv_end = all ? cfg.kv_heads : options.kv_head_end;
   if (c.kv_begin >= c.kv_end)
     fail(ErrorCode::invalid_argument, "kv_head_begin=" + str(options.kv_head_begin) + ", kv_head_end=" +
                                           (options.kv_head_end == ~std::size_t{0} ? std::string("(all)")

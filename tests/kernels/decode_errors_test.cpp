@@ -102,6 +102,8 @@ TEST_F(DecodeErrors, KvHeadRange) {
   expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_begin = 2}); }, {"kv_head_begin=2", "kv_heads=2"});
   expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_begin = 1, .kv_head_end = 1}); },
                {"kv_head_end=1"});
+  // Past the cache's heads is an error, not clamped to them; ~0 (the default) means all.
+  expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_end = 3}); }, {"kv_head_end=3", "kv_heads=2"});
 }
 
 TEST_F(DecodeErrors, Scale) {

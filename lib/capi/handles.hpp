@@ -1,0 +1,15 @@
+// What the C API's opaque handles hold.
+#pragma once
+
+#include "sparq/kv_cache.hpp"
+#include "sparq/method.hpp"
+#include "sparq/sparq.h"
+
+struct sparq_cache {
+  explicit sparq_cache(const sparq::CacheConfig& config) : cache(config) {}
+  sparq::KVCache cache;
+};
+
+struct sparq_method {
+  sparq::Method method;
+};
