@@ -32,10 +32,7 @@ class AttendErrors : public CliTest {
     EXPECT_TRUE(r.err.starts_with("sparq attend: error: ")) << ctx << "\nstderr: " << r.err;
     const std::string first = r.err.substr(0, r.err.find('\n'));
     EXPECT_NE(first.find(mention), std::string::npos) << ctx << ": '" << first << "' lacks '" << mention << "'";
-    // One line, plus "Run 'sparq attend --help'" for errors the parser finds.
-    const auto n = std::count(r.err.begin(), r.err.end(), '\n');
-    EXPECT_TRUE(n == 1 || (n == 2 && r.err.find("Run 'sparq attend --help'") != std::string::npos))
-        << ctx << "\nstderr: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << ctx << "\nstderr: " << r.err;
     EXPECT_TRUE(r.out.empty()) << ctx << "\nstdout: " << r.out;
     EXPECT_FALSE(fs::exists(path("y.npy"))) << ctx;
     for (const auto& f : files())
