@@ -13,9 +13,10 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "eval_report.hpp"
+#include "gnuplot.hpp"
 #include "sparq/tools/eval/evaluator.hpp"
 #include "sparq/tools/eval/synthetic_trace.hpp"
-#include "eval_report.hpp"
 
 namespace sparq::cli {
 
@@ -107,15 +108,7 @@ int run(const EvalCliOptions& o) {
     if (opt->count() > 0) usage_error(opt->get_name() + " only applies with --make-synthetic DIR");
   if (o.trace.empty()) usage_error("no trace directory: sparq eval DIR (or --make-synthetic DIR to create one)");
   const eval::EvalOptions options = to_eval_options(o);
-  std::string gnuplot;
-  if (!o.plot.empty()) {
-    if (o.plot.find('\'') != std::string::npos) usage_error("--plot: the path may not contain a single quote");
-    gnuplot = find_gnuplot();
-    if (gnuplot.empty())
-      usage_error(
-          "--plot needs gnuplot, which is not on PATH (Debian: apt-get install gnuplot-nox); "
-          "run without --plot, or use --csv and plot it elsewhere");
-  }
+  const std::string gnuplot = o.plot.empty() ? std::string() : require_gnuplot("--plot");
   const eval::EvalResult r = eval::run_eval(o.trace, options);
   if (o.json)
     fmt::print("{}\n", eval_json(r, o.trace).dump(2));

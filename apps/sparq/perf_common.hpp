@@ -323,19 +323,4 @@ inline double timed_decode(ColdCache& cold, const Method& method, const Queries&
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Whether an executable `name` is on PATH.
-inline bool on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (!path) return false;
-  std::string_view rest(path);
-  while (true) {
-    const auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (dir.empty()) dir = ".";
-    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) return false;
-    rest.remove_prefix(colon + 1);
-  }
-}
-
 }  // namespace sparq::cli::perf

@@ -59,11 +59,12 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "gnuplot.hpp"
 #include "perf_common.hpp"
 #include "roofline_run.hpp"
 #include "sparq/tools/machine.hpp"
-#include "sparq/topology.hpp"
 #include "sparq/tools/residency.hpp"
+#include "sparq/topology.hpp"
 
 namespace sparq::cli {
 namespace roofline {
@@ -78,7 +79,8 @@ std::uint64_t auto_working_set(const MachineInfo& m) {
   return std::clamp<std::uint64_t>(4 * llc, 256ull << 20, 512ull << 20);
 }
 
-void check(const RooflineOptions& o) {
+// Returns gnuplot's path for --plot.
+std::string check(const RooflineOptions& o) {
   perf::check_shared_options({.json = o.json,
                               .csv = o.csv,
                               .head_dim = o.head_dim,
@@ -91,8 +93,7 @@ void check(const RooflineOptions& o) {
   perf::check_repeats(o.repeats);
   if (o.block_tokens < 1 || o.block_tokens > (1 << 20))
     usage_error(fmt::format("--block-tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
-  if (!o.plot.empty() && !perf::on_path("gnuplot"))
-    usage_error("--plot needs gnuplot, which is not on PATH (Debian: apt-get install gnuplot-nox)");
+  return o.plot.empty() ? std::string() : require_gnuplot("--plot");
 }
 
 Method make_sparq(const RooflineOptions& o, double ratio) {
@@ -231,7 +232,7 @@ void finish(Run& run) {
 }
 
 int run(const RooflineOptions& o) {
-  check(o);
+  const std::string gnuplot = check(o);
   const perf::Heads heads = perf::parse_heads(o.heads);
   const auto seq_lens = perf::parse_count_list(o.seq_lens, "--seq-lens");
   for (auto s : seq_lens)
@@ -343,7 +344,7 @@ int run(const RooflineOptions& o) {
     print_floors(run);
     print_placement(run);
   }
-  if (!o.plot.empty()) write_plot(o.plot, o, run, heads);
+  if (!o.plot.empty()) write_plot(gnuplot, o.plot, o, run, heads);
   if (run.interrupted) {
     fmt::print(stderr, "sparq roofline: interrupted: printed what was measured so far\n");
     return perf::kExitInterrupted;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gnuplot.hpp"
 #include "roofline_run.hpp"
 #include "sparq/isa.hpp"
 
@@ -228,7 +229,8 @@ void print_floors(const Run& run) {
   if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return r.method != "dense"; })) return;
   fmt::print(
       "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s{}; "
-      "SparQ's stages: as many runs of their size as the profile counted, at random places of each stretch of d-major keys (stage 1) or block's K and V (stage 2), {} "
+      "SparQ's stages: as many runs of their size as the profile counted, at random places of each stretch of d-major "
+      "keys (stage 1) or block's K and V (stage 2), {} "
       "thr)\n",
       run.floor_streaming_gb_per_s(), run.bw_after ? ", measured after the runs" : "", run.threads);
   const FloorCeilings& f = run.floor_ceilings;
@@ -287,7 +289,8 @@ void print_placement(const Run& run) {
   }
 }
 
-void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
+void write_plot(const std::string& gnuplot, const std::string& file, const RooflineOptions& o, const Run& run,
+                const perf::Heads& heads) {
   double lo = 1e9, hi = 0;
   for (const Row& r : run.rows)
     if (!r.times.empty() && r.point.intensity > 0) {
@@ -297,16 +300,13 @@ void write_plot(const std::string& file, const RooflineOptions& o, const Run& ru
   const double ridge = run.ceilings.ridge_intensity();
   lo = std::min(lo, ridge) / 4;
   hi = std::max(hi, ridge) * 4;
-  const auto esc = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out;
-  };
   std::string script;
   script += fmt::format("set terminal svg size 900,600 dynamic font 'sans,12' background '#ffffff'\n");
-  script += fmt::format("set output '{}'\n", esc(file));
-  script += fmt::format("set title '{} — {} thr, {} query / {} KV heads, d={}, {}' noenhanced\n",
-                        esc(run.machine.cpu_model), run.threads, heads.q, heads.kv, o.head_dim, o.dtype);
+  script += fmt::format("set output {}\n", gnuplot_quoted(file));
+  script +=
+      fmt::format("set title {} noenhanced\n",
+                  gnuplot_quoted(fmt::format("{} — {} thr, {} query / {} KV heads, d={}, {}", run.machine.cpu_model,
+                                             run.threads, heads.q, heads.kv, o.head_dim, o.dtype)));
   script += "set logscale xy\nset grid\nset key left top noenhanced\n";
   script += "set xlabel 'arithmetic intensity (FLOP/byte)'\nset ylabel 'GFLOP/s'\n";
   script += fmt::format("bw = {}\npeak = {}\nroof(x) = x * bw < peak ? x * bw : peak\n", run.ceilings.read_gb_per_s,
@@ -327,12 +327,7 @@ void write_plot(const std::string& file, const RooflineOptions& o, const Run& ru
       "  $dense using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle, \\\n"
       "  $sparq using 1:2 with points pt 5 ps 1.3 lc rgb '#1f77b4' title 'SparQ', \\\n"
       "  $sparq using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle\n");
-  FILE* gp = popen("gnuplot", "w");
-  if (!gp) throw Error(ErrorCode::io_error, "--plot: cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int status = pclose(gp);
-  if (status != 0)
-    throw Error(ErrorCode::io_error, fmt::format("--plot: gnuplot failed writing {} (status {})", file, status));
+  run_gnuplot(gnuplot, script, file);
 }
 
 }  // namespace sparq::cli::roofline

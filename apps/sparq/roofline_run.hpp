@@ -152,7 +152,9 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
 void print_floors(const Run& run);
 // Per S: each node's resident share (and the model's) and bytes per node of every row.
 void print_placement(const Run& run);
-// An SVG roofline chart through gnuplot; throws Error(io_error) when gnuplot fails.
-void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+// An SVG roofline chart through `gnuplot` (require_gnuplot()); throws Error(io_error)
+// when gnuplot fails.
+void write_plot(const std::string& gnuplot, const std::string& file, const RooflineOptions& o, const Run& run,
+                const perf::Heads& heads);
 
 }  // namespace sparq::cli::roofline
