@@ -26,6 +26,7 @@
 
 #include "cli.hpp"
 #include "perf_common.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/roofline.hpp"
 
 namespace sparq::cli {
@@ -111,13 +112,13 @@ std::string recommend(const std::vector<Result>& results, std::size_t S, std::si
 
 int run(const LayoutsOptions& o) {
   perf::check_shared_options({.json = o.json,
-                               .csv = o.csv,
-                               .head_dim = o.head_dim,
-                               .ratios = {o.ratio},
-                               .r = o.r,
-                               .k = o.k,
-                               .window = o.window,
-                               .threads = o.threads});
+                              .csv = o.csv,
+                              .head_dim = o.head_dim,
+                              .ratios = {o.ratio},
+                              .r = o.r,
+                              .k = o.k,
+                              .window = o.window,
+                              .threads = o.threads});
   perf::check_repeats(o.repeats);
   const std::size_t S = perf::parse_count(o.seq_len, "--seq-len");
   if (S > (1ull << 30)) usage_error(fmt::format("--seq-len={} is too long: at most 1G positions", o.seq_len));
@@ -157,8 +158,10 @@ int run(const LayoutsOptions& o) {
       for (std::size_t B : blocks) {
         if (stop.stop_requested()) break;
         const std::string tag = fmt::format("{} {} B={}", to_string(dt), layout_name(lay), B);
-        const CacheConfig base{.kv_heads = heads.kv, .head_dim = d, .dtype = dt, .block_tokens = B, .layouts = lay};
-        auto cold = perf::build_cold_cache(base, S, 1, working_set, 2, 7, [&](double f) {
+        CacheConfig config{.kv_heads = heads.kv, .head_dim = d, .dtype = dt, .block_tokens = B, .layouts = lay};
+        // SparQ and dense alternate: at least 3 layers, an odd number.
+        config.layers = rotation_layers(working_set, stored_bytes_per_layer(config, S), 3, 2);
+        auto cold = build_cold_caches({.config = config, .seq_len = S}, [&](double f) {
           progress.show(fmt::format("{}: filling {:.0f}%", tag, f * 100));
           return !stop.stop_requested();
         });

@@ -1,7 +1,7 @@
 // Shared pieces of the measuring subcommands (`sparq roofline`, `sparq layouts`):
-// parsing of sizes and lists, a cache of cold data to rotate over, timing of one
-// decode call, Ctrl-C handling and a progress bar. Header-only so that each tool stays
-// one line in commands.cmake.
+// parsing of sizes and lists, timing of one decode call on cold data (the caches come
+// from sparq/tools/cold_caches.hpp, as the benchmarks' do), Ctrl-C handling and a
+// progress bar. Header-only so that each tool stays one line in commands.cmake.
 #pragma once
 
 #include <fmt/core.h>
@@ -27,6 +27,7 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
+#include "sparq/tools/cold_caches.hpp"
 
 namespace sparq::cli::perf {
 
@@ -223,85 +224,14 @@ class Progress {
   bool shown_ = false;
 };
 
-// --- Cold data ------------------------------------------------------------------------
-
-// A cache holding `batch` sequences of length S in each of `layers` layers, filled with
-// random keys and values, so that timed calls can rotate over layers and each one reads
-// data that is not in any cache: the rotation's working set is at least `working_set`.
-struct ColdCache {
-  std::unique_ptr<KVCache> cache;
-  std::vector<SeqId> seqs;
-  std::size_t layers = 0;
-  std::size_t seq_len = 0;
-  std::size_t next_layer = 0;
-
-  // The layer the next timed call should read (round robin).
-  std::size_t take_layer() noexcept {
-    const std::size_t l = next_layer;
-    next_layer = (next_layer + 1) % layers;
-    return l;
-  }
-};
-
-// Stored bytes of one layer of one sequence (all KV heads, whole blocks, all copies).
-inline std::uint64_t stored_bytes_per_layer(const CacheConfig& c, std::size_t seq_len) {
-  const std::uint64_t blocks = (seq_len + c.block_tokens - 1) / c.block_tokens;
-  const std::uint64_t copies = 1 + (has_s_major(c.layouts) ? 1 : 0) + (has_d_major(c.layouts) ? 1 : 0);
-  return blocks * c.block_tokens * c.head_dim * size_of(c.dtype) * copies * c.kv_heads;
-}
-
-// `base` gives heads, d, dtype, block size, layouts, placement; layers and capacity are
-// set here; `methods` is how many methods the caller interleaves. `on_chunk` is called after each appended chunk and
-// returns false to stop (Ctrl-C): the cache is then returned partially filled and `layers` is 0.
-template <class OnChunk>
-ColdCache build_cold_cache(CacheConfig base, std::size_t seq_len, std::size_t batch, std::uint64_t working_set,
-                           std::size_t methods, std::uint32_t seed, OnChunk&& on_chunk) {
-  const std::uint64_t per_layer = stored_bytes_per_layer(base, seq_len) * batch;
-  // At least 3 layers, and not a multiple of the number of interleaved methods, so
-  // that every method visits every layer of the rotation.
-  std::size_t layers = std::size_t(std::max<std::uint64_t>((working_set + per_layer - 1) / per_layer, 3));
-  if (methods > 1 && layers % methods == 0) ++layers;
-  base.layers = layers;
-  base.capacity_tokens = batch * ((seq_len + base.block_tokens - 1) / base.block_tokens * base.block_tokens);
-
-  ColdCache cold;
-  cold.cache = std::make_unique<KVCache>(base);
-  cold.layers = layers;
-  cold.seq_len = seq_len;
-  for (std::size_t b = 0; b < batch; ++b) cold.seqs.push_back(cold.cache->add_sequence());
-
-  // One pool of random rows, appended at shifting offsets so that layers differ.
-  const std::size_t chunk = std::min<std::size_t>(seq_len, 2048);
-  constexpr std::size_t kShifts = 61;
-  const std::size_t row = base.kv_heads * base.head_dim;
-  std::vector<float> keys((chunk + kShifts) * row), values((chunk + kShifts) * row);
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (auto& x : keys) x = normal(rng);
-  for (auto& x : values) x = normal(rng);
-
-  for (std::size_t layer = 0; layer < layers; ++layer)
-    for (std::size_t b = 0; b < batch; ++b)
-      for (std::size_t done = 0; done < seq_len;) {
-        const std::size_t n = std::min(chunk, seq_len - done);
-        const std::size_t shift = (layer * 7 + b * 13 + done / chunk) % kShifts;
-        cold.cache->append(cold.seqs[b], layer, std::span<const float>(keys).subspan(shift * row, n * row),
-                           std::span<const float>(values).subspan(shift * row, n * row), n);
-        done += n;
-        if (!on_chunk(double(layer * batch + b) / double(layers * batch))) {
-          cold.layers = 0;
-          return cold;
-        }
-      }
-  return cold;
-}
+// --- Timed calls on cold data ------------------------------------------------------
 
 // Random queries and output buffers for a batch: items point into the owned vectors.
 struct Queries {
   std::vector<std::vector<float>> q, out;
   std::vector<DecodeItem> items;
 
-  Queries(const ColdCache& cold, std::size_t q_heads, std::size_t head_dim, std::uint32_t seed) {
+  Queries(const ColdCaches& cold, std::size_t q_heads, std::size_t head_dim, std::uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (std::size_t i = 0; i < cold.seqs.size(); ++i) {
@@ -315,7 +245,7 @@ struct Queries {
 
 // One decode call on the next layer of the rotation; returns its wall time in seconds
 // and adds what it moved to `profile`.
-inline double timed_decode(ColdCache& cold, const Method& method, const Queries& queries, tbb::task_arena& arena,
+inline double timed_decode(ColdCaches& cold, const Method& method, const Queries& queries, tbb::task_arena& arena,
                            Profile& profile) {
   const std::size_t layer = cold.take_layer();
   const auto t0 = std::chrono::steady_clock::now();

@@ -62,6 +62,7 @@
 #include "gnuplot.hpp"
 #include "perf_common.hpp"
 #include "roofline_run.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/machine.hpp"
 #include "sparq/tools/residency.hpp"
 #include "sparq/topology.hpp"
@@ -116,7 +117,7 @@ std::size_t current_node() {
 // Where the cache of one S lives: layer 0 of every sequence (all KV heads) from the
 // OS's page locations, and the policy's model. Layer 0 stands for all layers: they are
 // filled the same way by the same thread. O(pages) system calls, before any timing.
-NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size_t kv_heads) {
+NodePlacement locate(const ColdCaches& cold, Placement placement, std::size_t kv_heads) {
   const Topology& topo = Topology::this_system();
   NodePlacement p;
   p.seq_len = cold.seq_len;
@@ -136,7 +137,7 @@ NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size
 // Mean length in bytes of the runs SparQ stage 1 reads in this cache: one key component
 // over a KV head's consecutive blocks, which the cache lays side by side in its slabs'
 // d-major areas (BlockPool::d_major); 0 without d-major copies.
-std::size_t d_major_run_bytes(const perf::ColdCache& cold) {
+std::size_t d_major_run_bytes(const ColdCaches& cold) {
   const LayerView v = cold.cache->view(cold.seqs.front(), 0);
   if (!has_d_major(v.layouts) || v.blocks_per_head == 0) return 0;
   const std::size_t run = v.block_tokens * size_of(v.dtype);
@@ -288,11 +289,14 @@ int run(const RooflineOptions& o) {
   for (std::size_t si = 0; si < seq_lens.size() && !stop.stop_requested(); ++si) {
     const std::size_t S = seq_lens[si];
     const std::string tag = fmt::format("S={}", perf::count_label(S));
-    auto cold = perf::build_cold_cache(base, S, std::size_t(o.batch), working_set, methods.size(),
-                                       std::uint32_t(17 + si), [&](double f) {
-                                         progress.show(fmt::format("{}: filling the cache {:.0f}%", tag, f * 100));
-                                         return !stop.stop_requested();
-                                       });
+    CacheConfig config = base;
+    // At least 3 layers, and every method visits every layer of the rotation.
+    config.layers =
+        rotation_layers(working_set, stored_bytes_per_layer(base, S) * std::uint64_t(o.batch), 3, methods.size());
+    auto cold = build_cold_caches({.config = config, .seq_len = S, .batch = std::size_t(o.batch)}, [&](double f) {
+      progress.show(fmt::format("{}: filling the cache {:.0f}%", tag, f * 100));
+      return !stop.stop_requested();
+    });
     progress.step(tag);
     if (cold.layers == 0) break;
     progress.show(fmt::format("{}: locating the cache's pages", tag));
@@ -308,7 +312,7 @@ int run(const RooflineOptions& o) {
       row.ratio = mi == 0 ? 0.0 : o.ratios[mi - 1];
       if (const auto* sp = std::get_if<SparQ>(&row.m)) row.params = sp->resolve(d, S, group);
       row.layers = cold.layers;
-      row.working_set = perf::stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
+      row.working_set = stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
       row.d_major_run_bytes = run_bytes;
       row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch));
       run.rows.push_back(std::move(row));
