@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/kv_cache.hpp"
@@ -26,6 +27,9 @@
 namespace sparq::cli {
 
 namespace {
+
+// The cache's limits (CacheConfig::validate): d of a KV head, tokens per block.
+constexpr std::int64_t kMaxHeadDim = 1 << 14, kMaxBlockTokens = 1 << 16;
 
 struct AttendOptions {
   std::string queries, keys, values, out;
@@ -40,18 +44,6 @@ struct AttendOptions {
   std::string layout = "both";
   bool json = false;
 };
-
-// Option values CLI11 cannot check alone: signs and ranges, with the option's name.
-void check_options(const AttendOptions& o) {
-  if (!std::isfinite(o.ratio) || o.ratio < 1.0)
-    usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", o.ratio));
-  if (o.r && *o.r < 1) usage_error(fmt::format("--r={} is invalid: r must be in [1, d]", *o.r));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
-  if (o.window && *o.window < 0)
-    usage_error(fmt::format("--window={} is negative: the local window must be >= 0", *o.window));
-  if (o.block_tokens < 1)
-    usage_error(fmt::format("--block-tokens={} is invalid: a block holds at least 1 token", o.block_tokens));
-}
 
 // Index of flat element `flat` in `shape`, e.g. "[1, 0, 5]", for error messages.
 std::string index_of(std::size_t flat, const std::vector<std::size_t>& shape) {
@@ -132,7 +124,6 @@ std::vector<float> tokens_major(const NpyArray& a, const Shapes& s) {
 }
 
 int run(const AttendOptions& o) {
-  check_options(o);
   const NpyArray q = read_npy(o.queries);
   const NpyArray k = read_npy(o.keys);
   const NpyArray v = read_npy(o.values);
@@ -213,10 +204,14 @@ Action setup(CLI::App& cmd) {
       ->check(CLI::IsMember({"dense", "sparq"}))
       ->capture_default_str();
   cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1: r = round(d/c), k = round(S/(2c))")
+      ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--r", o->r, "Query components kept, 1 <= r <= d (overrides --ratio)");
-  cmd.add_option("--k", o->k, "Positions fetched, k >= 1, local window included (overrides --ratio)");
-  cmd.add_option("--window", o->window, "Local window l >= 0, the last l positions always fetched (default k/4)");
+  cmd.add_option("--r", o->r, "Query components kept, 1 <= r <= d (overrides --ratio)")
+      ->transform(integer_in(1, kMaxHeadDim));
+  cmd.add_option("--k", o->k, "Positions fetched, k >= 1, local window included (overrides --ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o->window, "Local window l >= 0, the last l positions always fetched (default k/4)")
+      ->transform(integer_in(0, kMaxInt64));
   auto* no_realloc = cmd.add_flag("--no-reallocation", o->no_reallocation, "Same as --reallocation off");
   cmd.add_option("--reallocation", o->reallocation,
                  "Mix in the mean value by 1 - alpha (default: on when q_heads = kv_heads, else off)")
@@ -228,7 +223,9 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--dtype", o->dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
-  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, kMaxBlockTokens))
+      ->capture_default_str();
   cmd.add_option("--layout", o->layout, "Key layouts kept in the cache")
       ->check(CLI::IsMember({"both", "s-major", "d-major"}))
       ->capture_default_str();

@@ -60,6 +60,7 @@
 
 #include "cli.hpp"
 #include "gnuplot.hpp"
+#include "options.hpp"
 #include "perf_common.hpp"
 #include "roofline_run.hpp"
 #include "sparq/tools/cold_caches.hpp"
@@ -80,20 +81,9 @@ std::uint64_t auto_working_set(const MachineInfo& m) {
   return std::clamp<std::uint64_t>(4 * llc, 256ull << 20, 512ull << 20);
 }
 
-// Returns gnuplot's path for --plot.
+// What the options' own ranges (setup()) cannot check. Returns gnuplot's path for --plot.
 std::string check(const RooflineOptions& o) {
-  perf::check_shared_options({.json = o.json,
-                              .csv = o.csv,
-                              .head_dim = o.head_dim,
-                              .ratios = o.ratios,
-                              .r = o.r,
-                              .k = o.k,
-                              .window = o.window,
-                              .threads = o.threads});
-  if (o.batch < 1 || o.batch > 4096) usage_error(fmt::format("--batch={} is invalid: must be in [1, 4096]", o.batch));
-  perf::check_repeats(o.repeats);
-  if (o.block_tokens < 1 || o.block_tokens > (1 << 20))
-    usage_error(fmt::format("--block-tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
+  perf::check_r(o.r, o.head_dim);
   return o.plot.empty() ? std::string() : require_gnuplot("--plot");
 }
 
@@ -235,9 +225,7 @@ void finish(Run& run) {
 int run(const RooflineOptions& o) {
   const std::string gnuplot = check(o);
   const perf::Heads heads = perf::parse_heads(o.heads);
-  const auto seq_lens = perf::parse_count_list(o.seq_lens, "--seq-lens");
-  for (auto s : seq_lens)
-    if (s > (1ull << 30)) usage_error(fmt::format("--seq-lens: {} is too long: at most 1G positions", s));
+  const std::vector<std::uint64_t>& seq_lens = o.seq_lens;
   const DType dtype = *parse_dtype(o.dtype);
   const Placement placement = *parse_placement(o.placement);
   const auto d = std::size_t(o.head_dim);
@@ -249,10 +237,8 @@ int run(const RooflineOptions& o) {
   for (auto s : seq_lens)
     for (const Method& m : methods)
       if (const auto* sp = std::get_if<SparQ>(&m)) (void)sp->resolve(d, s, group);
-  const std::uint64_t bw_buffer = o.bw_buffer.empty() ? 0 : perf::parse_count(o.bw_buffer, "--bw-buffer");
-  if (!o.bw_buffer.empty() && bw_buffer < (1ull << 20))
-    usage_error(fmt::format("--bw-buffer={} is too small: at least 1M (bytes, binary suffixes)", o.bw_buffer));
-  std::uint64_t working_set = o.working_set.empty() ? 0 : perf::parse_count(o.working_set, "--working-set");
+  const std::uint64_t bw_buffer = o.bw_buffer.value_or(0);  // 0: the meter's default
+  std::uint64_t working_set = o.working_set.value_or(0);
 
   Run run;
   run.machine = describe_machine();
@@ -288,7 +274,7 @@ int run(const RooflineOptions& o) {
                          .placement = placement};
   for (std::size_t si = 0; si < seq_lens.size() && !stop.stop_requested(); ++si) {
     const std::size_t S = seq_lens[si];
-    const std::string tag = fmt::format("S={}", perf::count_label(S));
+    const std::string tag = fmt::format("S={}", size_label(S));
     CacheConfig config = base;
     // At least 3 layers, and every method visits every layer of the rotation.
     config.layers =
@@ -360,31 +346,47 @@ Action setup(CLI::App& cmd) {
   auto o = std::make_shared<RooflineOptions>();
   cmd.add_option("--seq-lens", o->seq_lens, "Cache lengths S, e.g. 4k,16k,64k (k = 1024, M = 1048576)")
       ->delimiter(',')
-      ->capture_default_str();
+      ->transform(size_in(1, 1ull << 30))
+      ->default_str("4k,16k,64k");
   cmd.add_option("--heads", o->heads, "Query/KV heads, e.g. 32/8 (GQA) or 16 (MHA)")->capture_default_str();
-  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")->capture_default_str();
+  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")
+      ->transform(integer_in(1, perf::kMaxHeadDim))
+      ->capture_default_str();
   cmd.add_option("--dtype", o->dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
   cmd.add_option("--ratio", o->ratios, "SparQ compression ratio(s) c >= 1, e.g. 4,8,16")
       ->delimiter(',')
+      ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)");
-  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)");
-  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)");
+  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)")
+      ->transform(integer_in(1, perf::kMaxHeadDim));
+  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--gqa", o->gqa, "SparQ GQA selection")
       ->check(CLI::IsMember({"shared", "per-head"}))
       ->capture_default_str();
-  cmd.add_option("--threads", o->threads, "Threads for the kernels and the ceilings (default: all)");
-  cmd.add_option("--batch", o->batch, "Sequences per decode call")->capture_default_str();
-  cmd.add_option("--repeats", o->repeats, "Timed calls per method and S (median reported)")->capture_default_str();
-  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--threads", o->threads, "Threads for the kernels and the ceilings (0: all hardware threads)")
+      ->transform(integer_in(0, perf::kMaxThreads))
+      ->capture_default_str();
+  cmd.add_option("--batch", o->batch, "Sequences per decode call")
+      ->transform(integer_in(1, 4096))
+      ->capture_default_str();
+  cmd.add_option("--repeats", o->repeats, "Timed calls per method and S (median reported)")
+      ->transform(integer_in(1, perf::kMaxRepeats))
+      ->capture_default_str();
+  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, 1 << 16))
+      ->capture_default_str();
   cmd.add_option("--placement", o->placement, "NUMA placement of the cache blocks")
       ->check(CLI::IsMember({"local", "interleave", "by-head"}))
       ->capture_default_str();
   cmd.add_option("--working-set", o->working_set,
-                 "Bytes the timed calls rotate over, e.g. 1G (default: far above the last-level cache)");
-  cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])");
+                 "Bytes the timed calls rotate over, e.g. 1G (default: far above the last-level cache)")
+      ->transform(size_in(1, 1ull << 40));
+  cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])")
+      ->transform(size_in(1ull << 20, 1ull << 40));
   auto* json = cmd.add_flag("--json", o->json, "Print JSON (fields listed in apps/sparq/roofline.cpp)");
   cmd.add_flag("--csv", o->csv, "Print the table as CSV with a header row")->excludes(json);
   cmd.add_option("--plot", o->plot, "Also write a roofline chart (SVG, needs gnuplot)");

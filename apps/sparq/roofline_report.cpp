@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gnuplot.hpp"
+#include "options.hpp"
 #include "roofline_run.hpp"
 #include "sparq/isa.hpp"
 
@@ -202,7 +203,7 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
     if (r.times.empty()) continue;
     const double model_ratio = r.model.bytes ? double(r.point.bytes) / double(r.model.bytes) : 0.0;
     fmt::print("{:>6}  {:<12} {:>7.3f} ms {:>8.1f} {:>5.0f}% {:>8.2f} {:>7.3f} {:>11} {:>6.3f}x {:>7.2f}x {:>7.2f}x\n",
-               perf::count_label(r.seq_len), r.label(), r.point.seconds * 1e3, r.point.gb_per_s,
+               size_label(r.seq_len), r.label(), r.point.seconds * 1e3, r.point.gb_per_s,
                r.point.bandwidth_fraction * 100, r.point.gflops, r.point.intensity,
                perf::human_bytes(double(r.point.bytes)), model_ratio, r.speedup, r.byte_ratio);
   }
@@ -256,8 +257,8 @@ void print_floors(const Run& run) {
                               c.phase == Phase::stage1 ? "stage 1" : "stage 2", c.pattern.runs_per_group,
                               c.pattern.run_bytes, c.gb_per_s);
     const std::string bound = r.method == "dense" ? "" : fmt::format("{:.2f}x", r.speedup_bound);
-    std::string line = fmt::format("{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len),
-                                   r.label(), r.floor_seconds * 1e3, r.floor_fraction() * 100, bound, patterns);
+    std::string line = fmt::format("{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", size_label(r.seq_len), r.label(),
+                                   r.floor_seconds * 1e3, r.floor_fraction() * 100, bound, patterns);
     line.erase(line.find_last_not_of(' ') + 1);
     fmt::print("{}\n", line);
   }
@@ -276,7 +277,7 @@ void print_placement(const Run& run) {
     if (rows.empty()) continue;
     // One line per node; S only on the first (one line per S on a single-node machine).
     for (std::size_t n = 0; n < nodes; ++n) {
-      std::string line = fmt::format("{:>6}  node{}", n == 0 ? perf::count_label(p.seq_len) : "", n);
+      std::string line = fmt::format("{:>6}  node{}", n == 0 ? size_label(p.seq_len) : "", n);
       line += p.resident_share.empty() ? std::string("      ?") : fmt::format(" {:5.1f}%", p.resident_share[n] * 100);
       line += fmt::format(" (model {:5.1f}%)", n < p.model_share.size() ? p.model_share[n] * 100 : 0.0);
       for (const Row* r : rows)
@@ -316,7 +317,7 @@ void write_plot(const std::string& gnuplot, const std::string& file, const Roofl
   for (const Row& r : run.rows) {
     if (r.times.empty()) continue;
     (r.method == "dense" ? dense : sparq) +=
-        fmt::format("{} {} \"{} S={}\"\n", r.point.intensity, r.point.gflops, r.label(), perf::count_label(r.seq_len));
+        fmt::format("{} {} \"{} S={}\"\n", r.point.intensity, r.point.gflops, r.label(), size_label(r.seq_len));
   }
   script += "$dense << EOD\n" + (dense.empty() ? "1e-9 1e-9 \"\"\n" : dense) + "EOD\n";
   script += "$sparq << EOD\n" + (sparq.empty() ? "1e-9 1e-9 \"\"\n" : sparq) + "EOD\n";

@@ -1,5 +1,7 @@
-// Usage errors every subcommand shares (issue 18 item 7): every error is exactly one
-// line on stderr. And every subcommand documents itself: --help exits 0.
+// Usage errors every subcommand shares (issue 18 item 7): numeric options take whole,
+// in-range values (an empty value or one past int64 is an error, not "unset" or
+// INT64_MAX); every error is exactly one line on stderr. And every subcommand documents
+// itself: --help exits 0.
 #include <fstream>
 #include <iterator>
 
@@ -65,6 +67,38 @@ std::vector<Invocation> every_subcommand() {
           {"perplexity", {"--model", "m.bin", "--text", "t.txt"}},
           {"roofline", {}},
           {"layouts", {}}};
+}
+
+TEST_F(CliUsage, EmptyNumericValuesAreUsageErrors) {
+  // CLI11 alone turns "" into "unset" (optional) or 0 (--threads 0 = all threads).
+  expect_usage_error(attend_args({"--r", ""}), {"--r", "empty", "[1, "});
+  expect_usage_error(attend_args({"--k", ""}), {"--k", "empty", "[1, "});
+  expect_usage_error(attend_args({"--window", ""}), {"--window", "empty", "[0, "});
+  expect_usage_error(attend_args({"--ratio", ""}), {"--ratio", "empty"});
+  expect_usage_error(attend_args({"--block-tokens", ""}), {"--block-tokens", "empty"});
+  expect_usage_error({"roofline", "--r", ""}, {"--r", "empty", "[1, "});
+  expect_usage_error({"roofline", "--threads", ""}, {"--threads", "empty", "[0, 4096]"});
+  expect_usage_error({"roofline", "--seq-lens", ""}, {"--seq-lens", "empty"});
+  expect_usage_error({"roofline", "--working-set", ""}, {"--working-set", "empty"});
+  expect_usage_error({"layouts", "--k", ""}, {"--k", "empty"});
+  expect_usage_error({"generate", "--model", "m.bin", "--prompt", "x", "--window", ""}, {"--window", "empty"});
+  expect_usage_error({"perplexity", "--model", "m.bin", "--text", "t", "--context", ""}, {"--context", "empty"});
+  expect_usage_error({"eval", "d", "--steps", ""}, {"--steps", "empty"});
+  expect_usage_error({"info", "--kv-heads", ""}, {"--kv-heads", "empty"});
+}
+
+TEST_F(CliUsage, IntegersPastInt64AreUsageErrors) {
+  // CLI11 alone saturates these at INT64_MAX (a huge but "valid" k).
+  const std::string huge = "99999999999999999999";
+  expect_usage_error(attend_args({"--k", huge}), {"--k", huge, "out of range", "[1, 9223372036854775807]"});
+  expect_usage_error(attend_args({"--window", huge}), {"--window", huge, "out of range"});
+  expect_usage_error(attend_args({"--k", "-" + huge}), {"--k", "out of range"});
+  expect_usage_error({"roofline", "--k", huge}, {"--k", huge, "out of range"});
+  expect_usage_error({"roofline", "--repeats", huge}, {"--repeats", huge, "[1, 100000]"});
+  expect_usage_error({"roofline", "--seq-lens", huge}, {"--seq-lens", huge});
+  expect_usage_error({"layouts", "--k", huge}, {"--k", huge, "out of range"});
+  expect_usage_error({"generate", "--model", "m.bin", "--prompt", "x", "--k", huge}, {"--k", huge, "out of range"});
+  expect_usage_error({"eval", "d", "--sinks", huge}, {"--sinks", huge, "out of range"});
 }
 
 TEST_F(CliUsage, ParseErrorsAreOneLineInEverySubcommand) {
