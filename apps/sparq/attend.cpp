@@ -10,10 +10,13 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
@@ -44,6 +47,18 @@ struct AttendOptions {
   std::string layout = "both";
   bool json = false;
 };
+
+// --out must not name one of the inputs (in any spelling: the same file), which the
+// atomic write would replace. Checked before anything is read.
+void check_output_is_not_an_input(const AttendOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(o.out, ec)) return;
+  for (const auto& [option, input] :
+       {std::pair<const char*, const std::string&>{"--queries", o.queries}, {"--keys", o.keys}, {"--values", o.values}})
+    if (fs::equivalent(o.out, input, ec))
+      usage_error(fmt::format("--out {} is also an input ({} {}): choose another output file", o.out, option, input));
+}
 
 // Index of flat element `flat` in `shape`, e.g. "[1, 0, 5]", for error messages.
 std::string index_of(std::size_t flat, const std::vector<std::size_t>& shape) {
@@ -124,6 +139,7 @@ std::vector<float> tokens_major(const NpyArray& a, const Shapes& s) {
 }
 
 int run(const AttendOptions& o) {
+  check_output_is_not_an_input(o);
   const NpyArray q = read_npy(o.queries);
   const NpyArray k = read_npy(o.keys);
   const NpyArray v = read_npy(o.values);
@@ -199,7 +215,8 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--queries", o->queries, "Queries Q.npy, float32/float64 [q_heads, d]")->required();
   cmd.add_option("--keys", o->keys, "Keys K.npy, float32/float64 [kv_heads, S, d]")->required();
   cmd.add_option("--values", o->values, "Values V.npy, float32/float64 [kv_heads, S, d]")->required();
-  cmd.add_option("--out", o->out, "Output Y.npy, float32 [q_heads, d] (written atomically)")->required();
+  cmd.add_option("--out", o->out, "Output Y.npy, float32 [q_heads, d] (written atomically; not one of the inputs)")
+      ->required();
   cmd.add_option("--method", o->method, "Attention method")
       ->check(CLI::IsMember({"dense", "sparq"}))
       ->capture_default_str();

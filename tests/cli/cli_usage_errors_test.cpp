@@ -1,7 +1,7 @@
 // Usage errors every subcommand shares (issue 18 item 7): numeric options take whole,
 // in-range values (an empty value or one past int64 is an error, not "unset" or
-// INT64_MAX); every error is exactly one line on stderr. And every subcommand documents
-// itself: --help exits 0.
+// INT64_MAX); every error is exactly one line on stderr; `attend` never writes over one
+// of its own inputs. And every subcommand documents itself: --help exits 0.
 #include <fstream>
 #include <iterator>
 
@@ -67,6 +67,19 @@ std::vector<Invocation> every_subcommand() {
           {"perplexity", {"--model", "m.bin", "--text", "t.txt"}},
           {"roofline", {}},
           {"layouts", {}}};
+}
+
+TEST_F(CliUsage, AttendRefusesToWriteOverAnInput) {
+  for (const char* input : {"q.npy", "k.npy", "v.npy"}) {
+    const std::string before = bytes_of(input);
+    // The same file spelled differently is still the same file.
+    const std::string out = (dir_ / "." / input).string();
+    auto args = attend_args({});
+    args[8] = out;
+    expect_usage_error(args, {"--out", input, "also an input"});
+    EXPECT_TRUE(bytes_of(input) == before) << input << " was modified";
+  }
+  EXPECT_FALSE(fs::exists(path("y.npy")));
 }
 
 TEST_F(CliUsage, EmptyNumericValuesAreUsageErrors) {
