@@ -1,5 +1,5 @@
 // `sparq eval DIR`: accuracy of SparQ and the baselines against dense attention on a
-// decode trace, at equal bytes (tools/README-trace.md). `--make-synthetic DIR` writes a
+// decode trace, at equal bytes (docs/eval-traces.md). `--make-synthetic DIR` writes a
 // synthetic trace to try it without a model.
 #include <fmt/core.h>
 #include <unistd.h>
@@ -114,7 +114,7 @@ int run(const EvalCliOptions& o) {
 
 Action setup(CLI::App& cmd) {
   auto o = std::make_shared<EvalCliOptions>();
-  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + layer<L>_{q,k,v}.npy; tools/README-trace.md)");
+  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + layer<L>_{q,k,v}.npy; docs/eval-traces.md)");
   cmd.add_option("--ratios", o->ratios, "Compression ratios c >= 1 (comma-separated)")
       ->delimiter(',')
       ->check(number_at_least(1.0))

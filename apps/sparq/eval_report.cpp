@@ -50,7 +50,7 @@ std::string eval_text(const eval::EvalResult& r, const std::string& trace, bool 
       trace, r.layers.size(), m.shape.layers, m.shape.q_heads, m.shape.kv_heads, m.shape.head_dim, m.positions,
       m.prefill, r.steps.size(), r.isa);
   if (!m.source.empty()) out += fmt::format("source: {}\n", m.source);
-  out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see tools/README-trace.md)\n\n",
+  out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see docs/eval-traces.md)\n\n",
                      r.dense_bytes_overall);
   const std::string header = fmt::format(
       "{:<15} {:>5} {:>5} {:>8} {:>12} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8}\n", "method", "ratio", "layer",

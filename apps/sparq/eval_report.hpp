@@ -1,5 +1,5 @@
 // Output of `sparq eval`: the text table, JSON, CSV and the gnuplot SVG of error vs
-// transfer ratio (field meanings in tools/README-trace.md).
+// transfer ratio (field meanings in docs/eval-traces.md).
 #pragma once
 
 #include <nlohmann/json.hpp>

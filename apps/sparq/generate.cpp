@@ -6,7 +6,7 @@
 // with each requested method, each on its own copy-on-write fork of the prefilled
 // cache. So even the first generated token is decided by the method under test.
 //
-// --trace DIR writes the decode trace (tools/README-trace.md) of the dense run:
+// --trace DIR writes the decode trace (docs/eval-traces.md) of the dense run:
 // the prompt (prefill) and every decode step's queries, keys and values.
 #include <fmt/core.h>
 
@@ -116,7 +116,7 @@ Action setup(CLI::App& cmd) {
       ->transform(integer_in(0, 1 << 20))
       ->capture_default_str();
   cmd.add_option("--trace", o->trace,
-                 "Write the decode trace of the dense run to this directory (tools/README-trace.md)");
+                 "Write the decode trace of the dense run to this directory (docs/eval-traces.md)");
   return [o] { return run(*o); };
 }
 

@@ -16,7 +16,7 @@
 namespace sparq::cli {
 
 void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
-  cmd.add_option("--model", o.model, "Checkpoint in llama2.c layout (tools/README-model.md)")->required();
+  cmd.add_option("--model", o.model, "Checkpoint in llama2.c layout (docs/model.md)")->required();
   cmd.add_option("--method", o.methods, "Comma-separated methods: dense, sparq (ratio from --ratio), sparq:C (ratio C)")
       ->capture_default_str();
   cmd.add_option("--ratio", o.ratio, "SparQ compression ratio c >= 1 for plain `sparq` entries")

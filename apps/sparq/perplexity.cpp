@@ -167,7 +167,7 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--max-windows", o->max_windows, "Score at most this many windows (0: all)")
       ->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--dump-trace,--trace", o->dump_trace,
-                 "Write the dense decode trace of the first window to this directory (tools/README-trace.md)");
+                 "Write the dense decode trace of the first window to this directory (docs/eval-traces.md)");
   return [o] { return run(*o); };
 }
 
