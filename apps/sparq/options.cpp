@@ -51,7 +51,7 @@ CLI::Validator integer_in(std::int64_t lo, std::int64_t hi) {
         input = std::to_string(v);  // CLI11 converts with base 0: "010" would be octal
         return {};
       },
-      fmt::format("INT in [{}, {}]", lo, hi));
+      fmt::format("[{}, {}]", lo, hi));
 }
 
 CLI::Validator number_at_least(double lo) {
@@ -67,7 +67,7 @@ CLI::Validator number_at_least(double lo) {
         if (ec != std::errc{}) return fmt::format("'{}' is not {}", text, range);
         return {};
       },
-      fmt::format("NUMBER >= {:g}", lo));
+      fmt::format(">= {:g}", lo));
 }
 
 CLI::Validator size_in(std::uint64_t lo, std::uint64_t hi) {
@@ -112,7 +112,7 @@ CLI::Validator size_in(std::uint64_t lo, std::uint64_t hi) {
         input = std::to_string(v);
         return {};
       },
-      fmt::format("SIZE in [{}, {}]", size_label(lo), size_label(hi)));
+      fmt::format("SIZE [{}, {}]", size_label(lo), size_label(hi)));
 }
 
 }  // namespace sparq::cli
