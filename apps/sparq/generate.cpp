@@ -6,7 +6,7 @@
 // with each requested method, each on its own copy-on-write fork of the prefilled
 // cache. So even the first generated token is decided by the method under test.
 //
-// --trace DIR writes the decode trace (tools/README-trace.md) of the dense run:
+// --trace DIR writes the decode trace (docs/eval-traces.md) of the dense run:
 // the prompt (prefill) and every decode step's queries, keys and values.
 #include <fmt/core.h>
 
@@ -20,6 +20,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
+#include "options.hpp"
 #include "sparq/tools/model/model_trace.hpp"
 
 namespace sparq::cli {
@@ -34,7 +35,6 @@ struct GenerateOptions {
 };
 
 int run(const GenerateOptions& o) {
-  if (o.tokens < 0) usage_error(fmt::format("--tokens={} is negative: must be >= 0", o.tokens));
   if (o.prompt.empty() == o.prompt_file.empty()) usage_error("give exactly one of --prompt and --prompt-file");
   const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
   const std::vector<int> prompt = bytes_to_tokens(prompt_text);
@@ -112,9 +112,11 @@ Action setup(CLI::App& cmd) {
   add_model_run_options(cmd, o->run);
   cmd.add_option("--prompt", o->prompt, "Prompt text (bytes are tokens)");
   cmd.add_option("--prompt-file", o->prompt_file, "Read the prompt from a file instead");
-  cmd.add_option("--tokens", o->tokens, "Tokens to generate (greedy)")->capture_default_str();
+  cmd.add_option("--tokens", o->tokens, "Tokens to generate (greedy)")
+      ->transform(integer_in(0, 1 << 20))
+      ->capture_default_str();
   cmd.add_option("--trace", o->trace,
-                 "Write the decode trace of the dense run to this directory (tools/README-trace.md)");
+                 "Write the decode trace of the dense run to this directory (docs/eval-traces.md)");
   return [o] { return run(*o); };
 }
 

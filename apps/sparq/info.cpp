@@ -9,7 +9,7 @@
 
 #include "cli.hpp"
 #include "machine_summary.hpp"
-#include "sparq/topology.hpp"
+#include "options.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/topology.hpp"
 #include "sparq/version.hpp"
@@ -119,7 +119,7 @@ Action setup(CLI::App& cmd) {
                  "Describe another machine: an hwloc XML file (lstopo --of xml FILE.xml) or a synthetic "
                  "description such as 'node:2 core:4 pu:1'");
   cmd.add_option("--kv-heads", opts->kv_heads, "KV heads to show the by-head assignment for")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->transform(integer_in(1, 1 << 20))
       ->capture_default_str();
   return [opts] {
     const bool here = opts->topology.empty();

@@ -9,19 +9,24 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "sparq/error.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::cli {
 
 void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
-  cmd.add_option("--model", o.model, "Checkpoint in llama2.c layout (tools/README-model.md)")->required();
+  cmd.add_option("--model", o.model, "Checkpoint in llama2.c layout (docs/model.md)")->required();
   cmd.add_option("--method", o.methods, "Comma-separated methods: dense, sparq (ratio from --ratio), sparq:C (ratio C)")
       ->capture_default_str();
-  cmd.add_option("--ratio", o.ratio, "SparQ compression ratio c >= 1 for plain `sparq` entries")->capture_default_str();
-  cmd.add_option("--r", o.r, "SparQ: query components kept, 1 <= r <= head_dim (overrides the ratio)");
-  cmd.add_option("--k", o.k, "SparQ: positions fetched, k >= 1, window included (overrides the ratio)");
-  cmd.add_option("--window", o.window, "SparQ: local window l >= 0 (default k/4)");
+  cmd.add_option("--ratio", o.ratio, "SparQ compression ratio c >= 1 for plain `sparq` entries")
+      ->check(number_at_least(1.0))
+      ->capture_default_str();
+  cmd.add_option("--r", o.r, "SparQ: query components kept, 1 <= r <= head_dim (overrides the ratio)")
+      ->transform(integer_in(1, 1 << 14));
+  cmd.add_option("--k", o.k, "SparQ: positions fetched, k >= 1, window included (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o.window, "SparQ: local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--reallocation", o.reallocation, "SparQ: mean-value reallocation (default: off for GQA)")
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--gqa", o.gqa, "SparQ GQA selection")
@@ -30,15 +35,15 @@ void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
   cmd.add_option("--dtype", o.dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
-  cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, 1 << 16))
+      ->capture_default_str();
   cmd.add_flag("--json", o.json, "Print the results as JSON");
 }
 
 std::vector<NamedMethod> parse_methods(const ModelRunOptions& o, std::size_t head_dim) {
-  if (o.r && (*o.r < 1 || std::uint64_t(*o.r) > head_dim))
+  if (o.r && std::uint64_t(*o.r) > head_dim)
     usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, head_dim));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k must be at least 1", *o.k));
-  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
   std::vector<NamedMethod> out;
   std::stringstream list(o.methods);
   std::string entry;
@@ -74,7 +79,6 @@ std::vector<NamedMethod> parse_methods(const ModelRunOptions& o, std::size_t hea
 }
 
 std::unique_ptr<model::LlamaModel> load_model(const ModelRunOptions& o) {
-  if (o.block_tokens < 1) usage_error(fmt::format("--block-tokens={} is invalid: must be >= 1", o.block_tokens));
   const model::LlamaWeights w = model::load_llama_checkpoint(o.model);
   if (w.config.vocab_size < 256)
     throw Error(ErrorCode::bad_file,

@@ -23,6 +23,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
+#include "options.hpp"
 #include "sparq/tools/model/model_trace.hpp"
 
 namespace sparq::cli {
@@ -51,7 +52,6 @@ int run(const PerplexityOptions& o) {
   const auto methods = parse_methods(o.run, model->config().head_dim());
   const std::vector<int> tokens = bytes_to_tokens(read_text_file(o.text));
   const std::size_t context = o.context > 0 ? std::size_t(o.context) : model->config().seq_len;
-  if (o.context < 0) usage_error(fmt::format("--context={} is negative", o.context));
   const std::size_t prefix = o.prefix >= 0 ? std::size_t(o.prefix) : context / 2;
   if (prefix < 1 || prefix >= context)
     usage_error(fmt::format("--prefix={} is invalid: must be in [1, context={})", prefix, context));
@@ -160,11 +160,14 @@ Action setup(CLI::App& cmd) {
   auto o = std::make_shared<PerplexityOptions>();
   add_model_run_options(cmd, o->run);
   cmd.add_option("--text", o->text, "Text file to score (bytes are tokens)")->required();
-  cmd.add_option("--context", o->context, "Window length in tokens (default: the model's seq_len)");
-  cmd.add_option("--prefix", o->prefix, "Tokens of each window given as context before scoring (default context/2)");
-  cmd.add_option("--max-windows", o->max_windows, "Score at most this many windows (0: all)");
+  cmd.add_option("--context", o->context, "Window length in tokens (0 or omitted: the model's seq_len)")
+      ->transform(integer_in(0, 1 << 24));
+  cmd.add_option("--prefix", o->prefix, "Tokens of each window given as context before scoring (default context/2)")
+      ->transform(integer_in(1, 1 << 24));
+  cmd.add_option("--max-windows", o->max_windows, "Score at most this many windows (0: all)")
+      ->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--dump-trace,--trace", o->dump_trace,
-                 "Write the dense decode trace of the first window to this directory (tools/README-trace.md)");
+                 "Write the dense decode trace of the first window to this directory (docs/eval-traces.md)");
   return [o] { return run(*o); };
 }
 

@@ -41,7 +41,8 @@ TEST_F(CliTest, NoSubcommandIsAUsageError) {
   const auto r = sparq({});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(r.out.empty());
-  EXPECT_NE(r.err.find("usage: sparq <command>"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.err.starts_with("sparq: error: no command given: sparq <command>")) << r.err;
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
 }
 
 TEST_F(CliTest, UnknownSubcommandOrOptionIsAUsageError) {
@@ -50,13 +51,14 @@ TEST_F(CliTest, UnknownSubcommandOrOptionIsAUsageError) {
     EXPECT_EQ(r.exit_code, 2) << args[0];
     EXPECT_TRUE(r.err.starts_with("sparq: error: ")) << r.err;
     EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("Run 'sparq --help'"), std::string::npos) << r.err;
-    EXPECT_EQ(lines(r.err), 2u) << r.err;
+    EXPECT_NE(r.err.find("(run 'sparq --help' for usage)"), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1u) << r.err;
   }
   const auto r = sparq({"info", "--bogus"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(r.err.starts_with("sparq info: error: ")) << r.err;
-  EXPECT_NE(r.err.find("Run 'sparq info --help'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(run 'sparq info --help' for usage)"), std::string::npos) << r.err;
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
 }
 
 TEST_F(CliTest, InfoText) {

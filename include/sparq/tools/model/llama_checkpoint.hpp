@@ -1,4 +1,4 @@
-// Llama checkpoints in llama2.c's layout (format in tools/README-model.md).
+// Llama checkpoints in llama2.c's layout (format in docs/model.md).
 //
 // File: a header of 7 little-endian int32 (dim, hidden_dim, n_layers, n_heads,
 // n_kv_heads, vocab_size, seq_len; a negative vocab_size means the output matrix is
