@@ -307,6 +307,7 @@ def main(argv=None):
     export_path = os.path.join(a.out, "model.bin")
     last_ckpt = last_export = time.time()
     ema_step, steps_timed, last_seq = 0.0, 0, None
+    t_last = time.time()
     eval_time, n_evals = 0.0, 0
     win_t, win_tok, win_loss, win_ce, win_n = time.time(), 0, 0.0, 0.0, 0
     history = []  # (step, weighted loss, ce) of recent logs
@@ -358,7 +359,6 @@ def main(argv=None):
             stop_reason = "time budget"
             break
         toks, ws = pre.get(step)
-        t0 = time.time()
         for g in opt.param_groups:
             g["lr"] = sched.lr(step)
         x_all = torch.from_numpy(toks)
@@ -371,7 +371,8 @@ def main(argv=None):
             try:
                 opt.zero_grad(set_to_none=True)
                 mb = max(1, micro_tokens // n)
-                tot_w, tot_ce = 0.0, 0.0
+                tot_w = torch.zeros((), device=dev)
+                tot_ce = torch.zeros((), device=dev)
                 for i in range(0, x_all.shape[0], mb):
                     x, y, w = x_all[i:i + mb, :-1], x_all[i:i + mb, 1:], w_all[i:i + mb, 1:]
                     with autocast_for(dev):
@@ -380,8 +381,8 @@ def main(argv=None):
                                          reduction="none")
                     loss = (ce * w.reshape(-1)).sum() / wsum
                     loss.backward()
-                    tot_w += float(loss.detach())
-                    tot_ce += float(ce.detach().sum())
+                    tot_w += loss.detach()
+                    tot_ce += ce.detach().sum()
                 if compiled_ok is None:
                     compiled_ok = fwd is not model
                 break
@@ -402,17 +403,21 @@ def main(argv=None):
         opt.step()
         step += 1
         tokens += x_all.shape[0] * n
-        if is_cuda and step % a.log_every == 0:
-            torch.cuda.synchronize()
-        dt = time.time() - t0
+        # Step time as the wall time between step ends: the host runs ahead of the GPU by a
+        # bounded queue, so in steady state this is the GPU's pace.
+        t_now = time.time()
+        dt, t_last = t_now - t_last, t_now
         steps_timed += 1
         if steps_timed > 2:
             ema_step = dt if ema_step == 0 else 0.9 * ema_step + 0.1 * dt
         win_tok += x_all.shape[0] * n
-        win_loss += tot_w
-        win_ce += tot_ce / (x_all.shape[0] * n)
+        win_loss = win_loss + tot_w
+        win_ce = win_ce + tot_ce / (x_all.shape[0] * n)
         win_n += 1
         if step % a.log_every == 0 or step == 1:
+            if is_cuda:
+                torch.cuda.synchronize()
+            win_loss, win_ce = float(win_loss), float(win_ce)
             el = time.time() - win_t
             row = [step, tokens, n, f"{sched.lr(step - 1):.3e}", f"{win_loss / win_n:.4f}", f"{win_ce / win_n:.4f}",
                    f"{wall():.1f}", f"{win_tok / max(el, 1e-9):.0f}"]
@@ -425,6 +430,7 @@ def main(argv=None):
                 f"loss {win_loss / win_n:.4f} ce {win_ce / win_n:.4f} gnorm {float(gn):.2f} "
                 f"{win_tok / max(el, 1e-9) / 1e3:.0f}k tok/s")
             win_t, win_tok, win_loss, win_ce, win_n = time.time(), 0, 0.0, 0.0, 0
+            t_last = time.time()
         if step % a.eval_every == 0:
             te = time.time()
             ev = run_eval(model, heldout, a, lengths, a.eval_per_cell, dev, eval_bs)
@@ -436,17 +442,19 @@ def main(argv=None):
             n_evals += 1
             log(f"eval step {step}: held-out loss {ev['heldout']['loss']:.4f} (bpb {ev['heldout']['bpb']:.3f}) "
                 f"passkey {format_table(ev['passkey'])} ({time.time() - te:.1f} s)")
-            win_t = time.time()
+            win_t, t_last = win_t + (time.time() - te), time.time()  # pauses don't count as steps
         if time.time() - last_export > a.export_every:
+            te = time.time()
             do_export()
             last_export = time.time()
             log(f"exported {export_path} at step {step}")
-            win_t = time.time()
+            win_t, t_last = win_t + (time.time() - te), time.time()
         if time.time() - last_ckpt > a.ckpt_every:
+            te = time.time()
             save_checkpoint(ckpt_path, model, opt, sched, step, tokens, wall(), a, cfg)
             last_ckpt = time.time()
             log(f"checkpoint at step {step}")
-            win_t = time.time()
+            win_t, t_last = win_t + (time.time() - te), time.time()
 
     log(f"stopped: {stop_reason} at step {step}, {tokens / 1e6:.1f} M tokens, {wall():.0f} s of training")
     save_checkpoint(ckpt_path, model, opt, sched, step, tokens, wall(), a, cfg)
