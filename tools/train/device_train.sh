@@ -49,7 +49,6 @@ case "$mode" in
 start)
     budget=$1; wait_s=$2; shift 2
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-    python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
     mkdir -p $RUN $CORPUS
     t0=$(date +%s)
     tar -xJf $DIR/corpus.tar.xz -C $CORPUS || exit 1
