@@ -49,7 +49,6 @@ nlohmann::ordered_json to_json(const MachineSummary& m, const NumaView& v) {
   j["version"] = kVersion;
   j["cpu_model"] = m.cpu_model;
   j["isa"] = std::string(to_string(active_isa()));
-  j["bf16_dot"] = bf16_dot_active();
   auto isas = nlohmann::ordered_json::array();
   for (Isa isa : compiled_isas())
     isas.push_back({{"name", std::string(to_string(isa))}, {"cpu_supports", cpu_supports(isa)}});
@@ -81,10 +80,7 @@ nlohmann::ordered_json to_json(const MachineSummary& m, const NumaView& v) {
 void print_text(const MachineSummary& m, const NumaView& v) {
   fmt::print("sparq {}\n", kVersion);
   fmt::print("cpu:          {}\n", m.cpu_model.empty() ? "unknown" : m.cpu_model);
-  fmt::print("isa:          {} (active){}\n", to_string(active_isa()),
-             bf16_dot_active()         ? ", bf16 dot products (AVX512-BF16)"
-             : cpu_supports_bf16_dot() ? ", bf16 dot products off"
-                                       : "");
+  fmt::print("isa:          {} (active)\n", to_string(active_isa()));
   std::string compiled;
   for (Isa isa : compiled_isas())
     compiled += fmt::format("{}{}{}", compiled.empty() ? "" : ", ", to_string(isa),

@@ -62,7 +62,6 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
                   {"llc_bytes", run.machine.llc_bytes},
                   {"llc_instances", run.machine.llc_instances},
                   {"isa", std::string(to_string(active_isa()))},
-                  {"bf16_dot", bf16_dot_active()},
                   {"threads", run.threads},
                   {"read_buffer_bytes", run.bw_before.buffer_bytes},
                   {"read_bandwidth", bw},
@@ -177,8 +176,7 @@ void print_machine(const Run& run) {
   if (m.llc_bytes)
     fmt::print("  last-level      {} x L{} {} (hwloc)\n", m.llc_instances, m.llc_level,
                perf::human_bytes(double(m.llc_bytes)));
-  fmt::print("  isa             {}{}\n", to_string(active_isa()),
-             bf16_dot_active() ? " (bf16 caches: AVX512-BF16 dot products)" : "");
+  fmt::print("  isa             {}\n", to_string(active_isa()));
   fmt::print("  threads         {}\n", run.threads);
   std::string bw;
   for (const auto& s : run.bw_before.samples)

@@ -76,8 +76,6 @@ TEST_F(CliTest, InfoJson) {
   EXPECT_TRUE(j.at("cpu_model").is_string());
   const std::string isa = j.at("isa");
   EXPECT_TRUE(isa == "avx512" || isa == "avx2" || isa == "generic") << isa;
-  EXPECT_EQ(j.at("bf16_dot").get<bool>(), isa == "avx512" && cpu_supports_bf16_dot())
-      << "the bf16 dot products are on by default wherever the CPU has them";
   ASSERT_TRUE(j.at("compiled_isas").is_array());
   bool active_listed = false;
   for (const auto& c : j.at("compiled_isas")) {
@@ -119,12 +117,6 @@ TEST_F(CliTest, IsaCanBeLoweredByEnvironment) {
   // SPARQ_ISA is read by the library (isa.hpp); info reports what decode will use.
   const auto j = info_json_with_env("SPARQ_ISA", "generic", [&] { return sparq({"info", "--json"}); });
   EXPECT_EQ(j.value("isa", ""), "generic");
-  EXPECT_EQ(j.value("bf16_dot", true), false) << "the dot products belong to avx512";
-}
-
-TEST_F(CliTest, Bf16DotCanBeTurnedOffByEnvironment) {
-  const auto j = info_json_with_env("SPARQ_BF16_DOT", "0", [&] { return sparq({"info", "--json"}); });
-  EXPECT_EQ(j.value("bf16_dot", true), false);
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("tool"), "roofline");
   const auto& m = j.at("machine");
-  for (const char* key : {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa", "bf16_dot",
+  for (const char* key : {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa",
                           "threads", "read_buffer_bytes", "read_bandwidth", "read_gb_per_s_before",
                           "read_gb_per_s_after", "fma_peak_gflops", "ridge_intensity"})
     EXPECT_TRUE(m.contains(key)) << key;
