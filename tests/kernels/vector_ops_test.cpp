@@ -47,6 +47,14 @@ void check_all_patterns(Isa isa, DType dtype, float (*scalar)(std::uint16_t)) {
 TEST_P(VectorOps, Bf16WidensExactlyOnAllPatterns) { check_all_patterns(GetParam(), DType::bf16, element::bf16_to_f32); }
 TEST_P(VectorOps, F16WidensExactlyOnAllPatterns) { check_all_patterns(GetParam(), DType::f16, element::f16_to_f32); }
 
+TEST_P(VectorOps, Int8WidensExactlyOnAllValues) {
+  std::vector<std::int8_t> x(256 + 5);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::int8_t(int(i % 256) - 128);
+  std::vector<float> y(x.size(), 0.5f);
+  kernels::dispatch_isa(GetParam(), [&](auto arch) { kernels::WidenI8Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], float(x[i])) << "i=" << i << " isa=" << isa();
+}
+
 TEST_P(VectorOps, F32RowsAreCopied) {
   const auto x = test::normal_floats(37, 3);
   std::vector<float> y(37);

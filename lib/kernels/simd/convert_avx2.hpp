@@ -23,6 +23,9 @@ struct Convert<xsimd::fma3<xsimd::avx2>> {
   static batch f16(const std::uint16_t* p) noexcept {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  static batch i8(const std::int8_t* p) noexcept {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 }  // namespace sparq::kernels

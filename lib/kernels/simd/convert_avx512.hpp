@@ -24,6 +24,9 @@ struct Convert<xsimd::avx512bw> {
   static batch f16(const std::uint16_t* p) noexcept {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  static batch i8(const std::int8_t* p) noexcept {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 }  // namespace sparq::kernels

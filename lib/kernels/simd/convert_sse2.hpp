@@ -1,4 +1,4 @@
-// f16/bf16 -> f32 widening at the x86-64 baseline (SSE2, 4 lanes, no F16C).
+// f16/bf16/int8 -> f32 widening at the x86-64 baseline (SSE2, 4 lanes, no F16C).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +34,16 @@ struct Convert<xsimd::sse2> {
     const __m128 mask = _mm_castsi128_ps(is_special);
     const __m128 value = _mm_or_ps(_mm_and_ps(mask, special), _mm_andnot_ps(mask, scaled));
     return _mm_or_ps(value, _mm_castsi128_ps(sign));
+  }
+  // Each byte copied into the top of its 32-bit lane, then an arithmetic shift: the sign
+  // extension that SSE2 lacks an instruction for.
+  static batch i8(const std::int8_t* p) noexcept {
+    std::int32_t w;
+    __builtin_memcpy(&w, p, 4);
+    __m128i x = _mm_cvtsi32_si128(w);
+    x = _mm_unpacklo_epi8(x, x);
+    x = _mm_unpacklo_epi16(x, x);
+    return _mm_cvtepi32_ps(_mm_srai_epi32(x, 24));
   }
 };
 

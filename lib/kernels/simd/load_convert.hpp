@@ -1,6 +1,7 @@
 // Register-level helpers shared by the kernel families, all templated on the xsimd
 // Arch (so each ISA's TU has its own symbols: no ODR merging across ISA flags):
-//   load_as_f32<Arch>(const T* p)  one batch of f32 from storage type T (float, f16_t, bf16_t)
+//   load_as_f32<Arch>(const T* p)  one batch of f32 from storage type T (float, f16_t, bf16_t,
+//                                  int8_t: the quantized d-major key copy)
 //   exp2<Arch>(x)                  vectorized 2^x, 0 for x <= -127 (so -inf gives 0)
 //   clamp_score<Arch>(x, limit)    x clamped to [-limit, limit], NaN kept
 //   rank_score<Arch>(x, limit)     the same, NaN to -limit (ranks last)
@@ -48,6 +49,10 @@ inline fbatch<Arch> load_as_f32(const f16_t* p) noexcept {
 template <class Arch>
 inline fbatch<Arch> load_as_f32(const bf16_t* p) noexcept {
   return Convert<Arch>::bf16(reinterpret_cast<const std::uint16_t*>(p));
+}
+template <class Arch>
+inline fbatch<Arch> load_as_f32(const std::int8_t* p) noexcept {
+  return Convert<Arch>::i8(p);
 }
 
 // 2W bf16 values widened with one full-width load and two integer ops, no shuffle (the

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/simd/arch_list.hpp"
 #include "sparq/types.hpp"
@@ -14,6 +15,12 @@ namespace sparq::kernels {
 template <class Arch>
 struct WidenRow {
   void operator()(Arch, DType dtype, const void* src, float* dst, std::size_t n) const;
+};
+
+// dst[0, n) = int8 src[0, n) widened to f32 (the quantized d-major key copy).
+template <class Arch>
+struct WidenI8Row {
+  void operator()(Arch, const std::int8_t* src, float* dst, std::size_t n) const;
 };
 
 // y[i] = 2^x[i] by kernels::exp2<Arch>.
@@ -38,6 +45,7 @@ struct SumRows {
 
 #define SPARQ_EXTERN_VECTOR_OPS(isa, arch) \
   extern template struct WidenRow<arch>;   \
+  extern template struct WidenI8Row<arch>; \
   extern template struct Exp2Row<arch>;    \
   extern template struct ClampScoreRow<arch>; \
   extern template struct SumRows<arch>;

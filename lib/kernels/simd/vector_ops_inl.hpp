@@ -28,6 +28,18 @@ void WidenRow<Arch>::operator()(Arch, DType dtype, const void* src, float* dst, 
 }
 
 template <class Arch>
+void WidenI8Row<Arch>::operator()(Arch, const std::int8_t* src, float* dst, std::size_t n) const {
+  constexpr std::size_t W = fbatch<Arch>::size;
+  for (std::size_t i = 0; i < n; i += W) {
+    std::int8_t tmp[W] = {};
+    float out[W];
+    std::memcpy(tmp, src + i, (n - i < W ? n - i : W));
+    load_as_f32<Arch>(tmp).store_unaligned(out);
+    std::memcpy(dst + i, out, (n - i < W ? n - i : W) * sizeof(float));
+  }
+}
+
+template <class Arch>
 void Exp2Row<Arch>::operator()(Arch, const float* x, float* y, std::size_t n) const {
   using B = fbatch<Arch>;
   constexpr std::size_t W = B::size;

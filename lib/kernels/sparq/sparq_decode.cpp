@@ -210,7 +210,7 @@ class UnitRunner {
       a.store_exp = store_exp_;
       a.chunk_max = s_.chunk_max.data() + c * g_;
       a.chunk_sum = s_.chunk_sum.data() + c * g_;
-      a.tile = thread_scratch(sparq_stage1_tile_bytes(nr));
+      a.tile = thread_scratch(sparq_stage1_tile_bytes(nr, g_));
       SparqStage1<Arch>{}(arch_, a);
     });
     // Softmax normalizers of each head over all S positions, merged in chunk order.

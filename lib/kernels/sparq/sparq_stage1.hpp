@@ -37,6 +37,10 @@ struct SparqStage1Args {
   std::size_t head_dim = 0;                  // d
   DType dtype = DType::f32;
   bool d_major = true;         // read the d-major copy; false: components of S-major rows
+  // An int8 d-major copy (CacheConfig::d_major_type): its elements are int8 and block b's
+  // component i is worth scales[b * block_stride][i] times its value. Null: the copy
+  // holds `dtype` like the rest of the cache.
+  const float* const* scales = nullptr;
   std::size_t key_offset = 0;
   std::size_t row_stride = 0;  // d-major: elements from one row of a copy to the next
   // Positions [j_begin, j_end); j_begin is a multiple of B when d_major.
@@ -53,15 +57,16 @@ struct SparqStage1Args {
   bool store_exp = false;
   float* chunk_max = nullptr;  // [heads]
   float* chunk_sum = nullptr;  // [heads]
-  // Scratch of at least sparq_stage1_tile_bytes(n_rows) bytes, 16-byte aligned (tails and the S-major gather).
+  // Scratch of at least sparq_stage1_tile_bytes(n_rows, heads) bytes, 16-byte aligned (tails, the
+  // S-major gather and an int8 copy's per-block coefficients).
   std::byte* tile = nullptr;
 };
 
 // The S-major gather stages kSparqStage1Tile positions at a time through a d-major tile;
 // block tails shorter than a vector are staged through a zero-padded copy.
 inline constexpr std::size_t kSparqStage1Tile = 64;
-[[nodiscard]] constexpr std::size_t sparq_stage1_tile_bytes(std::size_t n_rows) noexcept {
-  return n_rows * (2 * sizeof(void*) + kMaxLanes * 4 + kSparqStage1Tile * 4);
+[[nodiscard]] constexpr std::size_t sparq_stage1_tile_bytes(std::size_t n_rows, std::size_t heads) noexcept {
+  return n_rows * (2 * sizeof(void*) + kMaxLanes * 4 + kSparqStage1Tile * 4 + heads * 4);
 }
 
 template <class Arch>

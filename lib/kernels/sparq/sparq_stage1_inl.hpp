@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/simd/load_convert.hpp"
 #include "kernels/simd/prefetch_lines.hpp"
@@ -77,6 +78,7 @@ struct Scratch {
   const void** stage_ptrs;  // [n_rows]
   std::byte* stage;         // [n_rows][kMaxLanes] elements (tails)
   std::byte* gather;        // [n_rows][kSparqStage1Tile] elements (S-major gather)
+  float* coef;              // [heads][n_rows] an int8 block's coefficients
 };
 
 Scratch carve(std::byte* p, std::size_t n_rows) noexcept {
@@ -85,6 +87,7 @@ Scratch carve(std::byte* p, std::size_t n_rows) noexcept {
   s.stage_ptrs = s.row_ptrs + n_rows;
   s.stage = reinterpret_cast<std::byte*>(s.stage_ptrs + n_rows);
   s.gather = s.stage + n_rows * kMaxLanes * 4;
+  s.coef = reinterpret_cast<float*>(s.gather + n_rows * kSparqStage1Tile * 4);
   return s;
 }
 
@@ -169,10 +172,18 @@ void stage1(const SparqStage1Args& a) noexcept {
       const std::size_t n = smin(B, a.j_end - j);
       const T* base = reinterpret_cast<const T*>(a.blocks[b * a.block_stride] + a.key_offset);
       for (std::size_t u = 0; u < a.n_rows; ++u) rows[u] = base + std::size_t(a.rows[u]) * a.row_stride;
-      approx_run<Arch, T, true>(rows, a.n_rows, n, a.qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);
+      const float* qsel = a.qsel;
+      if constexpr (std::is_same_v<T, std::int8_t>) {  // the block's scales fold into q
+        const float* scale = a.scales[b * a.block_stride];
+        for (std::size_t h = 0; h < a.heads; ++h)
+          for (std::size_t u = 0; u < a.n_rows; ++u)
+            s.coef[h * a.n_rows + u] = a.qsel[h * a.n_rows + u] * scale[a.rows[u]];
+        qsel = s.coef;
+      }
+      approx_run<Arch, T, true>(rows, a.n_rows, n, qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);
       j += n;
     }
-  } else {
+  } else if constexpr (!std::is_same_v<T, std::int8_t>) {  // an int8 copy is always d-major
     // S-major only: copy the selected components of kSparqStage1Tile positions into a
     // d-major tile, then the same arithmetic as the fast path.
     T* tile = reinterpret_cast<T*>(s.gather);
@@ -199,6 +210,7 @@ void stage1(const SparqStage1Args& a) noexcept {
 
 template <class Arch>
 void SparqStage1<Arch>::operator()(Arch, const SparqStage1Args& args) const noexcept {
+  if (args.scales) return sparq_stage1_detail::stage1<Arch, std::int8_t>(args);
   visit_dtype(args.dtype, [&](auto t) { sparq_stage1_detail::stage1<Arch, decltype(t)>(args); });
 }
 
