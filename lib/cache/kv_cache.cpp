@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "cache/append_input.hpp"
 #include "cache/block_pool.hpp"
 #include "cache/element.hpp"
 #include "sparq/error.hpp"
@@ -23,8 +24,8 @@ struct LayerState {
   // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
   // step with `blocks` when the layout has them (LayerView::d_major_blocks points here).
   std::vector<std::byte*> d_major;
-  std::vector<double> value_sum;   // [kv_heads][d], sum of all stored value rows
-  std::vector<float> value_mean;   // [kv_heads][d]
+  std::vector<double> value_sum;  // [kv_heads][d], sum of all stored value rows
+  std::vector<float> value_mean;  // [kv_heads][d]
 };
 
 struct Sequence {
@@ -55,8 +56,7 @@ struct KVCache::Impl {
   explicit Impl(const CacheConfig& c)
       : config(c),
         layout(BlockLayout::for_config(c)),
-        pool(layout, blocks_for(c.capacity_tokens, c.block_tokens) * c.layers * c.kv_heads, c.kv_heads,
-             make_block_placement(c.placement, c.kv_heads)) {}
+        pool(layout, pool_blocks(c), c.kv_heads, make_block_placement(c.placement, c.kv_heads)) {}
 
   std::size_t d() const { return config.head_dim; }
   std::size_t heads() const { return config.kv_heads; }
@@ -209,16 +209,6 @@ struct KVCache::Impl {
   }
 };
 
-namespace {
-void check_finite(std::span<const float> x, const char* what) {
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x[i]))
-      throw Error(ErrorCode::non_finite_input, std::string(what) + "[" + std::to_string(i) + "] is " +
-                                                   (std::isnan(x[i]) ? "NaN" : "infinite") +
-                                                   ": cached values must be finite");
-}
-}  // namespace
-
 KVCache::KVCache(const CacheConfig& config) {
   config.validate();
   impl_ = std::make_unique<Impl>(config);
@@ -276,19 +266,11 @@ std::vector<SeqId> KVCache::sequences() const {
 void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, std::span<const float> values,
                      std::size_t n_tokens) {
   impl_->check_layer(layer);
-  const std::size_t expect = n_tokens * impl_->heads() * impl_->d();
-  auto check_size = [&](std::span<const float> x, const char* name) {
-    if (x.size() != expect)
-      throw Error(ErrorCode::shape_mismatch,
-                  std::string(name) + " has " + std::to_string(x.size()) +
-                      " floats, expected n_tokens*kv_heads*head_dim = " + std::to_string(expect) + " (" +
-                      std::to_string(n_tokens) + "*" + std::to_string(impl_->heads()) + "*" +
-                      std::to_string(impl_->d()) + ")");
-  };
-  check_size(keys, "keys");
-  check_size(values, "values");
-  check_finite(keys, "keys");
-  check_finite(values, "values");
+  const append_input::Shape shape{std::nullopt, n_tokens, impl_->heads(), impl_->d()};
+  append_input::check_size(keys, "keys", shape);
+  append_input::check_size(values, "values", shape);
+  append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
+  append_input::check_storable(values, "values", shape, impl_->config.dtype);
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
   impl_->append_layer(s, *guard.seq, layer, keys.data(), values.data(), n_tokens);
@@ -297,17 +279,12 @@ void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, st
 void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<const float> values,
                                 std::size_t n_tokens) {
   const std::size_t L = impl_->config.layers;
-  const std::size_t per_layer = n_tokens * impl_->heads() * impl_->d();
-  auto check_size = [&](std::span<const float> x, const char* name) {
-    if (x.size() != L * per_layer)
-      throw Error(ErrorCode::shape_mismatch,
-                  std::string(name) + " has " + std::to_string(x.size()) +
-                      " floats, expected layers*n_tokens*kv_heads*head_dim = " + std::to_string(L * per_layer));
-  };
-  check_size(keys, "keys");
-  check_size(values, "values");
-  check_finite(keys, "keys");
-  check_finite(values, "values");
+  const append_input::Shape shape{L, n_tokens, impl_->heads(), impl_->d()};
+  append_input::check_size(keys, "keys", shape);
+  append_input::check_size(values, "values", shape);
+  append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
+  append_input::check_storable(values, "values", shape, impl_->config.dtype);
+  const std::size_t per_layer = keys.size() / L;
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
   // All layers or none: check the pool can hold every layer's new blocks first.
@@ -421,8 +398,7 @@ MemoryUsage KVCache::memory_usage() const {
   for (const auto& [id, seq] : impl_->sequences)
     for (const auto& st : seq->layers)
       meta += st.blocks.capacity() * sizeof(std::byte*) + st.d_major.capacity() * sizeof(std::byte*) +
-              st.value_sum.size() * sizeof(double) +
-              st.value_mean.size() * sizeof(float);
+              st.value_sum.size() * sizeof(double) + st.value_mean.size() * sizeof(float);
   m.metadata = meta;
   return m;
 }
