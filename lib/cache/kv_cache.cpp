@@ -12,6 +12,7 @@
 #include "cache/append_input.hpp"
 #include "cache/block_pool.hpp"
 #include "cache/element.hpp"
+#include "common/checked_math.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
@@ -19,6 +20,8 @@ namespace sparq {
 namespace {
 
 struct LayerState {
+  // Written by the sequence's writer through std::atomic_ref, so that length() may read
+  // it from any thread at any time.
   std::size_t length = 0;
   std::vector<std::byte*> blocks;  // [n_blocks][kv_heads]
   // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
@@ -40,8 +43,29 @@ std::string seq_name(SeqId s) {
 }
 
 std::size_t blocks_for(std::size_t tokens, std::size_t b) {
-  return (tokens + b - 1) / b;
+  return tokens / b + (tokens % b != 0);
 }
+
+void set_length(LayerState& st, std::size_t n) {
+  std::atomic_ref(st.length).store(n, std::memory_order_relaxed);
+}
+
+// Bytes of a sequence's own tables (MemoryUsage::metadata).
+std::size_t table_bytes(const Sequence& seq) {
+  std::size_t n = 0;
+  for (const LayerState& st : seq.layers)
+    n += (st.blocks.capacity() + st.d_major.capacity()) * sizeof(std::byte*) + st.value_sum.size() * sizeof(double) +
+         st.value_mean.size() * sizeof(float);
+  return n;
+}
+
+// What one layer of an append takes from the pool: blocks [have, need) per head, and a
+// private copy of the partly filled last block when it is shared with a fork.
+struct LayerPlan {
+  std::size_t have = 0;
+  std::size_t need = 0;
+  bool cow = false;
+};
 
 }  // namespace
 
@@ -52,6 +76,9 @@ struct KVCache::Impl {
   mutable std::shared_mutex map_mutex;
   std::unordered_map<SeqId, std::unique_ptr<Sequence>> sequences;
   SeqId next_id = 1;
+  // Sum of table_bytes() over all sequences, kept by their writers: memory_usage() reads
+  // it instead of tables that another thread may be growing.
+  std::atomic<std::size_t> tables{0};
 
   explicit Impl(const CacheConfig& c)
       : config(c),
@@ -93,6 +120,29 @@ struct KVCache::Impl {
       throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being read (decode) by another thread");
     }
     return WriteGuard{&seq};
+  }
+
+  // Reader access to one sequence (decode, view, fork): fails rather than races when a
+  // writer holds it; the caller gives it back by decrementing seq.readers.
+  Sequence& begin_read(SeqId s) const {
+    std::shared_lock lock(map_mutex);
+    Sequence& seq = find_locked(s);
+    seq.readers.fetch_add(1);
+    if (seq.writing.load()) {
+      seq.readers.fetch_sub(1);
+      throw Error(ErrorCode::concurrent_use,
+                  seq_name(s) + " is being modified by another thread; it cannot be read now");
+    }
+    return seq;
+  }
+
+  // Keeps `tables` in step with a sequence whose tables took `before` bytes.
+  void account(std::size_t before, const Sequence& seq) {
+    const std::size_t after = table_bytes(seq);
+    if (after >= before)
+      tables.fetch_add(after - before, std::memory_order_relaxed);
+    else
+      tables.fetch_sub(before - after, std::memory_order_relaxed);
   }
 
   std::byte* key_s(std::byte* blk, std::size_t off) const {
@@ -144,38 +194,73 @@ struct KVCache::Impl {
       st.value_mean[i] = st.length ? static_cast<float>(st.value_sum[i] / double(st.length)) : 0.0f;
   }
 
-  void append_layer(SeqId s, Sequence& seq, std::size_t layer, const float* keys, const float* values, std::size_t n) {
-    LayerState& st = seq.layers[layer];
-    const std::size_t H = heads(), D = d(), Bt = B();
-    const std::size_t have = blocks_for(st.length, Bt);
-    const std::size_t need = blocks_for(st.length + n, Bt);
-    const std::size_t off0 = st.length % Bt;
-    // Copy-on-write: the partly filled last block is shared with a fork.
-    const bool cow = off0 != 0 && std::any_of(st.blocks.end() - H, st.blocks.end(), [this](const std::byte* b) {
-                       return pool.header(b).refcount.load() > 1;
-                     });
-    std::vector<std::size_t> heads_needed;
-    for (std::size_t b = have; b < need; ++b)
-      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
-    if (cow)
-      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
-    const std::string what =
-        "append of " + std::to_string(n) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
-    std::vector<std::byte*> fresh = pool.acquire(heads_needed, what.c_str());  // may throw: nothing changed yet
+  LayerPlan plan_layer(const LayerState& st, std::size_t n) const {
+    LayerPlan p;
+    p.have = blocks_for(st.length, B());
+    p.need = blocks_for(st.length + n, B());
+    // Copy-on-write: the partly filled last block is shared with a fork. Nobody can start
+    // sharing it meanwhile (forking this sequence waits for its writer), so a block seen
+    // unshared stays unshared until the append is done.
+    p.cow = st.length % B() != 0 && std::any_of(st.blocks.end() - heads(), st.blocks.end(), [this](const std::byte* b) {
+              return pool.header(b).refcount.load() > 1;
+            });
+    return p;
+  }
 
-    // From here on nothing throws except std::bad_alloc of small vectors.
-    std::vector<std::byte*> new_blocks(fresh.begin(), fresh.begin() + (need - have) * H);
-    if (cow) {
+  // Appends n tokens to `layers` consecutive layers from `first`, all or none: every
+  // block all of them need is taken from the pool in one step (atomically against other
+  // appends) and every table grown before the first write, so a failure (pool exhausted,
+  // the system refusing memory) leaves the sequence as it was. Layer l's keys and values
+  // start at l * per_layer floats.
+  void append_layers(const std::string& what, Sequence& seq, std::size_t first, std::size_t layers, const float* keys,
+                     const float* values, std::size_t per_layer, std::size_t n) {
+    const std::size_t H = heads();
+    std::vector<LayerPlan> plans(layers);
+    std::vector<std::size_t> block_heads;  // per block to take: its KV head, layer after layer
+    for (std::size_t l = 0; l < layers; ++l) {
+      const LayerPlan p = plans[l] = plan_layer(seq.layers[first + l], n);
+      for (std::size_t b = p.have; b < p.need + p.cow; ++b)
+        for (std::size_t h = 0; h < H; ++h) block_heads.push_back(h);
+    }
+    std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
+    const std::size_t tables_before = table_bytes(seq);
+    try {
+      for (std::size_t l = 0; l < layers; ++l) {
+        LayerState& st = seq.layers[first + l];
+        st.blocks.reserve(plans[l].need * H);
+        if (layout.d_major_rows) st.d_major.reserve(plans[l].need * H);
+      }
+    } catch (...) {
+      for (std::size_t i = 0; i < fresh.size(); ++i) pool.release(fresh[i], block_heads[i]);
+      account(tables_before, seq);
+      throw;
+    }
+    // From here on nothing throws.
+    std::size_t at = 0;
+    for (std::size_t l = 0; l < layers; ++l) {
+      commit_layer(seq.layers[first + l], plans[l], fresh.data() + at, keys + l * per_layer, values + l * per_layer, n);
+      at += (plans[l].need - plans[l].have + plans[l].cow) * H;
+    }
+    account(tables_before, seq);
+  }
+
+  // Writes n tokens into a layer with the blocks its plan took (new blocks first, then the
+  // copies of a shared last block); the layer's tables have room for them.
+  void commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, const float* keys, const float* values,
+                    std::size_t n) noexcept {
+    const std::size_t H = heads(), D = d(), Bt = B();
+    const std::size_t off0 = st.length % Bt;
+    if (p.cow) {
       for (std::size_t h = 0; h < H; ++h) {
-        std::byte*& slot = st.blocks[(have - 1) * H + h];
-        std::byte* copy = fresh[(need - have) * H + h];
+        std::byte*& slot = st.blocks[(p.have - 1) * H + h];
+        std::byte* copy = fresh[(p.need - p.have) * H + h];
         copy_rows(slot, copy, off0);
         pool.release(slot, h);
         slot = copy;
       }
     }
-    st.blocks.insert(st.blocks.end(), new_blocks.begin(), new_blocks.end());
-    track_d_major(st, (cow ? have - 1 : have) * H);
+    st.blocks.insert(st.blocks.end(), fresh, fresh + (p.need - p.have) * H);
+    track_d_major(st, (p.cow ? p.have - 1 : p.have) * H);
 
     const DType t = config.dtype;
     const std::size_t eb = size_of(t);
@@ -204,7 +289,7 @@ struct KVCache::Impl {
         pool.header(blk).fill = static_cast<std::uint32_t>(off + 1);
       }
     }
-    st.length += n;
+    set_length(st, st.length + n);
     update_mean(st);
   }
 };
@@ -229,9 +314,12 @@ SeqId KVCache::add_sequence() {
     l.value_sum.assign(impl_->heads() * impl_->d(), 0.0);
     l.value_mean.assign(impl_->heads() * impl_->d(), 0.0f);
   }
+  const std::size_t bytes = table_bytes(*seq);
   std::unique_lock lock(impl_->map_mutex);
-  const SeqId id = impl_->next_id++;
-  impl_->sequences.emplace(id, std::move(seq));
+  const SeqId id = impl_->next_id;
+  impl_->sequences.emplace(id, std::move(seq));  // may throw: nothing changed
+  ++impl_->next_id;
+  impl_->tables.fetch_add(bytes, std::memory_order_relaxed);
   return id;
 }
 
@@ -246,6 +334,7 @@ void KVCache::remove_sequence(SeqId s) {
     seq = std::move(it->second);
     impl_->sequences.erase(it);
   }
+  impl_->tables.fetch_sub(table_bytes(*seq), std::memory_order_relaxed);
   for (auto& l : seq->layers)
     for (std::size_t i = 0; i < l.blocks.size(); ++i) impl_->pool.release(l.blocks[i], i % impl_->heads());
 }
@@ -273,7 +362,9 @@ void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, st
   append_input::check_storable(values, "values", shape, impl_->config.dtype);
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
-  impl_->append_layer(s, *guard.seq, layer, keys.data(), values.data(), n_tokens);
+  const std::string what =
+      "append of " + std::to_string(n_tokens) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
+  impl_->append_layers(what, *guard.seq, layer, 1, keys.data(), values.data(), keys.size(), n_tokens);
 }
 
 void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<const float> values,
@@ -284,24 +375,11 @@ void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<
   append_input::check_size(values, "values", shape);
   append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
   append_input::check_storable(values, "values", shape, impl_->config.dtype);
-  const std::size_t per_layer = keys.size() / L;
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
-  // All layers or none: check the pool can hold every layer's new blocks first.
-  {
-    std::size_t need = 0;
-    for (const auto& st : guard.seq->layers) {
-      need += (blocks_for(st.length + n_tokens, impl_->B()) - blocks_for(st.length, impl_->B())) * impl_->heads();
-      if (st.length % impl_->B() != 0) need += impl_->heads();  // a possible copy-on-write
-    }
-    const std::size_t free = impl_->pool.capacity() - impl_->pool.in_use();
-    if (need > free)
-      throw Error(ErrorCode::capacity_exhausted, "append of " + std::to_string(n_tokens) + " tokens to all layers of " +
-                                                     seq_name(s) + " needs up to " + std::to_string(need) +
-                                                     " blocks but only " + std::to_string(free) + " are free");
-  }
-  for (std::size_t l = 0; l < L; ++l)
-    impl_->append_layer(s, *guard.seq, l, keys.data() + l * per_layer, values.data() + l * per_layer, n_tokens);
+  const std::string what =
+      "append of " + std::to_string(n_tokens) + " tokens to all " + std::to_string(L) + " layers of " + seq_name(s);
+  impl_->append_layers(what, *guard.seq, 0, L, keys.data(), values.data(), keys.size() / L, n_tokens);
 }
 
 void KVCache::truncate(SeqId s, std::size_t n_tokens) {
@@ -315,17 +393,18 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
                                                  " of the shortest layer of " + seq_name(s));
   if (n_tokens == 0) return;
   const std::size_t H = impl_->heads(), D = impl_->d(), Bt = impl_->B();
+  std::vector<double> partial(D);  // allocated before the first change: nothing below throws
+  const std::size_t tables_before = table_bytes(seq);
   for (auto& st : seq.layers) {
     const std::size_t new_len = st.length - n_tokens;
     const std::size_t keep = blocks_for(new_len, Bt);
     for (std::size_t i = keep * H; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % H);
     st.blocks.resize(keep * H);
     impl_->track_d_major(st, st.blocks.size());
-    st.length = new_len;
+    set_length(st, new_len);
     // Recompute the exact sum: full blocks' own sums, plus the rows kept of the last
     // block (which may be shared with a fork, so its own sum may cover more rows).
     std::fill(st.value_sum.begin(), st.value_sum.end(), 0.0);
-    std::vector<double> partial(D);
     for (std::size_t b = 0; b < keep; ++b) {
       const std::size_t rows = std::min(Bt, new_len - b * Bt);
       for (std::size_t h = 0; h < H; ++h) {
@@ -340,24 +419,36 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
     }
     impl_->update_mean(st);
   }
+  impl_->account(tables_before, seq);
 }
 
 SeqId KVCache::fork(SeqId s) {
   auto guard = impl_->begin_write(s);  // the source must not change while it is copied
+  const Sequence& src = *guard.seq;
   auto copy = std::make_unique<Sequence>();
-  copy->layers = guard.seq->layers;
+  copy->layers = src.layers;  // may throw std::bad_alloc: nothing shared yet
+  const std::size_t bytes = table_bytes(*copy);
   for (auto& st : copy->layers)
     for (const std::byte* b : st.blocks) impl_->pool.retain(b);
-  std::unique_lock lock(impl_->map_mutex);
-  const SeqId id = impl_->next_id++;
-  impl_->sequences.emplace(id, std::move(copy));
-  return id;
+  try {
+    std::unique_lock lock(impl_->map_mutex);
+    const SeqId id = impl_->next_id;
+    impl_->sequences.try_emplace(id).first->second = std::move(copy);  // only the node may throw
+    ++impl_->next_id;
+    impl_->tables.fetch_add(bytes, std::memory_order_relaxed);
+    return id;
+  } catch (...) {
+    // The source still holds every block, so these releases only drop the counts.
+    for (auto& st : copy->layers)
+      for (std::size_t i = 0; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % impl_->heads());
+    throw;
+  }
 }
 
 std::size_t KVCache::length(SeqId s, std::size_t layer) const {
   impl_->check_layer(layer);
   std::shared_lock lock(impl_->map_mutex);
-  return impl_->find_locked(s).layers[layer].length;
+  return std::atomic_ref(impl_->find_locked(s).layers[layer].length).load(std::memory_order_relaxed);
 }
 
 LayerView KVCache::view(SeqId s, std::size_t layer) const {
@@ -392,14 +483,9 @@ MemoryUsage KVCache::memory_usage() const {
   if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
   m.k_d_major = n * l.d_major_rows * l.d_major_run;
   m.values = n * l.k_region;
-  // Each block's metadata, and its padding to a whole page.
-  std::size_t meta = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts)));
-  std::shared_lock lock(impl_->map_mutex);
-  for (const auto& [id, seq] : impl_->sequences)
-    for (const auto& st : seq->layers)
-      meta += st.blocks.capacity() * sizeof(std::byte*) + st.d_major.capacity() * sizeof(std::byte*) +
-              st.value_sum.size() * sizeof(double) + st.value_mean.size() * sizeof(float);
-  m.metadata = meta;
+  // Each block's metadata, and its padding to a whole page, and the sequences' tables.
+  m.metadata = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts))) +
+               impl_->tables.load(std::memory_order_relaxed);
   return m;
 }
 
@@ -440,14 +526,7 @@ void KVCache::read_value(SeqId s, std::size_t layer, std::size_t head, std::size
 }
 
 KVCache::ReadLock KVCache::lock_for_read(SeqId s) const {
-  std::shared_lock lock(impl_->map_mutex);
-  Sequence& seq = impl_->find_locked(s);
-  seq.readers.fetch_add(1);
-  if (seq.writing.load()) {
-    seq.readers.fetch_sub(1);
-    throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being modified by another thread; it cannot be read now");
-  }
-  return ReadLock(&seq.readers);
+  return ReadLock(&impl_->begin_read(s).readers);
 }
 
 KVCache::ReadLock::ReadLock(ReadLock&& other) noexcept : state_(other.state_) {
