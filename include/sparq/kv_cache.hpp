@@ -24,14 +24,14 @@
 // small tables may also escape, again with the cache unchanged.
 //
 // Thread safety. Methods on different sequences may run concurrently. Per sequence,
-// readers (decode, read_key/read_value) may run together in any number; writers
-// (append, append_all_layers, truncate, remove_sequence, and fork of it) must not
-// overlap with each other or with readers of that sequence: such overlap is detected
-// and reported as ErrorCode::concurrent_use rather than raced (the call that finds the
-// overlap fails and changes nothing; retry it later). length() may be called at any
-// time (during an append to the same layer it returns the length before or after it).
-// view() itself takes no guard: hold lock_for_read() while using the view, as decode
-// does.
+// readers (decode, read_key/read_value, and fork, which reads its source) may run
+// together in any number; writers (append, append_all_layers, truncate,
+// remove_sequence) must not overlap with each other or with readers of that sequence:
+// such overlap is detected and reported as ErrorCode::concurrent_use rather than raced
+// (the call that finds the overlap fails and changes nothing; retry it later). length()
+// may be called at any time (during an append to the same layer it returns the length
+// before or after it). view() itself takes no guard: hold lock_for_read() while using
+// the view, as decode does.
 #pragma once
 
 #include <cstddef>
@@ -160,7 +160,8 @@ class KVCache {
 
   // Drops the last n tokens of every layer (n may not exceed the shortest layer).
   void truncate(SeqId seq, std::size_t n_tokens);
-  // A new sequence sharing all of `seq`'s tokens (copy-on-write).
+  // A new sequence sharing all of `seq`'s tokens (copy-on-write). A reader of `seq`: it
+  // may run beside decodes and other forks of `seq`, not beside its writers.
   [[nodiscard]] SeqId fork(SeqId seq);
 
   [[nodiscard]] std::size_t length(SeqId seq, std::size_t layer) const;

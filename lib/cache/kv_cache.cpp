@@ -423,8 +423,10 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
 }
 
 SeqId KVCache::fork(SeqId s) {
-  auto guard = impl_->begin_write(s);  // the source must not change while it is copied
-  const Sequence& src = *guard.seq;
+  // A reader of the source: it runs beside decodes and other forks of it, and the
+  // source's writers wait (concurrent_use) until it is done.
+  Sequence& src = impl_->begin_read(s);
+  const ReadLock reading(&src.readers);
   auto copy = std::make_unique<Sequence>();
   copy->layers = src.layers;  // may throw std::bad_alloc: nothing shared yet
   const std::size_t bytes = table_bytes(*copy);
