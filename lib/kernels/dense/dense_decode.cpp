@@ -9,9 +9,9 @@
 #include <limits>
 #include <vector>
 
-#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "common/parallel.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "kernels/dense/dense_decode.hpp"
 #include "kernels/kernel_api.hpp"
@@ -83,7 +83,7 @@ class Plan {
     parts_.resize(part_floats_);
     dispatch_isa(isa, [&](auto arch) {
       using Arch = decltype(arch);
-      tbb::parallel_for(std::size_t{0}, items_.size(), [&](std::size_t i) {
+      parallel_for_chunks(items_.size(), [&](std::size_t i) {
         const Item& it = items_[i];
         const Segment& s = segments_[it.segment];
         thread_local std::vector<float> work;
@@ -194,7 +194,7 @@ void dense_decode(std::span<const Task> tasks, const Common& common) {
     for (std::size_t k = 0; k < n_kv; ++k)
       plan.add(&t.view, common.kv_begin + k, 0, t.view.length, g, [&](std::size_t h) { return t.q + (k * g + h) * d; });
   plan.run(common.isa);
-  tbb::parallel_for(std::size_t{0}, tasks.size() * n_kv, [&](std::size_t seg) {
+  parallel_for_chunks(tasks.size() * n_kv, [&](std::size_t seg) {
     const Task& t = tasks[seg / n_kv];
     const std::size_t k = seg % n_kv;
     for (std::size_t h = 0; h < g; ++h) {
@@ -237,7 +237,7 @@ void dense_decode_causal(const CausalTask& task, const Common& common) {
       tail_seg[i * n_kv + k] = plan.add(&v, common.kv_begin + k, prefix, prefix + i, g,
                                         [&](std::size_t h) { return q_row(i, k, h); });
   plan.run(common.isa);
-  tbb::parallel_for(std::size_t{0}, n_new * n_kv, [&](std::size_t ik) {
+  parallel_for_chunks(n_new * n_kv, [&](std::size_t ik) {
     const std::size_t i = ik / n_kv, k = ik % n_kv;
     for (std::size_t h = 0; h < g; ++h) {
       const Source src[2] = {{prefix_seg[(i / queries_per_segment) * n_kv + k], (i % queries_per_segment) * g + h},
