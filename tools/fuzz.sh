@@ -8,6 +8,7 @@
 # a leak, a timeout or a broken rule (docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash tools/install-deps.sh --clang
 secs=${1:-45}
 dir=${2:-build-fuzz}
 cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

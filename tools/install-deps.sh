@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sparq needs to build, test and run on Debian 12 (run as root).
-# Skips apt entirely when everything is already installed.
+# Skips apt entirely when everything is already installed. --clang adds clang 14 and its
+# sanitizer and libFuzzer runtimes (tools/tsan.sh, tools/fuzz.sh).
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,10 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   gnuplot-nox
 )
+
+if [[ "${1:-}" == "--clang" ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

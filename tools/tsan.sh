@@ -6,6 +6,7 @@
 #   tools/tsan.sh [build dir (default build-tsan)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash tools/install-deps.sh --clang
 dir=${1:-build-tsan}
 cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" -DSPARQ_SANITIZE=thread -DSPARQ_STD_THREAD_KERNELS=ON \
