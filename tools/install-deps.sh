@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sparq needs to build, test and run on Debian 12 (run as root).
-# Skips apt entirely when everything is already installed.
+# Skips apt entirely when everything is already installed. --clang adds clang 14 and its
+# sanitizer and libFuzzer runtimes (tools/tsan.sh, tools/fuzz.sh).
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,10 @@ packages=(
   python3-dev pybind11-dev python3-numpy python3-torch python3-pytest
   gnuplot-nox
 )
+
+if [[ "${1:-}" == "--clang" ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()

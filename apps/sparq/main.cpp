@@ -23,6 +23,7 @@
   X(perplexity)              \
   X(roofline)                \
   X(layouts)                 \
+  X(soak)                    \
   /* add new subcommands above this line */
 
 namespace sparq::cli {

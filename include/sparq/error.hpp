@@ -13,8 +13,10 @@ enum class ErrorCode {
   invalid_argument,    // a parameter outside its allowed range (r = 0, k = 0, ratio < 1, ...)
   shape_mismatch,      // spans or arrays whose sizes disagree with the cache or each other
   unknown_sequence,    // a SeqId that was never added or was already removed
-  capacity_exhausted,  // the block pool cannot hold what was asked; nothing was changed
-  non_finite_input,    // NaN or Inf where finite values are required
+  capacity_exhausted,  // the block pool (or the system, for a new block) cannot supply what was
+                       // asked; nothing was changed
+  non_finite_input,    // NaN or Inf where finite values are required, or a finite f32 value
+                       // that the cache's storage type cannot hold (it would become Inf)
   empty_sequence,      // attention over S = 0 positions
   bad_file,            // a file that is not what it claims (.npy header, truncation, dtype)
   io_error,            // the operating system refused a read or write

@@ -16,13 +16,21 @@
 // sequences writes into a shared, partly filled block.
 //
 // Errors. Every method validates all of its arguments before it changes anything: on a
-// thrown sparq::Error the cache is exactly as it was.
+// thrown sparq::Error the cache is exactly as it was. An append is all or nothing, also
+// across the layers of append_all_layers and also under concurrency: it takes every
+// block it needs from the pool in one step before writing any. When the pool has too
+// few free blocks, or the system refuses memory for a new one, it throws
+// capacity_exhausted (the message says which); a std::bad_alloc from the cache's own
+// small tables may also escape, again with the cache unchanged.
 //
-// Thread safety. Methods on different sequences may run concurrently, and so may any
-// number of readers (decode, read_key/read_value, a view held under a ReadLock) of one
-// sequence. Writers of one sequence (append, truncate, fork, remove) must not overlap with
-// each other or with its readers: such overlap is detected and reported as
-// ErrorCode::concurrent_use rather than raced.
+// Thread safety. Methods on different sequences may run concurrently. Per sequence,
+// readers (decode, read_key/read_value, a view held under a ReadLock, and fork, which
+// reads its source) may run together in any number; writers (append,
+// append_all_layers, truncate, remove_sequence) must not overlap with each other or with
+// readers of that sequence: such overlap is detected and reported as
+// ErrorCode::concurrent_use rather than raced (the call that finds the overlap fails and
+// changes nothing; retry it later). length() may be called at any time (during an append
+// to the same layer it returns the length before or after it).
 //
 // Raw views (the one rule). view() returns pointers into the cache with no guard of their
 // own. A caller that reads through a LayerView must hold a ReadLock of that sequence from
@@ -53,7 +61,7 @@ struct CacheConfig {
   std::size_t kv_heads = 1;
   std::size_t head_dim = 128;
   DType dtype = DType::bf16;
-  std::size_t block_tokens = 256;       // B; any value >= 1 (multiples of 16 vectorize best)
+  std::size_t block_tokens = 256;         // B; any value >= 1 (multiples of 16 vectorize best)
   std::size_t capacity_tokens = 1 << 16;  // total tokens of all sequences
   KeyLayout layouts = KeyLayout::both;
   Placement placement = Placement::local;
@@ -101,7 +109,7 @@ struct LayerView {
   // head's blocks appended together have each component in one long run).
   const std::byte* const* d_major_blocks = nullptr;
   std::size_t d_major_stride = 0;
-  std::size_t block_data_bytes = 0;  // from a block's base to the end of its last region
+  std::size_t block_data_bytes = 0;   // from a block's base to the end of its last region
   const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
 
   static constexpr std::size_t kNoRegion = ~std::size_t{0};
@@ -149,17 +157,22 @@ class KVCache {
   [[nodiscard]] std::vector<SeqId> sequences() const;
 
   // Appends n_tokens to one layer: keys and values are [n_tokens][kv_heads][head_dim]
-  // f32 (converted to the storage type). Throws, changing nothing, on a size mismatch,
-  // non-finite input, or when the pool cannot hold the new blocks.
+  // f32 (converted to the storage type, rounding to nearest even). Throws, changing
+  // nothing: shape_mismatch on a size mismatch (also when n_tokens*kv_heads*head_dim
+  // overflows); non_finite_input on NaN, inf, or a finite value the storage type cannot
+  // hold (|x| >= 65520 in f16, >= 3.3961775e38 in bf16: refused, never stored as inf),
+  // naming its [token, head, component]; capacity_exhausted when the pool cannot
+  // supply the new blocks.
   void append(SeqId seq, std::size_t layer, std::span<const float> keys, std::span<const float> values,
               std::size_t n_tokens);
   // Appends to every layer at once: keys/values are [layers][n_tokens][kv_heads][head_dim].
-  void append_all_layers(SeqId seq, std::span<const float> keys, std::span<const float> values,
-                         std::size_t n_tokens);
+  // All layers or none, with the errors of append (positions name the layer too).
+  void append_all_layers(SeqId seq, std::span<const float> keys, std::span<const float> values, std::size_t n_tokens);
 
   // Drops the last n tokens of every layer (n may not exceed the shortest layer).
   void truncate(SeqId seq, std::size_t n_tokens);
-  // A new sequence sharing all of `seq`'s tokens (copy-on-write).
+  // A new sequence sharing all of `seq`'s tokens (copy-on-write). A reader of `seq`: it
+  // may run beside decodes and other forks of `seq`, not beside its writers.
   [[nodiscard]] SeqId fork(SeqId seq);
 
   [[nodiscard]] std::size_t length(SeqId seq, std::size_t layer) const;

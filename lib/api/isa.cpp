@@ -1,6 +1,8 @@
 // Runtime ISA selection (include/sparq/isa.hpp). Built at the x86-64 baseline.
 #include "sparq/isa.hpp"
 
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -36,8 +38,15 @@ bool xsimd_runs() noexcept {
   return Arch::version() <= xsimd::available_architectures().best;
 }
 
-// xsimd 8.1 reads CPUID only; gcc's __builtin_cpu_supports also checks that the OS
-// saves the wide registers (XGETBV), and covers F16C, which xsimd does not track.
+// F16C (CPUID.1:ECX bit 29), which xsimd does not track; clang 14's
+// __builtin_cpu_supports does not know "f16c", so read CPUID directly.
+bool cpu_has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
+// xsimd 8.1 reads CPUID only; __builtin_cpu_supports also checks that the OS saves the
+// wide registers (XGETBV).
 bool supported(Isa isa) noexcept {
   __builtin_cpu_init();
   switch (isa) {
@@ -47,7 +56,7 @@ bool supported(Isa isa) noexcept {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
     case Isa::avx2:
       return xsimd_runs<Isa::avx2>() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+             cpu_has_f16c();
     case Isa::generic: return true;
   }
   return false;

@@ -44,6 +44,12 @@ struct BlockLayout {
   static constexpr std::size_t kValueSumOffset = 8;  // in the metadata, after the header
 
   static BlockLayout for_config(const CacheConfig& c);
+  // Bytes one block takes from the system: the block, its d-major copy, its metadata.
+  [[nodiscard]] std::size_t system_bytes() const noexcept { return bytes + d_major_rows * d_major_run + meta_bytes; }
 };
+
+// Blocks in the pool of a config: layers * kv_heads * ceil(capacity_tokens / block_tokens).
+// CacheConfig::validate() checks that this, and its size in bytes, fit in size_t.
+[[nodiscard]] std::size_t pool_blocks(const CacheConfig& c) noexcept;
 
 }  // namespace sparq

@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 
+#include "cache/alloc_fault.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
@@ -60,7 +61,7 @@ BlockPool::BlockPool(const BlockLayout& layout, std::size_t capacity_blocks, std
       meta_offset_(d_major_offset_ + d_major_area_),
       slab_align_(std::bit_ceil(meta_offset_ + slab_blocks_ * layout.meta_bytes)),
       placement_(std::move(placement)),
-      free_(kv_heads),
+      free_(kv_heads, nullptr),
       cursor_(kv_heads) {}
 
 std::byte* BlockPool::slot(const std::byte* block, std::size_t area_offset, std::size_t slot_bytes) const noexcept {
@@ -70,19 +71,23 @@ std::byte* BlockPool::slot(const std::byte* block, std::size_t area_offset, std:
   return reinterpret_cast<std::byte*>(slab + area_offset + index * slot_bytes);
 }
 
-
 BlockPool::~BlockPool() {
   for (std::byte* b : all_) header(b).~BlockHeader();
   for (void* s : slabs_) std::free(s);
 }
 
 std::byte* BlockPool::allocate_new(std::size_t head) {
+  // Everything that can fail comes before the first change, so that a refusal (thrown as
+  // std::bad_alloc, turned into capacity_exhausted by acquire) leaves the pool as it was.
+  all_.reserve(all_.size() + 1);
+  const bool refused = alloc_fault::block_allocation_fails();
   SlabCursor& c = cursor_[head];
   if (c.left == 0) {
+    slabs_.reserve(slabs_.size() + 1);
     // Aligned to its own (power-of-two) size, so that a block's slab, and with it the
     // block's metadata, follows from the block's address (meta()); only touched pages
     // are backed by memory, so the unused tail of a slab costs address space only.
-    void* slab = std::aligned_alloc(slab_align_, slab_align_);
+    void* slab = refused ? nullptr : std::aligned_alloc(slab_align_, slab_align_);
     if (!slab) throw std::bad_alloc();
     if (slab_align_ >= kHugePage) {
       // Huge pages for the blocks and d-major copies only (advisory: failure is harmless). A metadata area
@@ -100,6 +105,8 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
     slabs_.push_back(slab);
     c.next = static_cast<std::byte*>(slab);
     c.left = std::min(slab_blocks_, capacity_ - all_.size());
+  } else if (refused) {
+    throw std::bad_alloc();
   }
   std::byte* b = c.next;
   c.next += layout_.bytes;
@@ -112,30 +119,22 @@ std::byte* BlockPool::allocate_new(std::size_t head) {
 }
 
 std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, const char* what) {
+  std::vector<std::byte*> out;
+  out.reserve(heads.size());  // may throw std::bad_alloc: nothing taken yet
   std::lock_guard lock(mutex_);
-  if (in_use_ + heads.size() > capacity_)
+  if (heads.size() > capacity_ - in_use_)
     throw Error(ErrorCode::capacity_exhausted, std::string(what) + " needs " + std::to_string(heads.size()) +
                                                    " more blocks but only " + std::to_string(capacity_ - in_use_) +
                                                    " of " + std::to_string(capacity_) +
                                                    " are free: raise capacity_tokens or remove sequences");
-  std::vector<std::byte*> out;
-  out.reserve(heads.size());
   try {
     for (std::size_t head : heads) {
-      std::byte* b = nullptr;
-      if (!free_[head].empty()) {
-        b = free_[head].back();
-        free_[head].pop_back();
-      } else if (all_.size() < capacity_) {
+      std::byte* b = pop_free(head);
+      if (!b && all_.size() < capacity_) {
         b = allocate_new(head);
-      } else {
+      } else if (!b) {
         // Every block exists already; borrow one kept for another head and re-place it.
-        for (auto& list : free_)
-          if (!list.empty()) {
-            b = list.back();
-            list.pop_back();
-            break;
-          }
+        for (std::size_t h = 0; h < free_.size() && !b; ++h) b = pop_free(h);
         // Its d-major rows share pages with other blocks' and stay where they are.
         if (placement_) placement_->place(b, layout_.bytes, head);
       }
@@ -144,12 +143,26 @@ std::vector<std::byte*> BlockPool::acquire(std::span<const std::size_t> heads, c
       out.push_back(b);
     }
   } catch (const std::bad_alloc&) {
-    for (std::size_t i = 0; i < out.size(); ++i) free_[heads[i]].push_back(out[i]);
+    // The free lists are intrusive, so giving the blocks back cannot fail.
+    for (std::size_t i = 0; i < out.size(); ++i) push_free(heads[i], out[i]);
     throw Error(ErrorCode::capacity_exhausted, std::string(what) + ": the system refused memory for a new block of " +
-                                                   std::to_string(layout_.bytes) + " bytes");
+                                                   std::to_string(layout_.bytes) +
+                                                   " bytes; nothing was changed (free memory or remove sequences)");
   }
   in_use_ += out.size();
   return out;
+}
+
+void BlockPool::push_free(std::size_t head, std::byte* block) noexcept {
+  std::byte** next = free_link(block);
+  *next = free_[head];
+  free_[head] = block;
+}
+
+std::byte* BlockPool::pop_free(std::size_t head) noexcept {
+  std::byte* b = free_[head];
+  if (b) free_[head] = *free_link(b);
+  return b;
 }
 
 void BlockPool::retain(const std::byte* block) const noexcept {
@@ -159,7 +172,7 @@ void BlockPool::retain(const std::byte* block) const noexcept {
 void BlockPool::release(std::byte* block, std::size_t head) noexcept {
   if (header(block).refcount.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   std::lock_guard lock(mutex_);
-  free_[head].push_back(block);
+  push_free(head, block);
   --in_use_;
 }
 

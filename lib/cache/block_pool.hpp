@@ -19,8 +19,8 @@
 // rather than r runs of B elements per block (2.5x the read rate of stage 1's pattern:
 // docs/performance.md, "Cache layout").
 // The area is placed once per slab for the slab's head; a block borrowed by another
-// head (only once every block exists) keeps its d-major rows there. Slab pages are only touched, and so only backed by memory,
-// as blocks are used. Metadata pages are not bound by the placement (first touch).
+// head (only once every block exists) keeps its d-major rows there. Slab pages are only touched, and so only backed by
+// memory, as blocks are used. Metadata pages are not bound by the placement (first touch).
 #pragma once
 
 #include <cstddef>
@@ -42,9 +42,11 @@ class BlockPool {
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
-  // Takes one block for each entry of `heads` (the KV head it will hold), all or none:
-  // throws Error(capacity_exhausted) naming `what` when fewer are available, changing
-  // nothing. New blocks have refcount 1 and fill 0.
+  // Takes one block for each entry of `heads` (the KV head it will hold), all or none,
+  // atomically against other callers: throws Error(capacity_exhausted) naming `what`
+  // when fewer are free, or when the system refuses memory for a block not yet carved
+  // (alloc_fault.hpp can make it), changing nothing. New blocks have refcount 1 and
+  // fill 0; their value sums are unset until first written.
   [[nodiscard]] std::vector<std::byte*> acquire(std::span<const std::size_t> heads, const char* what);
   // Adds a sharer to a block.
   void retain(const std::byte* block) const noexcept;
@@ -71,6 +73,13 @@ class BlockPool {
 
  private:
   std::byte* allocate_new(std::size_t head);
+  void push_free(std::size_t head, std::byte* block) noexcept;
+  [[nodiscard]] std::byte* pop_free(std::size_t head) noexcept;
+  // Where a free block keeps the next block of its free list: its value-sum slot, which
+  // holds nothing while the block is free (a taken block's sum is rewritten before use).
+  [[nodiscard]] std::byte** free_link(const std::byte* block) const noexcept {
+    return reinterpret_cast<std::byte**>(meta(block) + BlockLayout::kValueSumOffset);
+  }
   // The block's slot in the slab area at `area_offset` whose slots are `slot_bytes` each.
   [[nodiscard]] std::byte* slot(const std::byte* block, std::size_t area_offset, std::size_t slot_bytes) const noexcept;
   [[nodiscard]] std::byte* meta(const std::byte* block) const noexcept {
@@ -84,12 +93,15 @@ class BlockPool {
   std::size_t d_major_stride_;  // bytes per row of the d-major area: slab_blocks_ x B elements
   std::size_t d_major_area_;    // d rows, rounded up to the page size (0: no d-major copies)
   std::size_t meta_offset_;     // of its metadata area, after the d-major area
-  std::size_t slab_align_;   // a slab's size and alignment (a power of two)
+  std::size_t slab_align_;      // a slab's size and alignment (a power of two)
   std::unique_ptr<BlockPlacement> placement_;
   mutable std::mutex mutex_;
-  std::vector<std::vector<std::byte*>> free_;  // per KV head
-  std::vector<std::byte*> all_;                // every block carved so far
-  std::vector<void*> slabs_;                   // the system allocations blocks are carved from
+  // Per KV head, the first block of its free list; each free block's metadata holds the
+  // next (free_link), so returning blocks never allocates (release is noexcept, and an
+  // acquire that fails half-way gives back what it took).
+  std::vector<std::byte*> free_;
+  std::vector<std::byte*> all_;  // every block carved so far
+  std::vector<void*> slabs_;     // the system allocations blocks are carved from
   struct SlabCursor {
     std::byte* next = nullptr;
     std::size_t left = 0;  // blocks still to carve

@@ -1,5 +1,7 @@
 #include <string>
 
+#include "cache/block_layout.hpp"
+#include "common/checked_math.hpp"
 #include "sparq/error.hpp"
 #include "sparq/kv_cache.hpp"
 
@@ -14,7 +16,8 @@ void CacheConfig::validate() const {
   at_least_one(head_dim, "head_dim");
   at_least_one(block_tokens, "block_tokens");
   at_least_one(capacity_tokens, "capacity_tokens");
-  // Bounds keep every size computation far from overflow and catch swapped arguments.
+  // Bounds catch swapped arguments and keep each field's own sizes (a block's bytes, a
+  // sequence's tables) far from overflow; products of several fields are checked below.
   auto at_most = [](std::size_t v, std::size_t max, const char* name) {
     if (v > max)
       throw Error(ErrorCode::invalid_argument, std::string(name) + "=" + std::to_string(v) +
@@ -31,6 +34,24 @@ void CacheConfig::validate() const {
     throw Error(ErrorCode::invalid_argument, "layouts is not one of both, s-major, d-major");
   if (static_cast<unsigned>(placement) > static_cast<unsigned>(Placement::by_head))
     throw Error(ErrorCode::invalid_argument, "placement is not one of local, interleave, by-head");
+  // The pool is sized up front (memory is taken only as blocks are used): its block
+  // count and its bytes must be representable.
+  const std::size_t per_head = capacity_tokens / block_tokens + (capacity_tokens % block_tokens != 0);
+  const auto blocks = checked_mul(layers, kv_heads, per_head);
+  if (!blocks)
+    throw Error(ErrorCode::invalid_argument,
+                "layers*kv_heads*ceil(capacity_tokens/block_tokens) = " + std::to_string(layers) + "*" +
+                    std::to_string(kv_heads) + "*" + std::to_string(per_head) +
+                    " blocks overflows size_t: lower capacity_tokens (or raise block_tokens)");
+  const std::size_t block_bytes = BlockLayout::for_config(*this).system_bytes();
+  if (!checked_mul(*blocks, block_bytes))
+    throw Error(ErrorCode::invalid_argument,
+                "a pool of " + std::to_string(*blocks) + " blocks of " + std::to_string(block_bytes) +
+                    " bytes overflows size_t bytes: lower capacity_tokens (or raise block_tokens)");
+}
+
+std::size_t pool_blocks(const CacheConfig& c) noexcept {
+  return c.layers * c.kv_heads * (c.capacity_tokens / c.block_tokens + (c.capacity_tokens % c.block_tokens != 0));
 }
 
 }  // namespace sparq

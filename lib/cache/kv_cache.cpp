@@ -9,215 +9,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "cache/block_pool.hpp"
+#include "cache/append_input.hpp"
 #include "cache/element.hpp"
-#include "sparq/error.hpp"
+#include "cache/kv_cache_impl.hpp"
 
 namespace sparq {
-
-namespace {
-
-struct LayerState {
-  std::size_t length = 0;
-  std::vector<std::byte*> blocks;  // [n_blocks][kv_heads]
-  // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
-  // step with `blocks` when the layout has them (LayerView::d_major_blocks points here).
-  std::vector<std::byte*> d_major;
-  std::vector<double> value_sum;   // [kv_heads][d], sum of all stored value rows
-  std::vector<float> value_mean;   // [kv_heads][d]
-};
-
-struct Sequence {
-  std::vector<LayerState> layers;
-  // Reader/writer detection (not a lock): see "Thread safety" in the header.
-  std::atomic<int> readers{0};
-  std::atomic<bool> writing{false};
-};
-
-std::string seq_name(SeqId s) {
-  return "sequence " + std::to_string(s);
-}
-
-std::size_t blocks_for(std::size_t tokens, std::size_t b) {
-  return (tokens + b - 1) / b;
-}
-
-}  // namespace
-
-struct KVCache::Impl {
-  CacheConfig config;
-  BlockLayout layout;
-  BlockPool pool;
-  mutable std::shared_mutex map_mutex;
-  std::unordered_map<SeqId, std::unique_ptr<Sequence>> sequences;
-  SeqId next_id = 1;
-
-  explicit Impl(const CacheConfig& c)
-      : config(c),
-        layout(BlockLayout::for_config(c)),
-        pool(layout, blocks_for(c.capacity_tokens, c.block_tokens) * c.layers * c.kv_heads, c.kv_heads,
-             make_block_placement(c.placement, c.kv_heads)) {}
-
-  std::size_t d() const { return config.head_dim; }
-  std::size_t heads() const { return config.kv_heads; }
-  std::size_t B() const { return config.block_tokens; }
-
-  // Looks a sequence up under the map lock held by the caller.
-  Sequence& find_locked(SeqId s) const {
-    auto it = sequences.find(s);
-    if (it == sequences.end())
-      throw Error(ErrorCode::unknown_sequence, seq_name(s) + " is not in the cache (never added, or removed)");
-    return *it->second;
-  }
-
-  void check_layer(std::size_t layer) const {
-    if (layer >= config.layers)
-      throw Error(ErrorCode::invalid_argument, "layer=" + std::to_string(layer) + " is out of range: must be in [0, " +
-                                                   std::to_string(config.layers - 1) + "]");
-  }
-
-  // Writer access to one sequence: fails rather than races when another writer or a
-  // reader holds it. Released by the guard's destructor.
-  struct WriteGuard {
-    Sequence* seq;
-    ~WriteGuard() { seq->writing.store(false); }
-  };
-  WriteGuard begin_write(SeqId s) const {
-    std::shared_lock lock(map_mutex);
-    Sequence& seq = find_locked(s);
-    bool expected = false;
-    if (!seq.writing.compare_exchange_strong(expected, true))
-      throw Error(ErrorCode::concurrent_use, seq_name(s) + " is already being modified by another thread");
-    if (seq.readers.load() != 0) {
-      seq.writing.store(false);
-      throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being read (decode) by another thread");
-    }
-    return WriteGuard{&seq};
-  }
-
-  std::byte* key_s(std::byte* blk, std::size_t off) const {
-    return blk + layout.k_s_major_offset + off * layout.row_bytes;
-  }
-  std::byte* val(std::byte* blk, std::size_t off) const { return blk + layout.v_offset + off * layout.row_bytes; }
-
-  // Sum of the first `rows` stored value rows of a block into out[d].
-  void sum_rows(std::byte* blk, std::size_t rows, double* out) const {
-    std::fill(out, out + d(), 0.0);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t i = 0; i < d(); ++i) out[i] += element::load(val(blk, r), i, config.dtype);
-  }
-
-  // Makes a block's value sum cover exactly its first `rows` rows (before writing row
-  // `rows` into a block whose sum covered more or fewer rows, e.g. after a truncate).
-  void sync_block_sum(std::byte* blk, std::size_t rows) const {
-    BlockHeader& h = pool.header(blk);
-    if (h.fill == rows && rows != 0) return;  // a fresh block's sum region is uninitialized
-    sum_rows(blk, rows, pool.value_sum(blk));
-    h.fill = static_cast<std::uint32_t>(rows);
-  }
-
-  // Copies the first `rows` rows of every region of `src` into `dst` (copy-on-write).
-  void copy_rows(const std::byte* src, std::byte* dst, std::size_t rows) const {
-    const std::size_t n = rows * layout.row_bytes;
-    if (layout.k_s_major_offset != LayerView::kNoRegion)
-      std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
-    if (layout.d_major_rows) {
-      const std::size_t stride = pool.d_major_stride();
-      for (std::size_t i = 0; i < d(); ++i)
-        std::memcpy(pool.d_major(dst) + i * stride, pool.d_major(src) + i * stride, rows * size_of(config.dtype));
-    }
-    std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
-    sum_rows(dst, rows, pool.value_sum(dst));
-    pool.header(dst).fill = static_cast<std::uint32_t>(rows);
-  }
-
-  // Brings st.d_major in step with st.blocks from block entry `from` on.
-  void track_d_major(LayerState& st, std::size_t from) const {
-    if (!layout.d_major_rows) return;
-    st.d_major.resize(st.blocks.size());
-    for (std::size_t i = from; i < st.blocks.size(); ++i) st.d_major[i] = pool.d_major(st.blocks[i]);
-  }
-
-  void update_mean(LayerState& st) const {
-    st.value_mean.resize(heads() * d());
-    for (std::size_t i = 0; i < st.value_mean.size(); ++i)
-      st.value_mean[i] = st.length ? static_cast<float>(st.value_sum[i] / double(st.length)) : 0.0f;
-  }
-
-  void append_layer(SeqId s, Sequence& seq, std::size_t layer, const float* keys, const float* values, std::size_t n) {
-    LayerState& st = seq.layers[layer];
-    const std::size_t H = heads(), D = d(), Bt = B();
-    const std::size_t have = blocks_for(st.length, Bt);
-    const std::size_t need = blocks_for(st.length + n, Bt);
-    const std::size_t off0 = st.length % Bt;
-    // Copy-on-write: the partly filled last block is shared with a fork.
-    const bool cow = off0 != 0 && std::any_of(st.blocks.end() - H, st.blocks.end(), [this](const std::byte* b) {
-                       return pool.header(b).refcount.load() > 1;
-                     });
-    std::vector<std::size_t> heads_needed;
-    for (std::size_t b = have; b < need; ++b)
-      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
-    if (cow)
-      for (std::size_t h = 0; h < H; ++h) heads_needed.push_back(h);
-    const std::string what =
-        "append of " + std::to_string(n) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
-    std::vector<std::byte*> fresh = pool.acquire(heads_needed, what.c_str());  // may throw: nothing changed yet
-
-    // From here on nothing throws except std::bad_alloc of small vectors.
-    std::vector<std::byte*> new_blocks(fresh.begin(), fresh.begin() + (need - have) * H);
-    if (cow) {
-      for (std::size_t h = 0; h < H; ++h) {
-        std::byte*& slot = st.blocks[(have - 1) * H + h];
-        std::byte* copy = fresh[(need - have) * H + h];
-        copy_rows(slot, copy, off0);
-        pool.release(slot, h);
-        slot = copy;
-      }
-    }
-    st.blocks.insert(st.blocks.end(), new_blocks.begin(), new_blocks.end());
-    track_d_major(st, (cow ? have - 1 : have) * H);
-
-    const DType t = config.dtype;
-    const std::size_t eb = size_of(t);
-    for (std::size_t tok = 0; tok < n; ++tok) {
-      const std::size_t pos = st.length + tok;
-      const std::size_t b = pos / Bt, off = pos % Bt;
-      for (std::size_t h = 0; h < H; ++h) {
-        std::byte* blk = st.blocks[b * H + h];
-        const float* k = keys + (tok * H + h) * D;
-        const float* v = values + (tok * H + h) * D;
-        sync_block_sum(blk, off);
-        if (layout.k_s_major_offset != LayerView::kNoRegion)
-          for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
-        if (layout.d_major_rows) {
-          std::byte* col = st.d_major[b * H + h] + off * eb;
-          for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
-        }
-        double* bsum = pool.value_sum(blk);
-        double* lsum = st.value_sum.data() + h * D;
-        for (std::size_t i = 0; i < D; ++i) {
-          element::store(val(blk, off), i, t, v[i]);
-          const double stored = element::load(val(blk, off), i, t);
-          bsum[i] += stored;
-          lsum[i] += stored;
-        }
-        pool.header(blk).fill = static_cast<std::uint32_t>(off + 1);
-      }
-    }
-    st.length += n;
-    update_mean(st);
-  }
-};
-
-namespace {
-void check_finite(std::span<const float> x, const char* what) {
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x[i]))
-      throw Error(ErrorCode::non_finite_input, std::string(what) + "[" + std::to_string(i) + "] is " +
-                                                   (std::isnan(x[i]) ? "NaN" : "infinite") +
-                                                   ": cached values must be finite");
-}
-}  // namespace
 
 KVCache::KVCache(const CacheConfig& config) {
   config.validate();
@@ -239,9 +35,12 @@ SeqId KVCache::add_sequence() {
     l.value_sum.assign(impl_->heads() * impl_->d(), 0.0);
     l.value_mean.assign(impl_->heads() * impl_->d(), 0.0f);
   }
+  const std::size_t bytes = table_bytes(*seq);
   std::unique_lock lock(impl_->map_mutex);
-  const SeqId id = impl_->next_id++;
-  impl_->sequences.emplace(id, std::move(seq));
+  const SeqId id = impl_->next_id;
+  impl_->sequences.emplace(id, std::move(seq));  // may throw: nothing changed
+  ++impl_->next_id;
+  impl_->tables.fetch_add(bytes, std::memory_order_relaxed);
   return id;
 }
 
@@ -256,6 +55,7 @@ void KVCache::remove_sequence(SeqId s) {
     seq = std::move(it->second);
     impl_->sequences.erase(it);
   }
+  impl_->tables.fetch_sub(table_bytes(*seq), std::memory_order_relaxed);
   for (auto& l : seq->layers)
     for (std::size_t i = 0; i < l.blocks.size(); ++i) impl_->pool.release(l.blocks[i], i % impl_->heads());
 }
@@ -276,55 +76,31 @@ std::vector<SeqId> KVCache::sequences() const {
 void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, std::span<const float> values,
                      std::size_t n_tokens) {
   impl_->check_layer(layer);
-  const std::size_t expect = n_tokens * impl_->heads() * impl_->d();
-  auto check_size = [&](std::span<const float> x, const char* name) {
-    if (x.size() != expect)
-      throw Error(ErrorCode::shape_mismatch,
-                  std::string(name) + " has " + std::to_string(x.size()) +
-                      " floats, expected n_tokens*kv_heads*head_dim = " + std::to_string(expect) + " (" +
-                      std::to_string(n_tokens) + "*" + std::to_string(impl_->heads()) + "*" +
-                      std::to_string(impl_->d()) + ")");
-  };
-  check_size(keys, "keys");
-  check_size(values, "values");
-  check_finite(keys, "keys");
-  check_finite(values, "values");
+  const append_input::Shape shape{std::nullopt, n_tokens, impl_->heads(), impl_->d()};
+  append_input::check_size(keys, "keys", shape);
+  append_input::check_size(values, "values", shape);
+  append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
+  append_input::check_storable(values, "values", shape, impl_->config.dtype);
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
-  impl_->append_layer(s, *guard.seq, layer, keys.data(), values.data(), n_tokens);
+  const std::string what =
+      "append of " + std::to_string(n_tokens) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
+  impl_->append_layers(what, *guard.seq, layer, 1, keys.data(), values.data(), keys.size(), n_tokens);
 }
 
 void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<const float> values,
                                 std::size_t n_tokens) {
   const std::size_t L = impl_->config.layers;
-  const std::size_t per_layer = n_tokens * impl_->heads() * impl_->d();
-  auto check_size = [&](std::span<const float> x, const char* name) {
-    if (x.size() != L * per_layer)
-      throw Error(ErrorCode::shape_mismatch,
-                  std::string(name) + " has " + std::to_string(x.size()) +
-                      " floats, expected layers*n_tokens*kv_heads*head_dim = " + std::to_string(L * per_layer));
-  };
-  check_size(keys, "keys");
-  check_size(values, "values");
-  check_finite(keys, "keys");
-  check_finite(values, "values");
+  const append_input::Shape shape{L, n_tokens, impl_->heads(), impl_->d()};
+  append_input::check_size(keys, "keys", shape);
+  append_input::check_size(values, "values", shape);
+  append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
+  append_input::check_storable(values, "values", shape, impl_->config.dtype);
   auto guard = impl_->begin_write(s);
   if (n_tokens == 0) return;
-  // All layers or none: check the pool can hold every layer's new blocks first.
-  {
-    std::size_t need = 0;
-    for (const auto& st : guard.seq->layers) {
-      need += (blocks_for(st.length + n_tokens, impl_->B()) - blocks_for(st.length, impl_->B())) * impl_->heads();
-      if (st.length % impl_->B() != 0) need += impl_->heads();  // a possible copy-on-write
-    }
-    const std::size_t free = impl_->pool.capacity() - impl_->pool.in_use();
-    if (need > free)
-      throw Error(ErrorCode::capacity_exhausted, "append of " + std::to_string(n_tokens) + " tokens to all layers of " +
-                                                     seq_name(s) + " needs up to " + std::to_string(need) +
-                                                     " blocks but only " + std::to_string(free) + " are free");
-  }
-  for (std::size_t l = 0; l < L; ++l)
-    impl_->append_layer(s, *guard.seq, l, keys.data() + l * per_layer, values.data() + l * per_layer, n_tokens);
+  const std::string what =
+      "append of " + std::to_string(n_tokens) + " tokens to all " + std::to_string(L) + " layers of " + seq_name(s);
+  impl_->append_layers(what, *guard.seq, 0, L, keys.data(), values.data(), keys.size() / L, n_tokens);
 }
 
 void KVCache::truncate(SeqId s, std::size_t n_tokens) {
@@ -338,17 +114,18 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
                                                  " of the shortest layer of " + seq_name(s));
   if (n_tokens == 0) return;
   const std::size_t H = impl_->heads(), D = impl_->d(), Bt = impl_->B();
+  std::vector<double> partial(D);  // allocated before the first change: nothing below throws
+  const std::size_t tables_before = table_bytes(seq);
   for (auto& st : seq.layers) {
     const std::size_t new_len = st.length - n_tokens;
     const std::size_t keep = blocks_for(new_len, Bt);
     for (std::size_t i = keep * H; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % H);
     st.blocks.resize(keep * H);
     impl_->track_d_major(st, st.blocks.size());
-    st.length = new_len;
+    set_length(st, new_len);
     // Recompute the exact sum: full blocks' own sums, plus the rows kept of the last
     // block (which may be shared with a fork, so its own sum may cover more rows).
     std::fill(st.value_sum.begin(), st.value_sum.end(), 0.0);
-    std::vector<double> partial(D);
     for (std::size_t b = 0; b < keep; ++b) {
       const std::size_t rows = std::min(Bt, new_len - b * Bt);
       for (std::size_t h = 0; h < H; ++h) {
@@ -363,24 +140,38 @@ void KVCache::truncate(SeqId s, std::size_t n_tokens) {
     }
     impl_->update_mean(st);
   }
+  impl_->account(tables_before, seq);
 }
 
 SeqId KVCache::fork(SeqId s) {
-  auto guard = impl_->begin_write(s);  // the source must not change while it is copied
+  // A reader of the source: it runs beside decodes and other forks of it, and the
+  // source's writers wait (concurrent_use) until it is done.
+  Sequence& src = impl_->begin_read(s);
+  const ReadLock reading(&src.readers);
   auto copy = std::make_unique<Sequence>();
-  copy->layers = guard.seq->layers;
+  copy->layers = src.layers;  // may throw std::bad_alloc: nothing shared yet
+  const std::size_t bytes = table_bytes(*copy);
   for (auto& st : copy->layers)
     for (const std::byte* b : st.blocks) impl_->pool.retain(b);
-  std::unique_lock lock(impl_->map_mutex);
-  const SeqId id = impl_->next_id++;
-  impl_->sequences.emplace(id, std::move(copy));
-  return id;
+  try {
+    std::unique_lock lock(impl_->map_mutex);
+    const SeqId id = impl_->next_id;
+    impl_->sequences.try_emplace(id).first->second = std::move(copy);  // only the node may throw
+    ++impl_->next_id;
+    impl_->tables.fetch_add(bytes, std::memory_order_relaxed);
+    return id;
+  } catch (...) {
+    // The source still holds every block, so these releases only drop the counts.
+    for (auto& st : copy->layers)
+      for (std::size_t i = 0; i < st.blocks.size(); ++i) impl_->pool.release(st.blocks[i], i % impl_->heads());
+    throw;
+  }
 }
 
 std::size_t KVCache::length(SeqId s, std::size_t layer) const {
   impl_->check_layer(layer);
   std::shared_lock lock(impl_->map_mutex);
-  return impl_->find_locked(s).layers[layer].length;
+  return std::atomic_ref(impl_->find_locked(s).layers[layer].length).load(std::memory_order_relaxed);
 }
 
 LayerView KVCache::view(SeqId s, std::size_t layer) const {
@@ -415,15 +206,9 @@ MemoryUsage KVCache::memory_usage() const {
   if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
   m.k_d_major = n * l.d_major_rows * l.d_major_run;
   m.values = n * l.k_region;
-  // Each block's metadata, and its padding to a whole page.
-  std::size_t meta = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts)));
-  std::shared_lock lock(impl_->map_mutex);
-  for (const auto& [id, seq] : impl_->sequences)
-    for (const auto& st : seq->layers)
-      meta += st.blocks.capacity() * sizeof(std::byte*) + st.d_major.capacity() * sizeof(std::byte*) +
-              st.value_sum.size() * sizeof(double) +
-              st.value_mean.size() * sizeof(float);
-  m.metadata = meta;
+  // Each block's metadata, and its padding to a whole page, and the sequences' tables.
+  m.metadata = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts))) +
+               impl_->tables.load(std::memory_order_relaxed);
   return m;
 }
 
@@ -464,14 +249,7 @@ void KVCache::read_value(SeqId s, std::size_t layer, std::size_t head, std::size
 }
 
 KVCache::ReadLock KVCache::lock_for_read(SeqId s) const {
-  std::shared_lock lock(impl_->map_mutex);
-  Sequence& seq = impl_->find_locked(s);
-  seq.readers.fetch_add(1);
-  if (seq.writing.load()) {
-    seq.readers.fetch_sub(1);
-    throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being modified by another thread; it cannot be read now");
-  }
-  return ReadLock(&seq.readers);
+  return ReadLock(&impl_->begin_read(s).readers);
 }
 
 KVCache::ReadLock::ReadLock(ReadLock&& other) noexcept : state_(other.state_) {

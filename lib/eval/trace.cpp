@@ -80,7 +80,8 @@ TraceManifest read_trace_manifest(const std::filesystem::path& dir) {
     fail(ErrorCode::bad_file, file + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) fail(ErrorCode::bad_file, file + ": must hold a JSON object");
-  if (j.value("format", std::string()) != kTraceFormat)
+  // (j.value() would throw nlohmann's type_error for a non-string "format": tests/fuzz.)
+  if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != kTraceFormat)
     fail(ErrorCode::bad_file, file + ": field \"format\" must be \"" + kTraceFormat + "\"");
   if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<int>() != kTraceVersion)
     fail(ErrorCode::bad_file, file + ": field \"version\" must be " + std::to_string(kTraceVersion) +
@@ -126,8 +127,9 @@ TraceManifest read_trace_manifest(const std::filesystem::path& dir) {
         if (!f[l].is_object() || !f[l].contains(key) || !f[l][key].is_string())
           fail(ErrorCode::bad_file, file + ": files[" + str(l) + "] needs a string \"" + key + "\"");
         *into = f[l][key].get<std::string>();
-        const std::filesystem::path rel(*into);
-        if (into->empty() || rel.is_absolute() || *rel.begin() == "..")
+        // Normalized first: "a/../../x" is outside the directory too.
+        const std::filesystem::path rel = std::filesystem::path(*into).lexically_normal();
+        if (into->empty() || rel.is_absolute() || rel.empty() || *rel.begin() == ".." || rel == ".")
           fail(ErrorCode::bad_file, file + ": files[" + str(l) + "]." + key + " = \"" + *into +
                                         "\" must be a file name inside the trace directory");
       }

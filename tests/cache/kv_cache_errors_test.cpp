@@ -28,8 +28,8 @@ void expect_error(F&& f, ErrorCode code, const std::string& fragment) {
 
 class CacheErrorTest : public ::testing::Test {
  protected:
-  KVCache cache{{.layers = 2, .kv_heads = H, .head_dim = d, .dtype = DType::f16, .block_tokens = B,
-                 .capacity_tokens = 12}};
+  KVCache cache{
+      {.layers = 2, .kv_heads = H, .head_dim = d, .dtype = DType::f16, .block_tokens = B, .capacity_tokens = 12}};
   SeqId seq = cache.add_sequence();
   std::vector<float> kv = random_floats(32 * H * d, 1);
 
@@ -73,10 +73,10 @@ TEST_F(CacheErrorTest, WrongSizesNonFiniteAndBadLayer) {
   std::vector<float> bad(kv.begin(), kv.begin() + H * d);
   bad[3] = std::numeric_limits<float>::quiet_NaN();
   expect_error([&] { cache.append(seq, 0, bad, std::span(kv).first(H * d), 1); }, ErrorCode::non_finite_input,
-               "keys[3] is NaN");
+               "keys[token 0, head 0, component 3] is NaN");
   bad[3] = std::numeric_limits<float>::infinity();
   expect_error([&] { cache.append(seq, 0, std::span(kv).first(H * d), bad, 1); }, ErrorCode::non_finite_input,
-               "values[3] is infinite");
+               "values[token 0, head 0, component 3] is infinite");
   expect_unchanged();
 }
 
@@ -125,8 +125,7 @@ TEST(CacheConfigTest, RejectsZeroAndAbsurdSizes) {
   expect_error([] { KVCache c({.block_tokens = 0}); }, ErrorCode::invalid_argument, "block_tokens=0");
   expect_error([] { KVCache c({.capacity_tokens = 0}); }, ErrorCode::invalid_argument, "capacity_tokens=0");
   expect_error([] { KVCache c({.head_dim = std::size_t{1} << 20}); }, ErrorCode::invalid_argument, "head_dim=1048576");
-  expect_error([] { ModelShape{.q_heads = 6, .kv_heads = 4}.validate(); }, ErrorCode::shape_mismatch,
-               "not a multiple");
+  expect_error([] { ModelShape{.q_heads = 6, .kv_heads = 4}.validate(); }, ErrorCode::shape_mismatch, "not a multiple");
 }
 
 }  // namespace

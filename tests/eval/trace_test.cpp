@@ -10,8 +10,8 @@
 #include <fstream>
 #include <string>
 
-#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "sparq/error.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "sparq/tools/npy.hpp"
 
 namespace sparq::eval {
@@ -174,6 +174,7 @@ TEST_F(TraceTest, BadManifests) {
       {"{", "not valid JSON"},
       {"[1, 2]", "JSON object"},
       {R"({"format": "other", "version": 1})", "\"format\""},
+      {R"({"format": {"base": 1}, "version": 1})", "\"format\""},  // found by tests/fuzz
       {R"({"format": "sparq-decode-trace", "version": 7})", "\"version\""},
       {"{" + base + "}", "\"positions\""},
       {"{" + base + R"(, "positions": -3})", "non-negative integer"},
@@ -181,6 +182,7 @@ TEST_F(TraceTest, BadManifests) {
       {"{" + base + R"(, "positions": 12, "dtype": "float16"})", "\"dtype\""},
       {"{" + base + R"(, "positions": 12, "files": [{"q": "/etc/passwd", "k": "a", "v": "b"}, {}]})", "files[0]"},
       {"{" + base + R"(, "positions": 12, "files": []})", "\"files\""},
+      {"{" + base + R"(, "positions": 12, "files": [{"q": "a/../../x.npy", "k": "a", "v": "b"}, {}]})", "files[0]"},
       {R"({"format": "sparq-decode-trace", "version": 1, "layers": 2, "q_heads": 3, "kv_heads": 2, "head_dim": 8, "positions": 12})",
        "multiple"},
   };

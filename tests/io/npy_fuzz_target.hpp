@@ -1,6 +1,6 @@
 // The .npy reader's fuzz target: any byte string is either parsed into a consistent
 // array or refused with sparq::Error(bad_file); nothing else may happen. Shared by the
-// gtest driver (npy_fuzz_test.cpp) and the optional libFuzzer binary (npy_fuzzer.cpp).
+// gtest driver (npy_fuzz_test.cpp) and the libFuzzer binary (tests/fuzz/npy_fuzzer.cpp).
 #pragma once
 
 #include <cstddef>

@@ -2,7 +2,7 @@
 // flipped, cut, spliced, header tokens swapped, length fields rewritten) must each be
 // parsed or refused with sparq::Error(bad_file), never crash, hang or over-allocate.
 // Deterministic (fixed seeds), a few seconds; the same target runs under libFuzzer
-// with -DSPARQ_FUZZ=ON (npy_fuzzer.cpp).
+// with -DSPARQ_FUZZ=ON (tests/fuzz/npy_fuzzer.cpp).
 #include <gtest/gtest.h>
 
 #include <random>

@@ -62,14 +62,14 @@ def test_failed_appends_change_nothing(filled):
     ]
     bad = k[:2].copy()
     bad[1, 1, 3] = np.inf
-    cases.append(("non_finite_input", lambda: cache.append(s, 0, bad, v[:2]), ["keys[27]"]))
+    cases.append(("non_finite_input", lambda: cache.append(s, 0, bad, v[:2]), ["keys[token 1, head 1, component 3]"]))
     bad16 = torch.from_numpy(v[:2]).bfloat16()
     bad16[0, 1, 2] = float("nan")
     cases.append(("non_finite_input", lambda: cache.append(s, 1, torch.from_numpy(k[:2]).bfloat16(), bad16),
-                  ["values[10]"]))
+                  ["values[token 0, head 1, component 2]"]))
     inf16 = k[:1].astype(np.float16)
     inf16[0, 0, 0] = np.inf
-    cases.append(("non_finite_input", lambda: cache.append(s, 0, inf16, v[:1].astype(np.float16)), ["keys[0]"]))
+    cases.append(("non_finite_input", lambda: cache.append(s, 0, inf16, v[:1].astype(np.float16)), ["keys[token 0, head 0, component 0]"]))
     for code, fn, needles in cases:
         expect_error(code, fn, *needles)
         assert cache_state(cache, s) == before, (code, needles)

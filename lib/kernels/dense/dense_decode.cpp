@@ -5,7 +5,6 @@
 // the thread count, so results are bit-identical for any arena.
 #include "kernels/dense/dense_decode.hpp"
 
-#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/parallel.hpp"
 #include "kernels/kernel_api.hpp"
 #include "kernels/softmax_range.hpp"
 #include "kernels/simd/arch_list.hpp"
@@ -149,7 +149,7 @@ class Plan {
 
   template <class Kernel, class Arch>
   void run_chunks(Kernel kernel, Arch arch) {
-    tbb::parallel_for(std::size_t{0}, items_.size(), [&](std::size_t i) {
+    parallel_for_chunks(items_.size(), [&](std::size_t i) {
       const Item& it = items_[i];
       const Segment& s = segments_[it.segment];
       thread_local std::vector<float> work;
@@ -213,7 +213,7 @@ void dense_decode(std::span<const Task> tasks, const Common& common) {
     for (std::size_t k = 0; k < n_kv; ++k)
       plan.add(&t.view, common.kv_begin + k, 0, t.view.length, g, [&](std::size_t h) { return t.q + (k * g + h) * d; });
   plan.run(common.isa, loops_for(tasks[0].view, common));
-  tbb::parallel_for(std::size_t{0}, tasks.size() * n_kv, [&](std::size_t seg) {
+  parallel_for_chunks(tasks.size() * n_kv, [&](std::size_t seg) {
     const Task& t = tasks[seg / n_kv];
     const std::size_t k = seg % n_kv;
     for (std::size_t h = 0; h < g; ++h) {
@@ -255,7 +255,7 @@ void dense_decode_causal(const CausalTask& task, const Common& common) {
       tail_seg[i * n_kv + k] =
           plan.add(&v, common.kv_begin + k, prefix, prefix + i, g, [&](std::size_t h) { return q_row(i, k, h); });
   plan.run(common.isa, loops_for(v, common));
-  tbb::parallel_for(std::size_t{0}, n_new * n_kv, [&](std::size_t ik) {
+  parallel_for_chunks(n_new * n_kv, [&](std::size_t ik) {
     const std::size_t i = ik / n_kv, k = ik % n_kv;
     for (std::size_t h = 0; h < g; ++h) {
       const Source src[2] = {{prefix_seg[(i / queries_per_segment) * n_kv + k], (i % queries_per_segment) * g + h},

@@ -18,9 +18,9 @@
 #include <numeric>
 #include <vector>
 
-#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "common/parallel.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "kernels/kernel_api.hpp"
 #include "kernels/softmax_range.hpp"
@@ -189,7 +189,7 @@ class UnitRunner {
     s_.chunk_sum.resize(n_chunks_ * g_);
     const bool d_major = has_d_major(v_.layouts);
     store_exp_ = shared_ && g_ > 1;
-    tbb::parallel_for(std::size_t{0}, n_chunks_, [&](std::size_t c) {
+    parallel_for_chunks(n_chunks_, [&](std::size_t c) {
       SparqStage1Args a;
       a.blocks = d_major ? v_.d_major_blocks + kv_ : blocks_;
       a.block_stride = v_.kv_heads;
@@ -332,7 +332,7 @@ class UnitRunner {
     const std::size_t part = g_ * (dp + 2);
     if (s_.parts.size() < n2 * part) s_.parts.resize(n2 * part);
     const bool key_d_major = !has_s_major(v_.layouts);
-    tbb::parallel_for(std::size_t{0}, n2, [&](std::size_t c) {
+    parallel_for_chunks(n2, [&](std::size_t c) {
       SparqStage2Args a;
       a.blocks = blocks_;
       a.key_blocks = key_d_major ? v_.d_major_blocks + kv_ : blocks_;
@@ -448,8 +448,8 @@ void sparq_decode(std::span<const Task> tasks, const Common& common) {
   const std::size_t n_units = tasks.size() * n_kv;
   std::vector<Profile> unit_profiles(common.profile ? n_units : 0);
   dispatch_isa(common.isa, [&](auto arch) {
-    tbb::parallel_for(std::size_t{0}, n_units, [&](std::size_t u) {
-      tbb::this_task_arena::isolate([&] {
+    parallel_for_chunks(n_units, [&](std::size_t u) {
+      run_isolated([&] {
         Profile* prof = common.profile ? &unit_profiles[u] : nullptr;
         UnitRunner<decltype(arch)>(arch, tasks[u / n_kv], u % n_kv, common, prof).run();
       });

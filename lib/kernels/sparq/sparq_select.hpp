@@ -28,8 +28,7 @@
 #include <span>
 #include <vector>
 
-#include <oneapi/tbb/parallel_for.h>
-
+#include "common/parallel.hpp"
 #include "kernels/sparq/sparq_topk.hpp"
 
 namespace sparq::kernels {
@@ -113,7 +112,7 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
     // Step 1.
     if (s.hist.size() < ranked_chunks * kBins) s.hist.resize(ranked_chunks * kBins);
     if (s.bins.size() < n_chunks * C) s.bins.resize(n_chunks * C);
-    tbb::parallel_for(std::size_t{0}, ranked_chunks, [&](std::size_t c) {
+    parallel_for_chunks(ranked_chunks, [&](std::size_t c) {
       SparqTopkKeysArgs a;
       a.scores = p.scores + c * C;
       a.score_stride = p.score_stride;
@@ -153,7 +152,7 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
     std::vector<std::size_t> above_in(ranked_chunks, 0);
     std::size_t above = 0, n_cand = 0;
     for (int attempt = 0;; ++attempt) {
-      tbb::parallel_for(std::size_t{0}, ranked_chunks, [&](std::size_t c) {
+      parallel_for_chunks(ranked_chunks, [&](std::size_t c) {
         SparqTopkCollectArgs a;
         a.keys = s.keys.data() + c * C;
         a.bins = s.bins.data() + c * C;
@@ -191,7 +190,7 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
   for (std::size_t c = 0; c < n_chunks; ++c)
     for (std::size_t h = 0; h < H; ++h)
       s.alpha_scale[c * H + h] = p.exp_mode ? p.chunk_weights[c * H + h] : p.inv_sum;
-  tbb::parallel_for(std::size_t{0}, n_chunks, [&](std::size_t c) {
+  parallel_for_chunks(n_chunks, [&](std::size_t c) {
     SparqTopkEmitArgs a;
     a.keys = s.keys.data() + c * C;
     a.j_begin = std::uint32_t(c * C);

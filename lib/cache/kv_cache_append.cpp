@@ -1,0 +1,130 @@
+// KVCache appends: plan every layer's blocks, take them from the pool in one step, then
+// write (kv_cache_impl.hpp).
+#include <algorithm>
+#include <cstring>
+
+#include "cache/element.hpp"
+#include "cache/kv_cache_impl.hpp"
+
+namespace sparq {
+
+void KVCache::Impl::sum_rows(std::byte* blk, std::size_t rows, double* out) const {
+  std::fill(out, out + d(), 0.0);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < d(); ++i) out[i] += element::load(val(blk, r), i, config.dtype);
+}
+
+void KVCache::Impl::sync_block_sum(std::byte* blk, std::size_t rows) const {
+  BlockHeader& h = pool.header(blk);
+  if (h.fill == rows && rows != 0) return;  // a fresh block's sum region is uninitialized
+  sum_rows(blk, rows, pool.value_sum(blk));
+  h.fill = static_cast<std::uint32_t>(rows);
+}
+
+void KVCache::Impl::copy_rows(const std::byte* src, std::byte* dst, std::size_t rows) const {
+  const std::size_t n = rows * layout.row_bytes;
+  if (layout.k_s_major_offset != LayerView::kNoRegion)
+    std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
+  if (layout.d_major_rows) {
+    const std::size_t stride = pool.d_major_stride();
+    for (std::size_t i = 0; i < d(); ++i)
+      std::memcpy(pool.d_major(dst) + i * stride, pool.d_major(src) + i * stride, rows * size_of(config.dtype));
+  }
+  std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
+  sum_rows(dst, rows, pool.value_sum(dst));
+  pool.header(dst).fill = static_cast<std::uint32_t>(rows);
+}
+
+LayerPlan KVCache::Impl::plan_layer(const LayerState& st, std::size_t n) const {
+  LayerPlan p;
+  p.have = blocks_for(st.length, B());
+  p.need = blocks_for(st.length + n, B());
+  // Copy-on-write: the partly filled last block is shared with a fork. Nobody can start
+  // sharing it meanwhile (forking this sequence waits for its writer), so a block seen
+  // unshared stays unshared until the append is done.
+  p.cow = st.length % B() != 0 && std::any_of(st.blocks.end() - heads(), st.blocks.end(), [this](const std::byte* b) {
+            return pool.header(b).refcount.load() > 1;
+          });
+  return p;
+}
+
+void KVCache::Impl::append_layers(const std::string& what, Sequence& seq, std::size_t first, std::size_t layers,
+                                  const float* keys, const float* values, std::size_t per_layer, std::size_t n) {
+  const std::size_t H = heads();
+  std::vector<LayerPlan> plans(layers);
+  std::vector<std::size_t> block_heads;  // per block to take: its KV head, layer after layer
+  for (std::size_t l = 0; l < layers; ++l) {
+    const LayerPlan p = plans[l] = plan_layer(seq.layers[first + l], n);
+    for (std::size_t b = p.have; b < p.need + p.cow; ++b)
+      for (std::size_t h = 0; h < H; ++h) block_heads.push_back(h);
+  }
+  std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
+  const std::size_t tables_before = table_bytes(seq);
+  try {
+    for (std::size_t l = 0; l < layers; ++l) {
+      LayerState& st = seq.layers[first + l];
+      st.blocks.reserve(plans[l].need * H);
+      if (layout.d_major_rows) st.d_major.reserve(plans[l].need * H);
+    }
+  } catch (...) {
+    for (std::size_t i = 0; i < fresh.size(); ++i) pool.release(fresh[i], block_heads[i]);
+    account(tables_before, seq);
+    throw;
+  }
+  // From here on nothing throws.
+  std::size_t at = 0;
+  for (std::size_t l = 0; l < layers; ++l) {
+    commit_layer(seq.layers[first + l], plans[l], fresh.data() + at, keys + l * per_layer, values + l * per_layer, n);
+    at += (plans[l].need - plans[l].have + plans[l].cow) * H;
+  }
+  account(tables_before, seq);
+}
+
+void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, const float* keys,
+                                 const float* values, std::size_t n) noexcept {
+  const std::size_t H = heads(), D = d(), Bt = B();
+  const std::size_t off0 = st.length % Bt;
+  if (p.cow) {
+    for (std::size_t h = 0; h < H; ++h) {
+      std::byte*& slot = st.blocks[(p.have - 1) * H + h];
+      std::byte* copy = fresh[(p.need - p.have) * H + h];
+      copy_rows(slot, copy, off0);
+      pool.release(slot, h);
+      slot = copy;
+    }
+  }
+  st.blocks.insert(st.blocks.end(), fresh, fresh + (p.need - p.have) * H);
+  track_d_major(st, (p.cow ? p.have - 1 : p.have) * H);
+
+  const DType t = config.dtype;
+  const std::size_t eb = size_of(t);
+  for (std::size_t tok = 0; tok < n; ++tok) {
+    const std::size_t pos = st.length + tok;
+    const std::size_t b = pos / Bt, off = pos % Bt;
+    for (std::size_t h = 0; h < H; ++h) {
+      std::byte* blk = st.blocks[b * H + h];
+      const float* k = keys + (tok * H + h) * D;
+      const float* v = values + (tok * H + h) * D;
+      sync_block_sum(blk, off);
+      if (layout.k_s_major_offset != LayerView::kNoRegion)
+        for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
+      if (layout.d_major_rows) {
+        std::byte* col = st.d_major[b * H + h] + off * eb;
+        for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
+      }
+      double* bsum = pool.value_sum(blk);
+      double* lsum = st.value_sum.data() + h * D;
+      for (std::size_t i = 0; i < D; ++i) {
+        element::store(val(blk, off), i, t, v[i]);
+        const double stored = element::load(val(blk, off), i, t);
+        bsum[i] += stored;
+        lsum[i] += stored;
+      }
+      pool.header(blk).fill = static_cast<std::uint32_t>(off + 1);
+    }
+  }
+  set_length(st, st.length + n);
+  update_mean(st);
+}
+
+}  // namespace sparq
