@@ -45,6 +45,7 @@ struct AttendOptions {
   std::string dtype = "f32";
   std::int64_t block_tokens = 256;
   std::string layout = "both";
+  std::string d_major_type = "same";
   bool json = false;
 };
 
@@ -160,7 +161,9 @@ int run(const AttendOptions& o) {
                      .dtype = *parse_dtype(o.dtype),
                      .block_tokens = block,
                      .capacity_tokens = (s.seq_len + block - 1) / block * block,
-                     .layouts = *parse_key_layout(o.layout)};
+                     .layouts = *parse_key_layout(o.layout),
+                     .d_major_type = *parse_d_major_type(o.d_major_type)};
+  config.validate();  // int8 needs an S-major copy: a usage error, named, before any work
   KVCache cache(config);
   const SeqId seq = cache.add_sequence();
   cache.append(seq, 0, tokens_major(k, s), tokens_major(v, s), s.seq_len);
@@ -244,7 +247,12 @@ Action setup(CLI::App& cmd) {
       ->transform(integer_in(1, kMaxBlockTokens))
       ->capture_default_str();
   cmd.add_option("--layout", o->layout, "Key layouts kept in the cache")
-      ->check(CLI::IsMember({"both", "s-major", "d-major"}))
+      ->check(CLI::IsMember({"both", "s-major", "d-major", "fused"}))
+      ->capture_default_str();
+  cmd.add_option("--d-major-type", o->d_major_type,
+                 "Element type of the d-major key copy: same as --dtype, or int8 with per-block scales "
+                 "(needs --layout both or fused)")
+      ->check(CLI::IsMember({"same", "int8"}))
       ->capture_default_str();
   cmd.add_flag("--json", o->json, "Print parameters, per-head alpha and lse, and timing as JSON");
   return [o] { return run(*o); };

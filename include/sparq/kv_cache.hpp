@@ -1,8 +1,9 @@
 // KVCache: a paged store of the keys and values of many sequences.
 //
 // Storage. A fixed pool of blocks; one block holds `block_tokens` (B) consecutive
-// tokens of one (sequence, layer, KV head): S-major keys [B][d], d-major keys [d][B]
-// (whichever layouts are configured) and values [B][d], each region page-aligned.
+// tokens of one (sequence, layer, KV head): S-major keys [B][d] and values [B][d] (or, in
+// the fused layout, [B][key | value]), and a d-major key copy [d][B] (whichever layouts
+// are configured; the copy optionally in int8 with per-block scales).
 // Blocks are allocated on first use and recycled when sequences are removed or
 // truncated; `capacity_tokens` bounds how many tokens all sequences may hold together
 // (counted in whole blocks per layer and head).
@@ -64,6 +65,7 @@ struct CacheConfig {
   std::size_t block_tokens = 256;         // B; any value >= 1 (multiples of 16 vectorize best)
   std::size_t capacity_tokens = 1 << 16;  // total tokens of all sequences
   KeyLayout layouts = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;  // int8: half the bytes for stage 1 (types.hpp)
   Placement placement = Placement::local;
 
   // Throws sparq::Error naming the first field outside its range.
@@ -95,12 +97,16 @@ struct LayerView {
   std::size_t blocks_per_head = 0;  // ceil(S / B)
   DType dtype = DType::f32;
   KeyLayout layouts = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;
   // [blocks_per_head][kv_heads] block base addresses (block-major, so appending a
   // block row never moves earlier entries), and offsets of each region in a block
   // (kNoRegion when the layout is not kept).
   const std::byte* const* blocks = nullptr;
   std::size_t k_s_major_offset = 0;
   std::size_t v_offset = 0;
+  // Elements from one position's S-major key row to the next, and likewise for values:
+  // head_dim, or 2 * head_dim when the layout is fused (key and value side by side).
+  std::size_t row_stride = 0;
   // [blocks_per_head][kv_heads] addresses of the blocks' d-major key copies (null when
   // the layout is not kept): d rows of B elements, row i = component i of the block's
   // positions, d_major_stride elements from one row to the next. The copies are kept
@@ -108,7 +114,10 @@ struct LayerView {
   // gaps) and interleaved row by row with the copies of neighbouring blocks (so a
   // head's blocks appended together have each component in one long run).
   const std::byte* const* d_major_blocks = nullptr;
-  std::size_t d_major_stride = 0;
+  std::size_t d_major_stride = 0;  // in elements of the copy (d_major_bytes() each)
+  // int8 copy only: [blocks_per_head][kv_heads] addresses of each block's d scales;
+  // component i of position j is worth scale[i] times its int8 value.
+  const float* const* d_major_scales = nullptr;
   std::size_t block_data_bytes = 0;   // from a block's base to the end of its last region
   const float* value_mean = nullptr;  // [kv_heads][d], mean of the S stored value rows
 
@@ -123,20 +132,28 @@ struct LayerView {
   }
   // S-major key row of position j: d elements. Requires has_s_major(layouts).
   [[nodiscard]] const std::byte* key_row(std::size_t head, std::size_t j) const noexcept {
-    return block(head, j / block_tokens) + k_s_major_offset + (j % block_tokens) * head_dim * size_of(dtype);
+    return block(head, j / block_tokens) + k_s_major_offset + (j % block_tokens) * row_stride * size_of(dtype);
+  }
+  // Bytes of one element of the d-major copy.
+  [[nodiscard]] std::size_t d_major_bytes() const noexcept {
+    return d_major_type == DMajorType::int8 ? 1 : size_of(dtype);
   }
   // d-major keys of block b: row 0 (component 0 of its B positions); row i starts
   // i * d_major_stride elements further. Requires has_d_major(layouts).
   [[nodiscard]] const std::byte* key_block_d_major(std::size_t head, std::size_t b) const noexcept {
     return d_major_blocks[b * kv_heads + head];
   }
-  // Component i of the key at position j, in the d-major copy.
+  // Component i of the key at position j, in the d-major copy (an int8 when
+  // d_major_type is int8, with scale d_major_scale(head, j / block_tokens)[i]).
   [[nodiscard]] const std::byte* key_d_major(std::size_t head, std::size_t j, std::size_t i) const noexcept {
-    return key_block_d_major(head, j / block_tokens) + (i * d_major_stride + j % block_tokens) * size_of(dtype);
+    return key_block_d_major(head, j / block_tokens) + (i * d_major_stride + j % block_tokens) * d_major_bytes();
+  }
+  [[nodiscard]] const float* d_major_scale(std::size_t head, std::size_t b) const noexcept {
+    return d_major_scales[b * kv_heads + head];
   }
   // Value row of position j: d elements.
   [[nodiscard]] const std::byte* value_row(std::size_t head, std::size_t j) const noexcept {
-    return block(head, j / block_tokens) + v_offset + (j % block_tokens) * head_dim * size_of(dtype);
+    return block(head, j / block_tokens) + v_offset + (j % block_tokens) * row_stride * size_of(dtype);
   }
 };
 

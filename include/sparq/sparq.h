@@ -66,12 +66,17 @@ typedef enum sparq_status {
 
 /* Storage type of the cached K/V. */
 typedef enum sparq_dtype { SPARQ_DTYPE_F32 = 0, SPARQ_DTYPE_F16 = 1, SPARQ_DTYPE_BF16 = 2 } sparq_dtype;
-/* Which copies of the keys the cache keeps (SparQ's fast path needs both). */
+/* Which copies of the keys the cache keeps (SparQ's fast path needs an S-major and a
+ * d-major copy: BOTH, or FUSED with each position's key and value side by side). */
 typedef enum sparq_key_layout {
   SPARQ_LAYOUT_BOTH = 0,
   SPARQ_LAYOUT_S_MAJOR = 1,
-  SPARQ_LAYOUT_D_MAJOR = 2
+  SPARQ_LAYOUT_D_MAJOR = 2,
+  SPARQ_LAYOUT_FUSED = 3
 } sparq_key_layout;
+/* Element type of the d-major key copy: the cache's dtype, or int8 with per-block scales
+ * (half the bytes of SparQ's stage 1; needs BOTH or FUSED). */
+typedef enum sparq_d_major_type { SPARQ_D_MAJOR_SAME = 0, SPARQ_D_MAJOR_INT8 = 1 } sparq_d_major_type;
 typedef enum sparq_placement {
   SPARQ_PLACEMENT_LOCAL = 0,
   SPARQ_PLACEMENT_INTERLEAVE = 1,
@@ -120,6 +125,8 @@ typedef struct sparq_cache_config {
   int32_t placement;      /* sparq_placement; default SPARQ_PLACEMENT_LOCAL */
   size_t block_tokens;    /* B; default 256 */
   size_t capacity_tokens; /* all sequences together; default 65536 */
+  /* Since 0.2: older callers' shorter struct_size leaves it SPARQ_D_MAJOR_SAME. */
+  int32_t d_major_type; /* sparq_d_major_type; default SPARQ_D_MAJOR_SAME */
 } sparq_cache_config;
 
 /* Fills *config with struct_size and the defaults. NULL is ignored. */

@@ -3,6 +3,7 @@
 // cache-line boundaries, from the block's first byte:
 //   k_s_major  [B][d] keys, if kept
 //   values     [B][d]
+// or, in the fused layout, one region [B][key | value] (row_stride_bytes = 2 rows).
 // The d-major key copy (d rows of B elements), if kept, is not in the block: it lives in
 // its slab's d-major area, interleaved row by row with the copies of the slab's other
 // blocks (BlockPool::d_major says how and why), and the block's header
@@ -32,16 +33,20 @@ struct BlockLayout {
   std::size_t v_offset = 0;
   std::size_t bytes = 0;       // whole block, a multiple of the page size
   std::size_t data_bytes = 0;  // up to the end of the last region (bytes - data_bytes: page padding)
-  std::size_t row_bytes = 0;   // d elements
-  std::size_t k_region = 0;    // bytes of one key region ([B][d] or [d][B])
+  std::size_t row_bytes = 0;         // d elements
+  std::size_t row_stride_bytes = 0;  // from one position's key (or value) row to the next
+  std::size_t k_region = 0;          // bytes of B key (or value) rows, rounded to lines
   // The d-major copy: d_major_rows rows (d, or 0 when the copy is not kept) of
-  // d_major_run bytes (B elements) each.
+  // d_major_run bytes (B elements of d_major_elem bytes) each.
   std::size_t d_major_rows = 0;
   std::size_t d_major_run = 0;
+  std::size_t d_major_elem = 0;
   // Per-block metadata outside the block: BlockHeader, then d doubles (the value sum of
-  // the first `fill` rows); a multiple of the cache line.
+  // the first `fill` rows), then for an int8 d-major copy d floats (its scales); a
+  // multiple of the cache line.
   std::size_t meta_bytes = 0;
   static constexpr std::size_t kValueSumOffset = 8;  // in the metadata, after the header
+  std::size_t scales_offset = 0;                     // in the metadata; 0: no scales
 
   static BlockLayout for_config(const CacheConfig& c);
   // Bytes one block takes from the system: the block, its d-major copy, its metadata.

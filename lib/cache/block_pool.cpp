@@ -27,21 +27,31 @@ std::size_t round_up(std::size_t x, std::size_t to) {
 BlockLayout BlockLayout::for_config(const CacheConfig& c) {
   BlockLayout l;
   l.row_bytes = c.head_dim * size_of(c.dtype);
+  l.row_stride_bytes = c.layouts == KeyLayout::fused ? 2 * l.row_bytes : l.row_bytes;
   l.k_region = round_up(c.block_tokens * l.row_bytes, kLine);
-  l.meta_bytes = round_up(BlockLayout::kValueSumOffset + c.head_dim * sizeof(double), kLine);
+  const std::size_t value_sums = BlockLayout::kValueSumOffset + c.head_dim * sizeof(double);
+  l.scales_offset = c.d_major_type == DMajorType::int8 ? value_sums : 0;
+  l.meta_bytes = round_up(value_sums + (l.scales_offset ? c.head_dim * sizeof(float) : 0), kLine);
   std::size_t at = 0;
   // The regions dense decode streams (S-major K, then V) are adjacent, so it reads one
   // contiguous range per block; the d-major copy that SparQ stage 1 reads is elsewhere
   // (block_layout.hpp says why).
-  if (has_s_major(c.layouts)) {
-    l.k_s_major_offset = at;
+  if (c.layouts == KeyLayout::fused) {
+    l.k_s_major_offset = 0;
+    l.v_offset = l.row_bytes;
+    at = round_up(c.block_tokens * l.row_stride_bytes, kLine);
+  } else {
+    if (has_s_major(c.layouts)) {
+      l.k_s_major_offset = at;
+      at += l.k_region;
+    }
+    l.v_offset = at;
     at += l.k_region;
   }
-  l.v_offset = at;
-  at += l.k_region;
   if (has_d_major(c.layouts)) {
     l.d_major_rows = c.head_dim;
-    l.d_major_run = c.block_tokens * size_of(c.dtype);
+    l.d_major_elem = c.d_major_type == DMajorType::int8 ? 1 : size_of(c.dtype);
+    l.d_major_run = c.block_tokens * l.d_major_elem;
   }
   l.data_bytes = at;
   l.bytes = round_up(at, kPage);

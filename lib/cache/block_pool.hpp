@@ -66,6 +66,10 @@ class BlockPool {
     return slot(block, d_major_offset_, layout_.d_major_run);
   }
   [[nodiscard]] std::size_t d_major_stride() const noexcept { return d_major_stride_; }
+  // An int8 d-major copy's scales: head_dim floats in the block's metadata.
+  [[nodiscard]] float* d_major_scales(const std::byte* block) const noexcept {
+    return reinterpret_cast<float*>(meta(block) + layout_.scales_offset);
+  }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t in_use() const;

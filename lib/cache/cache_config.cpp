@@ -30,8 +30,14 @@ void CacheConfig::validate() const {
   at_most(capacity_tokens, std::size_t{1} << 40, "capacity_tokens");
   if (static_cast<unsigned>(dtype) > static_cast<unsigned>(DType::bf16))
     throw Error(ErrorCode::invalid_argument, "dtype is not one of f32, f16, bf16");
-  if (static_cast<unsigned>(layouts) > static_cast<unsigned>(KeyLayout::d_major))
-    throw Error(ErrorCode::invalid_argument, "layouts is not one of both, s-major, d-major");
+  if (static_cast<unsigned>(layouts) > static_cast<unsigned>(KeyLayout::fused))
+    throw Error(ErrorCode::invalid_argument, "layouts is not one of both, s-major, d-major, fused");
+  if (static_cast<unsigned>(d_major_type) > static_cast<unsigned>(DMajorType::int8))
+    throw Error(ErrorCode::invalid_argument, "d_major_type is not one of same, int8");
+  if (d_major_type == DMajorType::int8 && (!has_s_major(layouts) || !has_d_major(layouts)))
+    throw Error(ErrorCode::invalid_argument,
+                "d_major_type=int8 with layouts=" + std::string(to_string(layouts)) +
+                    ": an int8 d-major copy needs the exact S-major keys beside it (layouts both or fused)");
   if (static_cast<unsigned>(placement) > static_cast<unsigned>(Placement::by_head))
     throw Error(ErrorCode::invalid_argument, "placement is not one of local, interleave, by-head");
   // The pool is sized up front (memory is taken only as blocks are used): its block

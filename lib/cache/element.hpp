@@ -92,4 +92,12 @@ inline void store(std::byte* row, std::size_t i, DType t, float v) noexcept {
   }
 }
 
+// x in units of `scale` (an int8 d-major copy: scale = absmax / 127), rounded to nearest
+// (ties to even) and clamped to [-127, 127]; 0 when scale is 0 (then so is x).
+[[nodiscard]] inline std::int8_t to_int8(float x, float scale) noexcept {
+  if (!(scale > 0.0f)) return 0;
+  const double q = std::nearbyint(double(x) / double(scale));  // exact nearest multiple (float may tie wrong)
+  return static_cast<std::int8_t>(q > 127.0 ? 127.0 : q < -127.0 ? -127.0 : q);
+}
+
 }  // namespace sparq::element

@@ -186,10 +186,13 @@ LayerView KVCache::view(SeqId s, std::size_t layer) const {
   v.blocks_per_head = blocks_for(st.length, impl_->B());
   v.dtype = impl_->config.dtype;
   v.layouts = impl_->config.layouts;
+  v.d_major_type = impl_->config.d_major_type;
   v.blocks = st.blocks.data();
   v.k_s_major_offset = impl_->layout.k_s_major_offset;
+  v.row_stride = impl_->layout.row_stride_bytes / size_of(impl_->config.dtype);
   v.d_major_blocks = st.d_major.empty() ? nullptr : st.d_major.data();
-  v.d_major_stride = impl_->pool.d_major_stride() / size_of(impl_->config.dtype);
+  v.d_major_stride = impl_->layout.d_major_elem ? impl_->pool.d_major_stride() / impl_->layout.d_major_elem : 0;
+  v.d_major_scales = st.d_major_scales.empty() ? nullptr : st.d_major_scales.data();
   v.v_offset = impl_->layout.v_offset;
   v.block_data_bytes = impl_->layout.data_bytes;
   v.value_mean = st.value_mean.data();
@@ -203,11 +206,15 @@ MemoryUsage KVCache::memory_usage() const {
   m.blocks_allocated = impl_->pool.allocated();
   m.blocks_capacity = impl_->pool.capacity();
   const std::size_t n = m.blocks_allocated;
-  if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * l.k_region;
+  // A region's bytes: B rows, rounded to whole lines (fused rows: exactly B rows each).
+  const bool fused = impl_->config.layouts == KeyLayout::fused;
+  const std::size_t region = fused ? impl_->B() * l.row_bytes : l.k_region;
+  if (l.k_s_major_offset != LayerView::kNoRegion) m.k_s_major = n * region;
   m.k_d_major = n * l.d_major_rows * l.d_major_run;
-  m.values = n * l.k_region;
-  // Each block's metadata, and its padding to a whole page, and the sequences' tables.
-  m.metadata = n * (l.meta_bytes + l.bytes - l.k_region * (1 + has_s_major(impl_->config.layouts))) +
+  m.values = n * region;
+  // Each block's metadata (int8 scales included), its padding to a whole page, and the
+  // sequences' tables.
+  m.metadata = n * (l.meta_bytes + l.bytes - region * (1 + has_s_major(impl_->config.layouts))) +
                impl_->tables.load(std::memory_order_relaxed);
   return m;
 }

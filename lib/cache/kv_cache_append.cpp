@@ -22,15 +22,20 @@ void KVCache::Impl::sync_block_sum(std::byte* blk, std::size_t rows) const {
 }
 
 void KVCache::Impl::copy_rows(const std::byte* src, std::byte* dst, std::size_t rows) const {
-  const std::size_t n = rows * layout.row_bytes;
-  if (layout.k_s_major_offset != LayerView::kNoRegion)
-    std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
+  const std::size_t n = rows * layout.row_stride_bytes;
+  if (config.layouts == KeyLayout::fused) {
+    std::memcpy(dst, src, n);  // keys and values side by side
+  } else {
+    if (layout.k_s_major_offset != LayerView::kNoRegion)
+      std::memcpy(dst + layout.k_s_major_offset, src + layout.k_s_major_offset, n);
+    std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
+  }
   if (layout.d_major_rows) {
     const std::size_t stride = pool.d_major_stride();
     for (std::size_t i = 0; i < d(); ++i)
-      std::memcpy(pool.d_major(dst) + i * stride, pool.d_major(src) + i * stride, rows * size_of(config.dtype));
+      std::memcpy(pool.d_major(dst) + i * stride, pool.d_major(src) + i * stride, rows * layout.d_major_elem);
+    if (int8_copy()) std::memcpy(pool.d_major_scales(dst), pool.d_major_scales(src), d() * sizeof(float));
   }
-  std::memcpy(dst + layout.v_offset, src + layout.v_offset, n);
   sum_rows(dst, rows, pool.value_sum(dst));
   pool.header(dst).fill = static_cast<std::uint32_t>(rows);
 }
@@ -65,6 +70,7 @@ void KVCache::Impl::append_layers(const std::string& what, Sequence& seq, std::s
       LayerState& st = seq.layers[first + l];
       st.blocks.reserve(plans[l].need * H);
       if (layout.d_major_rows) st.d_major.reserve(plans[l].need * H);
+      if (int8_copy()) st.d_major_scales.reserve(plans[l].need * H);
     }
   } catch (...) {
     for (std::size_t i = 0; i < fresh.size(); ++i) pool.release(fresh[i], block_heads[i]);
@@ -108,7 +114,7 @@ void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* 
       sync_block_sum(blk, off);
       if (layout.k_s_major_offset != LayerView::kNoRegion)
         for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
-      if (layout.d_major_rows) {
+      if (layout.d_major_rows && !int8_copy()) {
         std::byte* col = st.d_major[b * H + h] + off * eb;
         for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
       }
@@ -123,8 +129,31 @@ void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* 
       pool.header(blk).fill = static_cast<std::uint32_t>(off + 1);
     }
   }
+  if (int8_copy())  // per block, once the new keys are in: one scale update per component
+    for (std::size_t pos = st.length; pos < st.length + n;) {
+      const std::size_t b = pos / Bt, from = pos % Bt, to = std::min(Bt, from + (st.length + n - pos));
+      for (std::size_t h = 0; h < H; ++h) quantize_rows(st.blocks[b * H + h], st.d_major[b * H + h], from, to);
+      pos += to - from;
+    }
   set_length(st, st.length + n);
   update_mean(st);
+}
+
+void KVCache::Impl::quantize_rows(std::byte* blk, std::byte* d_major, std::size_t from, std::size_t to) const noexcept {
+  float* scale = pool.d_major_scales(blk);
+  if (from == 0) std::fill(scale, scale + d(), 0.0f);  // a block's first rows: no earlier scale holds
+  const std::size_t stride = pool.d_major_stride();
+  for (std::size_t i = 0; i < d(); ++i) {
+    auto* row = reinterpret_cast<std::int8_t*>(d_major + i * stride);
+    float top = 0.0f;
+    for (std::size_t r = from; r < to; ++r) top = std::max(top, std::abs(element::load(key_s(blk, r), i, config.dtype)));
+    std::size_t first = from;
+    if (top > 127.0f * scale[i]) {  // grow the scale; the rows already there are requantized with it
+      scale[i] = top / 127.0f;
+      first = 0;
+    }
+    for (std::size_t r = first; r < to; ++r) row[r] = element::to_int8(element::load(key_s(blk, r), i, config.dtype), scale[i]);
+  }
 }
 
 }  // namespace sparq

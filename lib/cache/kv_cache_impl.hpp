@@ -27,6 +27,9 @@ struct LayerState {
   // [n_blocks][kv_heads] the blocks' d-major key copies (BlockPool::d_major), kept in
   // step with `blocks` when the layout has them (LayerView::d_major_blocks points here).
   std::vector<std::byte*> d_major;
+  // [n_blocks][kv_heads] the blocks' int8 scales (BlockPool::d_major_scales), kept like
+  // d_major when the copy is int8 (LayerView::d_major_scales points here).
+  std::vector<float*> d_major_scales;
   std::vector<double> value_sum;  // [kv_heads][d], sum of all stored value rows
   std::vector<float> value_mean;  // [kv_heads][d]
 };
@@ -54,8 +57,8 @@ inline void set_length(LayerState& st, std::size_t n) {
 inline std::size_t table_bytes(const Sequence& seq) {
   std::size_t n = 0;
   for (const LayerState& st : seq.layers)
-    n += (st.blocks.capacity() + st.d_major.capacity()) * sizeof(std::byte*) + st.value_sum.size() * sizeof(double) +
-         st.value_mean.size() * sizeof(float);
+    n += (st.blocks.capacity() + st.d_major.capacity() + st.d_major_scales.capacity()) * sizeof(std::byte*) +
+         st.value_sum.size() * sizeof(double) + st.value_mean.size() * sizeof(float);
   return n;
 }
 
@@ -154,9 +157,12 @@ struct KVCache::Impl {
   }
 
   std::byte* key_s(std::byte* blk, std::size_t off) const {
-    return blk + layout.k_s_major_offset + off * layout.row_bytes;
+    return blk + layout.k_s_major_offset + off * layout.row_stride_bytes;
   }
-  std::byte* val(std::byte* blk, std::size_t off) const { return blk + layout.v_offset + off * layout.row_bytes; }
+  std::byte* val(std::byte* blk, std::size_t off) const {
+    return blk + layout.v_offset + off * layout.row_stride_bytes;
+  }
+  [[nodiscard]] bool int8_copy() const { return layout.scales_offset != 0; }
 
   // Write side (kv_cache_append.cpp).
   // Sum of the first `rows` stored value rows of a block into out[d].
@@ -171,7 +177,14 @@ struct KVCache::Impl {
     if (!layout.d_major_rows) return;
     st.d_major.resize(st.blocks.size());
     for (std::size_t i = from; i < st.blocks.size(); ++i) st.d_major[i] = pool.d_major(st.blocks[i]);
+    if (!int8_copy()) return;
+    st.d_major_scales.resize(st.blocks.size());
+    for (std::size_t i = from; i < st.blocks.size(); ++i) st.d_major_scales[i] = pool.d_major_scales(st.blocks[i]);
   }
+  // int8 copy: rows [from, to) of a block's d-major copy quantized from its S-major keys,
+  // after growing each component's scale to cover them (requantizing rows [0, from) of a
+  // component whose scale grew). Rows [0, to) hold keys.
+  void quantize_rows(std::byte* blk, std::byte* d_major, std::size_t from, std::size_t to) const noexcept;
 
   void update_mean(LayerState& st) const {
     st.value_mean.resize(heads() * d());

@@ -1,4 +1,5 @@
 // C API: the KV cache (create, sequences, append, read back, memory use).
+#include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
@@ -14,7 +15,9 @@ using capi::require;
 
 namespace {
 
-constexpr std::size_t kConfigV1 = sizeof(sparq_cache_config);
+// The first sparq_cache_config ended at capacity_tokens; d_major_type came after it.
+constexpr std::size_t kConfigV1 = offsetof(sparq_cache_config, d_major_type);
+constexpr std::size_t kConfigV2 = sizeof(sparq_cache_config);
 constexpr std::size_t kUsageV1 = sizeof(sparq_memory_usage);
 
 template <class E>
@@ -27,13 +30,14 @@ E enum_field(std::int32_t v, std::int32_t count, const char* name) {
 }
 
 CacheConfig to_cpp(const sparq_cache_config& c) {
-  capi::check_struct_size(c.struct_size, kConfigV1, kConfigV1, "sparq_cache_config");
+  capi::check_struct_size(c.struct_size, kConfigV1, kConfigV2, "sparq_cache_config");
   CacheConfig out;
   out.layers = c.layers;
   out.kv_heads = c.kv_heads;
   out.head_dim = c.head_dim;
   out.dtype = enum_field<DType>(c.dtype, 3, "dtype");
-  out.layouts = enum_field<KeyLayout>(c.layouts, 3, "layouts");
+  out.layouts = enum_field<KeyLayout>(c.layouts, 4, "layouts");
+  if (c.struct_size >= kConfigV2) out.d_major_type = enum_field<DMajorType>(c.d_major_type, 2, "d_major_type");
   out.placement = enum_field<Placement>(c.placement, 3, "placement");
   out.block_tokens = c.block_tokens;
   out.capacity_tokens = c.capacity_tokens;
@@ -43,7 +47,9 @@ CacheConfig to_cpp(const sparq_cache_config& c) {
 
 // The C enums are numbered as the C++ ones (checked here, once).
 static_assert(SPARQ_DTYPE_F16 == int(DType::f16) && SPARQ_DTYPE_BF16 == int(DType::bf16));
-static_assert(SPARQ_LAYOUT_S_MAJOR == int(KeyLayout::s_major) && SPARQ_LAYOUT_D_MAJOR == int(KeyLayout::d_major));
+static_assert(SPARQ_LAYOUT_S_MAJOR == int(KeyLayout::s_major) && SPARQ_LAYOUT_D_MAJOR == int(KeyLayout::d_major) &&
+              SPARQ_LAYOUT_FUSED == int(KeyLayout::fused));
+static_assert(SPARQ_D_MAJOR_INT8 == int(DMajorType::int8));
 static_assert(SPARQ_PLACEMENT_BY_HEAD == int(Placement::by_head));
 
 KVCache& cache_of(sparq_cache* c) {
@@ -89,6 +95,7 @@ void sparq_cache_config_init(sparq_cache_config* config) {
   config->placement = std::int32_t(d.placement);
   config->block_tokens = d.block_tokens;
   config->capacity_tokens = d.capacity_tokens;
+  config->d_major_type = std::int32_t(d.d_major_type);
 }
 
 sparq_status sparq_cache_create(const sparq_cache_config* config, sparq_cache** out) {
@@ -108,7 +115,7 @@ sparq_status sparq_cache_get_config(const sparq_cache* cache, sparq_cache_config
   return guarded([&] {
     const KVCache& kv = cache_of(cache);
     require(config, "config");
-    capi::check_struct_size(config->struct_size, kConfigV1, kConfigV1, "sparq_cache_config");
+    capi::check_struct_size(config->struct_size, kConfigV1, kConfigV2, "sparq_cache_config");
     const CacheConfig& c = kv.config();
     config->layers = c.layers;
     config->kv_heads = c.kv_heads;
@@ -118,6 +125,7 @@ sparq_status sparq_cache_get_config(const sparq_cache* cache, sparq_cache_config
     config->placement = std::int32_t(c.placement);
     config->block_tokens = c.block_tokens;
     config->capacity_tokens = c.capacity_tokens;
+    if (config->struct_size >= kConfigV2) config->d_major_type = std::int32_t(c.d_major_type);
   });
 }
 

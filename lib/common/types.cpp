@@ -26,13 +26,28 @@ std::string_view to_string(KeyLayout l) noexcept {
     case KeyLayout::both: return "both";
     case KeyLayout::s_major: return "s-major";
     case KeyLayout::d_major: return "d-major";
+    case KeyLayout::fused: return "fused";
   }
   return "?";
 }
 
 std::optional<KeyLayout> parse_key_layout(std::string_view name) noexcept {
-  for (KeyLayout l : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major})
+  for (KeyLayout l : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused})
     if (name == to_string(l)) return l;
+  return std::nullopt;
+}
+
+std::string_view to_string(DMajorType t) noexcept {
+  switch (t) {
+    case DMajorType::same: return "same";
+    case DMajorType::int8: return "int8";
+  }
+  return "?";
+}
+
+std::optional<DMajorType> parse_d_major_type(std::string_view name) noexcept {
+  for (DMajorType t : {DMajorType::same, DMajorType::int8})
+    if (name == to_string(t)) return t;
   return std::nullopt;
 }
 

@@ -24,11 +24,12 @@ std::vector<double> approx_scores(const LayerView& v, std::size_t head, std::spa
   // Σ|q[i1]| = 0: every approximate logit is 0, so ŝ is uniform (DESIGN §1, step 2).
   if (tau == 0.0) return std::vector<double>(S, 1.0 / double(S));
 
-  // Approximate logits, reading only components i1 of each key (the d-major rows).
+  // Approximate logits, reading only components i1 of each key (the d-major rows; an int8
+  // copy's values times their block's scales).
   std::vector<double> logit(S, 0.0);
   for (std::size_t j = 0; j < S; ++j) {
     double dot = 0.0;
-    for (std::uint32_t i : i1) dot += double(q[i]) * key(v, head, j, i);
+    for (std::uint32_t i : i1) dot += double(q[i]) * approx_key(v, head, j, i);
     logit[j] = dot / tau;
   }
   // Softmax, shifted by the maximum so that exp never overflows.

@@ -30,10 +30,16 @@ namespace sparq::reference {
 // storage type. Reads the S-major copy when it exists, else the d-major copy; with both
 // layouts a debug build asserts the two copies hold the same element.
 [[nodiscard]] double key(const LayerView& v, std::size_t head, std::size_t j, std::size_t i);
+// Component i of the key of position j as stage 1 reads it: from the d-major copy when
+// the cache keeps one (an int8 copy: its value times the block's scale for component i),
+// else key(). With an exact copy this is key() itself.
+[[nodiscard]] double approx_key(const LayerView& v, std::size_t head, std::size_t j, std::size_t i);
 // Component i of the value of position j.
 [[nodiscard]] double value(const LayerView& v, std::size_t head, std::size_t j, std::size_t i);
 // True when every element of the S-major and d-major key copies agrees bit for bit
-// (trivially true when only one copy is kept). For tests of the cache and of this file.
+// (trivially true when only one copy is kept; for an int8 copy, when every element is the
+// S-major key quantized with its block's scale, and that scale is the absmax / 127 of
+// the block's rows so far or larger). For tests of the cache and of this file.
 [[nodiscard]] bool key_copies_agree(const LayerView& v);
 // Mean of the S stored value rows of `head`, recomputed in double (to check the cache's
 // running mean, LayerView::value_mean, which the algorithm uses as v̄).

@@ -27,6 +27,7 @@ class KVCache:
         capacity_tokens: int = 65536,
         layouts: str = "both",
         placement: str = "local",
+        d_major_type: str = "same",
     ) -> None: ...
     @property
     def config(self) -> dict: ...

@@ -76,6 +76,7 @@ py::dict config_dict(const CacheConfig& c) {
   d["block_tokens"] = c.block_tokens;
   d["capacity_tokens"] = c.capacity_tokens;
   d["layouts"] = std::string(to_string(c.layouts));
+  d["d_major_type"] = std::string(to_string(c.d_major_type));
   d["placement"] = std::string(to_string(c.placement));
   return d;
 }
@@ -112,7 +113,7 @@ run concurrently (appends and decodes release the GIL); a write to a sequence th
 another use of it raises sparq.Error(code='concurrent_use').)")
       .def(py::init([](std::size_t layers, std::size_t kv_heads, std::size_t head_dim, py::object dtype,
                        std::size_t block_tokens, std::size_t capacity_tokens, const std::string& layouts,
-                       const std::string& placement) {
+                       const std::string& placement, const std::string& d_major_type) {
              CacheConfig c{.layers = layers,
                            .kv_heads = kv_heads,
                            .head_dim = head_dim,
@@ -122,7 +123,12 @@ another use of it raises sparq.Error(code='concurrent_use').)")
              const auto l = parse_key_layout(layouts);
              if (!l)
                fail(ErrorCode::invalid_argument,
-                    "layouts='" + layouts + "' is unknown: must be 'both', 's-major' or 'd-major'");
+                    "layouts='" + layouts + "' is unknown: must be 'both', 's-major', 'd-major' or 'fused'");
+             const auto t = parse_d_major_type(d_major_type);
+             if (!t)
+               fail(ErrorCode::invalid_argument,
+                    "d_major_type='" + d_major_type + "' is unknown: must be 'same' or 'int8'");
+             c.d_major_type = *t;
              const auto p = parse_placement(placement);
              if (!p)
                fail(ErrorCode::invalid_argument,
@@ -133,7 +139,7 @@ another use of it raises sparq.Error(code='concurrent_use').)")
            }),
            py::kw_only(), py::arg("layers") = 1, py::arg("kv_heads") = 1, py::arg("head_dim") = 128,
            py::arg("dtype") = "bf16", py::arg("block_tokens") = 256, py::arg("capacity_tokens") = 1 << 16,
-           py::arg("layouts") = "both", py::arg("placement") = "local")
+           py::arg("layouts") = "both", py::arg("placement") = "local", py::arg("d_major_type") = "same")
       .def_property_readonly(
           "config", [](const KVCache& c) { return config_dict(c.config()); }, "The configuration, as a dict.")
       .def_property_readonly("layers", [](const KVCache& c) { return c.config().layers; })

@@ -9,7 +9,10 @@ namespace {
 
 TEST(TypesTest, NamesRoundTrip) {
   for (DType t : {DType::f32, DType::f16, DType::bf16}) EXPECT_EQ(parse_dtype(to_string(t)), t);
-  for (KeyLayout l : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) EXPECT_EQ(parse_key_layout(to_string(l)), l);
+  for (KeyLayout l : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused})
+    EXPECT_EQ(parse_key_layout(to_string(l)), l);
+  for (DMajorType t : {DMajorType::same, DMajorType::int8}) EXPECT_EQ(parse_d_major_type(to_string(t)), t);
+  EXPECT_EQ(parse_d_major_type("int4"), std::nullopt);
   for (Placement p : {Placement::local, Placement::interleave, Placement::by_head})
     EXPECT_EQ(parse_placement(to_string(p)), p);
   for (GqaSelection g : {GqaSelection::shared, GqaSelection::per_head}) EXPECT_EQ(parse_gqa_selection(to_string(g)), g);

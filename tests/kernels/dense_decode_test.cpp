@@ -71,9 +71,9 @@ TEST_P(DenseDecode, MatchesReferenceOverShapes) {
   for (DType dtype : {DType::f32, DType::f16, DType::bf16})
     for (std::size_t d : {64, 80, 96, 128, 256})
       for (const Shape& sh : shapes) {
-        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major};
+        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused};
         const CacheConfig cfg{.layers = 1, .kv_heads = sh.kv_heads, .head_dim = d, .dtype = dtype,
-                              .block_tokens = B, .layouts = layouts[combo++ % 3]};
+                              .block_tokens = B, .layouts = layouts[combo++ % 4]};
         auto f = test::make_cache(cfg, lengths, seed);
         for (SeqId s : f.seqs) expect_matches_reference(*f.cache, s, sh.q_heads, isa(), seed++);
         if (HasFailure()) return;
@@ -85,7 +85,7 @@ TEST_P(DenseDecode, MatchesReferenceOverShapes) {
 TEST_P(DenseDecode, MatchesReferenceOverBlockSizesAndLayouts) {
   std::uint32_t seed = 500;
   for (std::size_t B : {1, 5, 13, 16, 17, 256})
-    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major})
+    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused})
       for (std::size_t d : {72, 128}) {
         const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = d, .dtype = DType::bf16, .block_tokens = B,
                               .layouts = layout};

@@ -55,15 +55,16 @@ TEST(F16Rows, ScoresAreDotProductsInTheBatchLayout) {
         if (!rows::handles(g, d)) continue;  // declined shapes: checked above
         ++shapes;
         const std::size_t P = 16 / g, batches = (n + P - 1) / P, q_stride = d + 16;
-        std::vector<std::uint16_t> k(n * d);
+        const std::size_t ks = n % 2 ? 2 * d : d;  // rows of the fused layout (key | value) too
+        std::vector<std::uint16_t> k(n * ks);
         for (auto& x : k) x = element::f32_to_f16(normal(rng));
         std::vector<float> q(g * q_stride);
         for (auto& x : q) x = normal(rng);
         std::vector<float> sc(batches * 16, -7.0f);
-        rows::scores(k.data(), d, n, g, q.data(), q_stride, sc.data());
+        rows::scores(k.data(), d, ks, n, g, q.data(), q_stride, sc.data());
         // f32 products and sums of at most 2 * 8 + 4 levels: well inside 2e-6 of the magnitude.
         test::expect_score_batches(sc, g, d, n, 2e-6, [&](std::size_t h, std::size_t p, std::size_t i) {
-          return double(q[h * q_stride + i]) * element::f16_to_f32(k[p * d + i]);
+          return double(q[h * q_stride + i]) * element::f16_to_f32(k[p * ks + i]);
         });
         if (HasFatalFailure()) return;
       }
@@ -82,7 +83,8 @@ TEST(Bf16Rows, ScoresAreDotProductsInTheBatchLayout) {
         if (!rows::handles(g, d)) continue;
         ++shapes;
         const std::size_t P = 16 / g, batches = (n + P - 1) / P, q_stride = d + 16;
-        std::vector<std::uint16_t> k(n * d);
+        const std::size_t ks = n % 2 ? 2 * d : d;  // rows of the fused layout (key | value) too
+        std::vector<std::uint16_t> k(n * ks);
         for (auto& x : k) x = element::f32_to_bf16(normal(rng));
         std::vector<float> q(g * q_stride), qp(g * q_stride);  // natural order, pair order
         for (auto& x : q) x = normal(rng);
@@ -93,9 +95,9 @@ TEST(Bf16Rows, ScoresAreDotProductsInTheBatchLayout) {
               qp[h * q_stride + c + 16 + j] = q[h * q_stride + c + 2 * j + 1];
             }
         std::vector<float> sc(batches * 16, -7.0f);
-        rows::scores_bf16(k.data(), d, n, g, qp.data(), q_stride, sc.data());
+        rows::scores_bf16(k.data(), d, ks, n, g, qp.data(), q_stride, sc.data());
         test::expect_score_batches(sc, g, d, n, 2e-6, [&](std::size_t h, std::size_t p, std::size_t i) {
-          return double(q[h * q_stride + i]) * element::bf16_to_f32(k[p * d + i]);
+          return double(q[h * q_stride + i]) * element::bf16_to_f32(k[p * ks + i]);
         });
         if (HasFatalFailure()) return;
       }

@@ -161,9 +161,13 @@ void check_shapes(const std::string& isa, std::size_t B, std::vector<std::size_t
   for (DType dtype : {DType::f32, DType::f16, DType::bf16})
     for (std::size_t d : ds)
       for (const Shape& sh : shapes) {
-        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major};
+        // Every layout, and the int8 d-major copy with both S-major layouts, in turn.
+        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused,
+                                     KeyLayout::both, KeyLayout::fused};
+        const std::size_t which = combo++ % 6;
         const CacheConfig cfg{.layers = 1, .kv_heads = sh.kv_heads, .head_dim = d, .dtype = dtype,
-                              .block_tokens = B, .layouts = layouts[combo++ % 3]};
+                              .block_tokens = B, .layouts = layouts[which],
+                              .d_major_type = which >= 4 ? DMajorType::int8 : DMajorType::same};
         auto f = test::make_cache(cfg, lengths, seed);
         // Half of the methods per combination, alternating, so every method meets every
         // dtype, d and shape across the loop while the test stays fast.
@@ -201,10 +205,13 @@ TEST_P(SparqDecode, MatchesReferenceOverBlockSizesAndLayouts) {
   Tally t;
   std::uint32_t seed = 500;
   for (std::size_t B : {1, 5, 13, 16, 17, 256})
-    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major})
+    for (int layout_kind = 0; layout_kind < 6; ++layout_kind)
       for (std::size_t d : {72, 128}) {
+        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused,
+                                     KeyLayout::both, KeyLayout::fused};
         const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = d, .dtype = DType::bf16, .block_tokens = B,
-                              .layouts = layout};
+                              .layouts = layouts[layout_kind],
+                              .d_major_type = layout_kind >= 4 ? DMajorType::int8 : DMajorType::same};
         auto f = test::make_cache(cfg, {1, 2 * B + 3, 600}, seed);
         for (GqaSelection gqa : {GqaSelection::shared, GqaSelection::per_head}) {
           SparQ m = SparQ::for_ratio(8);

@@ -16,7 +16,7 @@ def make(dtype="f32", **kw):
 def test_config_and_sequences():
     cache = make("bf16", layouts="both", placement="local")
     assert cache.config == {"layers": 2, "kv_heads": KV, "head_dim": D, "dtype": "bf16", "block_tokens": 4,
-                            "capacity_tokens": 256, "layouts": "both", "placement": "local"}
+                            "capacity_tokens": 256, "layouts": "both", "d_major_type": "same", "placement": "local"}
     assert (cache.layers, cache.kv_heads, cache.head_dim, cache.dtype) == (2, KV, D, "bf16")
     s = cache.add_sequence()
     k, v = kv_data(1, 7, KV, D)

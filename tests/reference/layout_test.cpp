@@ -24,14 +24,14 @@ TEST(ReferenceLayouts, AllKeyLayoutsGiveIdenticalResults) {
     const std::vector<float> q = random_floats(n_q * d, 22);
     const SparQResolved p{.r = 3, .k = 4, .window = 1, .reallocation = true};
     std::vector<Result> dense, sparq;
-    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
+    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused}) {
       TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 4, .dtype = dt, .layouts = layout}, keys,
                       values, S);
       EXPECT_TRUE(key_copies_agree(layer.view()));
       dense.push_back(dense_decode(layer.view(), q, 0, H, g, 0.35));
       sparq.push_back(sparq_decode(layer.view(), q, 0, H, g, 0.35, p));
     }
-    for (std::size_t n = 1; n < 3; ++n) {
+    for (std::size_t n = 1; n < 4; ++n) {
       const std::string ctx = "dtype=" + std::string(to_string(dt)) + " layout #" + std::to_string(n);
       EXPECT_EQ(dense[n].out, dense[0].out) << ctx;
       EXPECT_EQ(dense[n].lse, dense[0].lse) << ctx;
@@ -48,7 +48,7 @@ TEST(ReferenceLayouts, ReadsStoredElementsOfEveryCopy) {
   const std::size_t H = 3, d = 5, S = 7;
   const std::vector<float> keys = random_floats(S * H * d, 23), values = random_floats(S * H * d, 24);
   for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
-    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
+    for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused}) {
       TestLayer layer(LayerSpec{.kv_heads = H, .head_dim = d, .block_tokens = 3, .dtype = dt, .layouts = layout}, keys,
                       values, S);
       for (std::size_t h = 0; h < H; ++h) {

@@ -11,7 +11,8 @@ TestLayer::TestLayer(const LayerSpec& spec, std::span<const float> keys, std::sp
                                                    .dtype = spec.dtype,
                                                    .block_tokens = spec.block_tokens,
                                                    .capacity_tokens = S + spec.block_tokens,
-                                                   .layouts = spec.layouts})) {
+                                                   .layouts = spec.layouts,
+                                                   .d_major_type = spec.d_major_type})) {
   const SeqId seq = cache_->add_sequence();
   // Two appends, so that the running value mean and the block tail are exercised.
   const std::size_t first = S / 2, row = spec.kv_heads * spec.head_dim;

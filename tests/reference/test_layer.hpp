@@ -18,6 +18,7 @@ struct LayerSpec {
   std::size_t block_tokens = 4;
   DType dtype = DType::f32;
   KeyLayout layouts = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;
 };
 
 // keys and values are [S][kv_heads][head_dim] f32, stored in spec.dtype.

@@ -56,6 +56,7 @@ class Chunk {
         kv_head_(a.kv_head),
         heads_(a.heads),
         d_(v_.head_dim),
+        rs_(v_.row_stride),
         dp_(a.d_pad),
         nc_((v_.head_dim + W - 1) / W),
         paired_(std::is_same_v<T, bf16_t> && v_.head_dim % (2 * W) == 0),
@@ -91,7 +92,7 @@ class Chunk {
   // Software prefetch kAheadBytes ahead in row order of one stream (this tile's rows
   // `cur`, then the next tile's `next`), for the row at tile position p + ahead_rows_.
   void prefetch_ahead(const std::byte* cur, std::size_t n, const std::byte* next, std::size_t p) const {
-    const std::size_t row = d_ * sizeof(T);
+    const std::size_t row = rs_ * sizeof(T);
     std::size_t q = p + ahead_rows_;
     const std::byte* base = cur;
     if (q >= n) {
@@ -99,7 +100,7 @@ class Chunk {
       base = next;
       if (!base || q >= pf_.n) return;
     }
-    prefetch_lines(base + q * row, row);
+    prefetch_lines(base + q * row, d_ * sizeof(T));
   }
   struct NextTile {
     const std::byte* k = nullptr;  // S-major K rows of the next tile (nullptr: none)
@@ -129,11 +130,11 @@ class Chunk {
   void to_pair_order(const float* src, float* dst) const;
   void from_pair_order(const float* src, float* dst) const;
 
-
   const LayerView& v_;
   const std::size_t kv_head_;
   const std::size_t heads_;
   const std::size_t d_;   // head_dim
+  const std::size_t rs_;  // elements from one position's K (or V) row to the next
   const std::size_t dp_;  // row stride of q and o
   const std::size_t nc_;  // batches per row: ceil(d / W)
   const bool paired_;     // bf16 rows read in pair order (d a multiple of 2W)
@@ -150,12 +151,12 @@ class Chunk {
   float* const lsum_;     // per head tile at h0*W: running sums, same layout
   float* const corr_;     // [heads] rescaling factor of this tile
   NextTile pf_;
-  bool nan_score_ = false;  // a NaN logit: the chunk's sums become NaN, and decode() reports it
+  bool nan_score_ = false;         // a NaN logit: the chunk's sums become NaN, and decode() reports it
   const std::byte* kd_ = nullptr;  // the current block's d-major key copy (no S-major keys kept)
   // The hardware prefetchers stop at 4 KiB page ends and the loops' access order trains
   // them poorly; a 4 KiB software prefetch stream helps (docs/performance.md).
   static constexpr std::size_t kAheadBytes = 4096;
-  const std::size_t ahead_rows_ = (kAheadBytes + d_ * sizeof(T) - 1) / (d_ * sizeof(T));
+  const std::size_t ahead_rows_ = (kAheadBytes + rs_ * sizeof(T) - 1) / (rs_ * sizeof(T));
 };
 
 template <class Arch, class T, DenseLoops Loops>
@@ -181,7 +182,7 @@ void Chunk<Arch, T, Loops>::run(std::size_t begin, std::size_t end) {
     pf_ = {};
     if (const std::size_t next = pos + n; next < end) {
       const std::byte* nb = block_of(v_, kv_head_, next / bt);
-      const std::size_t row = d_ * sizeof(T);
+      const std::size_t row = rs_ * sizeof(T);
       pf_.k = s_major ? nb + v_.k_s_major_offset + (next % bt) * row : nullptr;
       pf_.v = nb + v_.v_offset + (next % bt) * row;
       pf_.n = tile_len(next);
@@ -236,7 +237,7 @@ template <std::size_t G>
 void Chunk<Arch, T, Loops>::tile_heads(std::size_t h0, const std::byte* block, std::size_t off, std::size_t n) {
   scores<G>(h0, block, off, n);
   const bool rescale = softmax<G>(h0, n);
-  const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * d_;
+  const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * rs_;
   with_rows(v, vf_, n, [&]<bool Paired>(const auto* rows, std::size_t stride) {
     accumulate_v<G, Paired>(h0, rows, stride, n, rescale);
   });
@@ -263,7 +264,7 @@ bool Chunk<Arch, T, Loops>::softmax(std::size_t h0, std::size_t n) {
     B s = clamp_score<Arch>(B::load_unaligned(sc_ + b * W), kScoreLimit);  // softmax_range.hpp
     if ((b + 1) * P > n) s = xsimd::select(B::load_aligned(kLanePos) + B(float(b * P)) < B(float(n)), s, B(-kInf));
     s.store_unaligned(sc_ + b * W);
-    nan = nan || xsimd::isnan(s);  // not s != s: xsimd compares ordered on AVX and AVX-512
+    nan = nan || xsimd::isnan(s);        // not s != s: xsimd compares ordered on AVX and AVX-512
     tile_max = xsimd::max(tile_max, s);  // a NaN lane never moves the max below; its weight is 0
   }
   if (xsimd::any(nan)) nan_score_ = true;

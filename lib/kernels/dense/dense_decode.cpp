@@ -16,8 +16,8 @@
 
 #include "common/parallel.hpp"
 #include "kernels/kernel_api.hpp"
-#include "kernels/softmax_range.hpp"
 #include "kernels/simd/arch_list.hpp"
+#include "kernels/softmax_range.hpp"
 #include "profile/profile_zone.hpp"
 
 namespace sparq::kernels {
@@ -123,6 +123,10 @@ class Plan {
       for (std::size_t b = s.begin / bt; b * bt < s.end; ++b) {
         const std::size_t r0 = std::max(s.begin, b * bt) - b * bt;
         const std::size_t r1 = std::min(s.end, (b + 1) * bt) - b * bt;
+        if (v.layouts == KeyLayout::fused) {  // keys and values side by side: one run
+          total += line_bytes(2 * r0 * row, 2 * r1 * row);
+          continue;
+        }
         total += line_bytes(r0 * row, r1 * row);  // V
         if (has_s_major(v.layouts)) {
           total += line_bytes(r0 * row, r1 * row);

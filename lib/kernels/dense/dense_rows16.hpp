@@ -37,14 +37,14 @@ inline constexpr std::size_t kMaxHeads = 8;
 }
 
 // Scores of the g heads of one head tile over the n rows of one tile (k: f16 bits, row
-// stride d; q: g rows of d floats, stride q_stride): sc[b * 16 + h * P + p] = q_h .
+// stride k_stride elements; q: g rows of d floats, stride q_stride): sc[b * 16 + h * P + p] = q_h .
 // k_{b P + p} for batches b < ceil(n / P), P = 16 / g; rows past n repeat row 0 (the
 // softmax masks their lanes).
-void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q, std::size_t q_stride,
-            float* sc) noexcept;
+void scores(const std::uint16_t* k, std::size_t d, std::size_t k_stride, std::size_t n, std::size_t g, const float* q,
+            std::size_t q_stride, float* sc) noexcept;
 // The same for bf16 rows, with q in pair order (each 32-value line: its 16 even values,
 // then its 16 odd ones; see load_bf16_pair).
-void scores_bf16(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q,
-                 std::size_t q_stride, float* sc) noexcept;
+void scores_bf16(const std::uint16_t* k, std::size_t d, std::size_t k_stride, std::size_t n, std::size_t g,
+                 const float* q, std::size_t q_stride, float* sc) noexcept;
 
 }  // namespace sparq::kernels::rows16

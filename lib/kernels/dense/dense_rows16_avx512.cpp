@@ -31,16 +31,16 @@ struct Bf16Line {  // pair order: even values, odd values (q is permuted to matc
 // (2 registers) per row. H0 is a template argument so that every accumulator index is a
 // constant (a run-time index would put the whole array in memory: 2x slower).
 template <class Line, std::size_t G, std::size_t L, std::size_t H0>
-void batch_pass(const std::uint16_t* k, std::size_t n, std::size_t b, const float* q, std::size_t q_stride,
-                __m512 (&acc)[16]) noexcept {
+void batch_pass(const std::uint16_t* k, std::size_t k_stride, std::size_t n, std::size_t b, const float* q,
+                std::size_t q_stride, __m512 (&acc)[16]) noexcept {
   constexpr std::size_t P = 16 / G, d = 32 * L, HP = heads_per_pass(G, L);
   __m512 qv[HP][2 * L];
   for (std::size_t h = 0; h < HP; ++h)
     for (std::size_t c = 0; c < 2 * L; ++c) qv[h][c] = _mm512_loadu_ps(q + (H0 + h) * q_stride + 16 * c);
   for (std::size_t pl = 0; pl < P; ++pl) {
     const std::size_t p = b * P + pl;
-    const std::uint16_t* row = k + (p < n ? p : 0) * d;
-    if constexpr (H0 == 0) prefetch_ahead(k + p * d, L);
+    const std::uint16_t* row = k + (p < n ? p : 0) * k_stride;
+    if constexpr (H0 == 0) prefetch_ahead(k + p * k_stride, L);
     for (std::size_t c = 0; c < L; ++c) {
       __m512 x[2];
       Line::widen(row + 32 * c, x[0], x[1]);
@@ -52,14 +52,15 @@ void batch_pass(const std::uint16_t* k, std::size_t n, std::size_t b, const floa
 }
 
 template <class Line, std::size_t G, std::size_t L>
-void scores_impl(const std::uint16_t* k, std::size_t n, const float* q, std::size_t q_stride, float* sc) noexcept {
+void scores_impl(const std::uint16_t* k, std::size_t k_stride, std::size_t n, const float* q, std::size_t q_stride,
+                 float* sc) noexcept {
   constexpr std::size_t P = 16 / G, HP = heads_per_pass(G, L);
   if constexpr (HP > 0)
     for (std::size_t b = 0; b * P < n; ++b) {
       __m512 acc[16];
       for (auto& a : acc) a = _mm512_setzero_ps();
       [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (batch_pass<Line, G, L, I * HP>(k, n, b, q, q_stride, acc), ...);
+        (batch_pass<Line, G, L, I * HP>(k, k_stride, n, b, q, q_stride, acc), ...);
       }
       (std::make_index_sequence<G / HP>{});
       _mm512_storeu_ps(sc + b * 16, row_sums16_avx512(acc));
@@ -68,16 +69,16 @@ void scores_impl(const std::uint16_t* k, std::size_t n, const float* q, std::siz
 
 }  // namespace
 
-void scores(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q, std::size_t q_stride,
-            float* sc) noexcept {
-  shape_dispatch::with_shape(g, d,
-                             [&]<std::size_t G, std::size_t L>() { scores_impl<F16Line, G, L>(k, n, q, q_stride, sc); });
+void scores(const std::uint16_t* k, std::size_t d, std::size_t k_stride, std::size_t n, std::size_t g, const float* q,
+            std::size_t q_stride, float* sc) noexcept {
+  shape_dispatch::with_shape(
+      g, d, [&]<std::size_t G, std::size_t L>() { scores_impl<F16Line, G, L>(k, k_stride, n, q, q_stride, sc); });
 }
 
-void scores_bf16(const std::uint16_t* k, std::size_t d, std::size_t n, std::size_t g, const float* q,
-                 std::size_t q_stride, float* sc) noexcept {
-  shape_dispatch::with_shape(g, d,
-                             [&]<std::size_t G, std::size_t L>() { scores_impl<Bf16Line, G, L>(k, n, q, q_stride, sc); });
+void scores_bf16(const std::uint16_t* k, std::size_t d, std::size_t k_stride, std::size_t n, std::size_t g,
+                 const float* q, std::size_t q_stride, float* sc) noexcept {
+  shape_dispatch::with_shape(
+      g, d, [&]<std::size_t G, std::size_t L>() { scores_impl<Bf16Line, G, L>(k, k_stride, n, q, q_stride, sc); });
 }
 
 }  // namespace sparq::kernels::rows16

@@ -46,15 +46,15 @@ template <class F>
 void Chunk<Arch, T, Loops>::with_rows(const T* rows, float* widened, std::size_t n, F&& f) {
   if (d_ % W != 0) {
     const std::size_t stride = nc_ * W;
-    for (std::size_t p = 0; p < n; ++p) widen_row(rows + p * d_, widened + p * stride);
+    for (std::size_t p = 0; p < n; ++p) widen_row(rows + p * rs_, widened + p * stride);
     f.template operator()<false>(static_cast<const float*>(widened), stride);
   } else if constexpr (std::is_same_v<T, bf16_t>) {
     if (paired_)
-      f.template operator()<true>(rows, d_);
+      f.template operator()<true>(rows, rs_);
     else
-      f.template operator()<false>(rows, d_);
+      f.template operator()<false>(rows, rs_);
   } else {
-    f.template operator()<false>(rows, d_);
+    f.template operator()<false>(rows, rs_);
   }
 }
 
@@ -65,14 +65,14 @@ void Chunk<Arch, T, Loops>::scores(std::size_t h0, const std::byte* block, std::
     scores_d_major<G>(h0, reinterpret_cast<const T*>(kd_), off, n);
     return;
   }
-  const T* k = reinterpret_cast<const T*>(block + v_.k_s_major_offset) + off * d_;
+  const T* k = reinterpret_cast<const T*>(block + v_.k_s_major_offset) + off * rs_;
   if constexpr (kRows16 && G <= rows16::kMaxHeads) {
     if (rows16::handles(G, d_)) {
       const auto* k16 = reinterpret_cast<const std::uint16_t*>(k);
       if constexpr (std::is_same_v<T, bf16_t>)
-        rows16::scores_bf16(k16, d_, n, G, qp_ + h0 * dp_, dp_, sc_);  // paired_: q in pair order
+        rows16::scores_bf16(k16, d_, rs_, n, G, qp_ + h0 * dp_, dp_, sc_);  // paired_: q in pair order
       else
-        rows16::scores(k16, d_, n, G, q_ + h0 * dp_, dp_, sc_);
+        rows16::scores(k16, d_, rs_, n, G, q_ + h0 * dp_, dp_, sc_);
       return;
     }
   }

@@ -199,6 +199,8 @@ class UnitRunner {
       a.d_major = d_major;
       a.key_offset = d_major ? 0 : v_.k_s_major_offset;
       a.row_stride = v_.d_major_stride;
+      a.s_major_stride = v_.row_stride;
+      a.scales = d_major && v_.d_major_scales ? v_.d_major_scales + kv_ : nullptr;
       a.j_begin = c * chunk_;
       a.j_end = std::min(S_, (c + 1) * chunk_);
       a.rows = s_.rows.data();
@@ -231,14 +233,16 @@ class UnitRunner {
       for (std::size_t b = 0; b * B < S_; ++b) {
         const std::size_t n = std::min(B, S_ - b * B);
         const auto copy = reinterpret_cast<std::uintptr_t>(v_.key_block_d_major(kv_, b));
+        const std::size_t e = v_.d_major_bytes();  // 1 for an int8 copy
         for (std::uint32_t row : s_.rows) {
-          const std::size_t base = copy + std::size_t(row) * v_.d_major_stride * es_;
-          total += line_bytes(base, base + n * es_);
+          const std::size_t base = copy + std::size_t(row) * v_.d_major_stride * e;
+          total += line_bytes(base, base + n * e);
         }
+        if (v_.d_major_scales) total += 64 * ((s_.rows.size() * 4 + 63) / 64);  // the rows' scales, about
       }
     } else {
       for (std::size_t j = 0; j < S_; ++j) {
-        const std::size_t base = v_.k_s_major_offset + (j % B) * d_ * es_;
+        const std::size_t base = v_.k_s_major_offset + (j % B) * v_.row_stride * es_;
         std::size_t prev = ~std::size_t{0};
         for (std::uint32_t row : s_.rows) {
           const std::size_t line = (base + row * es_) / 64;
@@ -344,6 +348,7 @@ class UnitRunner {
       a.key_offset = key_d_major ? 0 : v_.k_s_major_offset;
       a.key_row_stride = v_.d_major_stride;
       a.value_offset = v_.v_offset;
+      a.row_stride = v_.row_stride;
       a.positions = pos + c * kStage2Chunk;
       a.n = std::min(kStage2Chunk, n - c * kStage2Chunk);
       a.member = one_list ? nullptr : s_.member.data() + c * kStage2Chunk * g_;
@@ -381,12 +386,17 @@ class UnitRunner {
 
   std::uint64_t stage2_bytes(const std::uint32_t* pos, std::size_t n, bool key_d_major) const {
     std::uint64_t total = 0;
-    const std::size_t B = v_.block_tokens, row = d_ * es_;
+    const std::size_t B = v_.block_tokens, row = d_ * es_, stride = v_.row_stride * es_;
+    const bool fused = v_.layouts == KeyLayout::fused;
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t r = pos[i] % B;
-      total += line_bytes(v_.v_offset + r * row, v_.v_offset + (r + 1) * row);
+      if (fused) {  // key and value: one run
+        total += line_bytes(r * stride, r * stride + 2 * row);
+        continue;
+      }
+      total += line_bytes(v_.v_offset + r * stride, v_.v_offset + r * stride + row);
       if (!key_d_major) {
-        total += line_bytes(v_.k_s_major_offset + r * row, v_.k_s_major_offset + (r + 1) * row);
+        total += line_bytes(v_.k_s_major_offset + r * stride, v_.k_s_major_offset + r * stride + row);
       } else {
         const auto copy = reinterpret_cast<std::uintptr_t>(v_.key_block_d_major(kv_, pos[i] / B));
         std::size_t prev = ~std::size_t{0};

@@ -42,7 +42,8 @@ struct SparqStage1Args {
   // holds `dtype` like the rest of the cache.
   const float* const* scales = nullptr;
   std::size_t key_offset = 0;
-  std::size_t row_stride = 0;  // d-major: elements from one row of a copy to the next
+  std::size_t row_stride = 0;      // d-major: elements from one row of a copy to the next
+  std::size_t s_major_stride = 0;  // S-major: elements from one position's key row to the next
   // Positions [j_begin, j_end); j_begin is a multiple of B when d_major.
   std::size_t j_begin = 0;
   std::size_t j_end = 0;

@@ -194,7 +194,7 @@ void stage1(const SparqStage1Args& a) noexcept {
       for (std::size_t t = 0; t < n; ++t) {
         const std::size_t p = j + t;
         const T* krow =
-            reinterpret_cast<const T*>(a.blocks[p / B * a.block_stride] + a.key_offset) + (p % B) * a.head_dim;
+            reinterpret_cast<const T*>(a.blocks[p / B * a.block_stride] + a.key_offset) + (p % B) * a.s_major_stride;
         for (std::size_t u = 0; u < a.n_rows; ++u) tile[u * TW + t] = krow[a.rows[u]];
       }
       approx_run<Arch, T, false>(rows, a.n_rows, n, a.qsel, a.heads, a.z + (j - a.j_begin), a.z_stride, s);

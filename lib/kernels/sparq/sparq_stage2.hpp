@@ -49,6 +49,9 @@ struct SparqStage2Args {
   std::size_t key_offset = 0;
   std::size_t key_row_stride = 0;  // d-major: elements from one row of a copy to the next
   std::size_t value_offset = 0;
+  // Elements from one position's S-major key (and value) row to the next: d, or 2d when
+  // the layout is fused (then a position's key and value are one contiguous run).
+  std::size_t row_stride = 0;
   const std::uint32_t* positions = nullptr;  // ascending
   std::size_t n = 0;
   const std::uint8_t* member = nullptr;  // [n][heads] or nullptr (every head attends to all)

@@ -122,10 +122,12 @@ void stage2(const SparqStage2Args& a) noexcept {
     fill_n(a.acc + h * dp, dp, 0.0f);
   }
   auto key_row = [&](std::uint32_t j) {
-    return reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) + std::size_t(j % Bt) * d;
+    return reinterpret_cast<const E*>(a.key_blocks[j / Bt * a.block_stride] + a.key_offset) +
+           std::size_t(j % Bt) * a.row_stride;
   };
   auto value_row = [&](std::uint32_t j) {
-    return reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.value_offset) + std::size_t(j % Bt) * d;
+    return reinterpret_cast<const E*>(a.blocks[j / Bt * a.block_stride] + a.value_offset) +
+           std::size_t(j % Bt) * a.row_stride;
   };
 
   for (std::size_t t0 = 0; t0 < a.n; t0 += T) {
