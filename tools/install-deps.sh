@@ -8,7 +8,7 @@ packages=(
   libtbb-dev libtbbbind-2-5 libxsimd-dev libhwloc-dev libnuma-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
-  nettle-dev
+  nettle-dev libopenblas0-serial
   python3-dev pybind11-dev python3-numpy python3-torch python3-pytest
   gnuplot-nox
 )

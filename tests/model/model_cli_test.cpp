@@ -88,6 +88,40 @@ TEST_F(ModelCli, PerplexityAndTrace) {
   EXPECT_EQ(k.shape, (std::vector<std::size_t>{63, 1, 64}));
 }
 
+TEST_F(ModelCli, BaselinesRunEndToEndAndEqualDenseAtRatioOne) {
+  // An SPQLM v2 bf16 model with its SHA-256 sidecar, 4 query heads on 2 KV heads.
+  const sparq::model::LlamaConfig c{
+      .dim = 128, .hidden_dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 256, .seq_len = 256};
+  const fs::path v2 = dir_ / "v2.bin";
+  sparq::model::write_checkpoint_file(
+      v2, sparq::model::encode_spqlm_checkpoint(sparq::model::random_llama_weights(c, 8, 0.1f), sparq::DType::bf16));
+  const std::string common = "generate --model " + v2.string() + " --require-hash --prompt 'The pass key is 123' ";
+  Result r =
+      run(common + "--tokens 12 --method dense,sparq:8,sparq-per-head-real:8,oracle:8,h2o:8,window:8 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 6u);
+  EXPECT_EQ(j["results"][2]["method"], "sparq-per-head-real:8");
+  EXPECT_TRUE(j["model"]["hash_verified"].get<bool>());
+  EXPECT_EQ(j["model"]["format"], "SPQLM v2");
+  for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"].size(), 12u) << m["method"];
+  // At ratio 1 the equal-bytes budget covers the cache: every baseline is dense attention.
+  r = run(common + "--tokens 12 --method dense,oracle,h2o,window --ratio 1 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"], j["results"][0]["tokens"]) << m["method"];
+  // A replaced model is refused, naming both hashes; --require-hash needs a sidecar.
+  std::ofstream(v2.string() + ".sha256", std::ios::trunc) << std::string(64, '0') << "  v2.bin\n";
+  r = run(common + "--tokens 1", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("SHA-256 mismatch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(std::string(64, '0')), std::string::npos) << r.err;
+  fs::remove(v2.string() + ".sha256");
+  r = run(common + "--tokens 1", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no hash file"), std::string::npos) << r.err;
+}
+
 TEST_F(ModelCli, TruncatedModelIsAUsageError) {
   fs::resize_file(model_, fs::file_size(model_) - 10);
   const Result r = run("generate --model " + model_.string() + " --prompt hi --tokens 2", dir_);
