@@ -20,6 +20,7 @@
   X(eval)                    \
   X(generate)                \
   X(perplexity)              \
+  X(passkey)                 \
   X(roofline)                \
   X(layouts)                 \
   /* add new subcommands above this line */

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -120,6 +121,52 @@ TEST_F(ModelCli, BaselinesRunEndToEndAndEqualDenseAtRatioOne) {
   r = run(common + "--tokens 1", dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("no hash file"), std::string::npos) << r.err;
+}
+
+TEST_F(ModelCli, PasskeyRunsResumesAndRefusesAnotherRunsResults) {
+  {
+    std::ofstream held(dir_ / "heldout.txt");
+    for (int i = 0; i < 400; ++i) held << "Line " << i << " of the held-out text, words and more words.\n";
+  }
+  const fs::path results = dir_ / "results.jsonl";
+  const std::string common = "passkey --model " + model_.string() + " --heldout " + (dir_ / "heldout.txt").string() +
+                             " --lengths 400,512 --depths 20,80 --keys 2 --method dense,window:1,sparq:4 --results " +
+                             results.string();
+  Result r = run(common + " --key-range 0:1 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompts_run"], 4);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["results"][0]["all"]["total"], 4);
+  // window:1 keeps every position: the same answers as dense.
+  std::map<std::string, std::map<std::string, bool>> correct;
+  {
+    std::ifstream in(results);
+    std::string line;
+    int lines = 0;
+    while (std::getline(in, line)) {
+      const auto rec = nlohmann::json::parse(line);
+      correct[rec["method"]][rec["length"].dump() + rec["depth"].dump()] = rec["correct"];
+      ++lines;
+    }
+    EXPECT_EQ(lines, 12);
+  }
+  EXPECT_EQ(correct["window:1"], correct["dense"]);
+  // The rest of the keys: only the missing prompts run; the table covers all 8.
+  r = run(common + " --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompts_run"], 4);
+  EXPECT_EQ(j["results"][1]["all"]["total"], 8);
+  r = run(common + " --json", dir_);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["prompts_run"], 0);
+  r = run(common + " --by-depth", dir_);
+  EXPECT_NE(r.out.find("| method | 400 | 512 | all | prompts |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| 80% |"), std::string::npos) << r.out;
+  // Another seed's prompts are another run.
+  r = run(common + " --seed 5", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
 TEST_F(ModelCli, TruncatedModelIsAUsageError) {
