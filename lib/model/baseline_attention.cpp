@@ -11,24 +11,9 @@
 #include "eval/sink_window.hpp"
 #include "model/cache_rows.hpp"
 #include "model/linear.hpp"
+#include "model/vector_math.hpp"
 
 namespace sparq::model {
-
-namespace {
-
-// In place: each row of logits [rows][n] becomes its softmax. Sums in double.
-void softmax_rows(float* logits, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    float* l = logits + r * n;
-    const float m = *std::max_element(l, l + n);
-    double sum = 0.0;
-    for (std::size_t j = 0; j < n; ++j) sum += double(l[j] = std::exp(l[j] - m));
-    const float inv = float(1.0 / sum);
-    for (std::size_t j = 0; j < n; ++j) l[j] *= inv;
-  }
-}
-
-}  // namespace
 
 void baseline_attention(const KVCache& cache, SeqId seq, std::size_t layer, const Baseline& method,
                         std::span<const float> q, std::span<float> out, std::size_t n_heads,
@@ -46,14 +31,26 @@ void baseline_attention(const KVCache& cache, SeqId seq, std::size_t layer, cons
     std::vector<float> probs;  // [g][positions]
     if (method.kind == BaselineKind::oracle) {
       // True attention over every position, then the top-k' of the group's summed mass.
-      std::vector<float> keys(S * d), logits(g * S);
-      read_rows(v, kh, /*keys=*/true, 0, S, keys.data());
-      gemm_nt(g, S, d, scale, qh, d, keys.data(), d, 0.0f, logits.data(), S);
+      std::vector<float> logits(g * S, 0.0f);
+      if (v.dtype == DType::f32 && has_d_major(v.layouts)) {
+        // Scores straight from the d-major key copy: no copy, no packing (this was a
+        // row copy plus an sgemm that packed all S keys again, per oracle and step).
+        std::vector<float> qs(qh, qh + g * d);
+        for (float& x : qs) x *= scale;
+        for (std::size_t b = 0; b < v.blocks_per_head; ++b)
+          scores_dmajor(qs.data(), g, d, reinterpret_cast<const float*>(v.key_block_d_major(kh, b)), v.d_major_stride,
+                        v.rows_in_block(b), logits.data() + b * v.block_tokens, S);
+      } else {
+        std::vector<float> keys(S * d);
+        read_rows(v, kh, /*keys=*/true, 0, S, keys.data());
+        gemm_nt(g, S, d, scale, qh, d, keys.data(), d, 0.0f, logits.data(), S);
+      }
       std::vector<float> p(logits);
-      softmax_rows(p.data(), g, S);
       std::vector<double> mass(S, 0.0);
-      for (std::size_t h = 0; h < g; ++h)
+      for (std::size_t h = 0; h < g; ++h) {
+        (void)softmax_inplace(p.data() + h * S, S);
         for (std::size_t j = 0; j < S; ++j) mass[j] += double(p[h * S + j]);
+      }
       positions = eval::oracle_positions(mass, budget);
       probs.resize(g * positions.size());
       for (std::size_t h = 0; h < g; ++h)
@@ -74,7 +71,7 @@ void baseline_attention(const KVCache& cache, SeqId seq, std::size_t layer, cons
       gemm_nt(g, positions.size(), d, scale, qh, d, keys.data(), d, 0.0f, probs.data(), positions.size());
     }
     const std::size_t n = positions.size();
-    softmax_rows(probs.data(), g, n);
+    for (std::size_t h = 0; h < g; ++h) (void)softmax_inplace(probs.data() + h * n, n);
     std::vector<float> values(n * d);
     gather_rows(v, kh, /*keys=*/false, positions, values.data());
     gemm_nn(g, d, n, probs.data(), n, values.data(), d, yh, d, false);

@@ -25,8 +25,15 @@ namespace {
 constexpr std::size_t kD = 16, kKv = 2, kG = 2, kHeads = kKv * kG;
 
 struct Fixture {
-  KVCache cache{
-      {.layers = 1, .kv_heads = kKv, .head_dim = kD, .dtype = DType::f32, .block_tokens = 8, .capacity_tokens = 1024}};
+  explicit Fixture(KeyLayout layouts = KeyLayout::both)
+      : cache({.layers = 1,
+               .kv_heads = kKv,
+               .head_dim = kD,
+               .dtype = DType::f32,
+               .block_tokens = 8,
+               .capacity_tokens = 1024,
+               .layouts = layouts}) {}
+  KVCache cache;
   SeqId seq = cache.add_sequence();
   std::vector<float> k, v;  // [S][kv][d] as appended
   std::mt19937 gen{7};
@@ -81,28 +88,31 @@ std::vector<std::uint32_t> all_positions(std::size_t S) {
 }
 
 TEST(RuntimeBaselines, OracleAndWindowAttendOverLibEvalsPositions) {
-  Fixture f;
-  f.append(101);
-  const auto q = f.random_q(3.0f);
-  const std::size_t S = f.length(), budget = eval::equal_bytes_budget(kD, S, 4.0);
-  ASSERT_LT(budget, S);
-  std::vector<float> out(kHeads * kD);
-  std::size_t rows[kKv];
-  baseline_attention(f.cache, f.seq, 0, {.kind = BaselineKind::oracle, .ratio = 4.0}, q, out, kHeads, nullptr, rows);
-  for (std::size_t kh = 0; kh < kKv; ++kh) {
-    std::vector<double> mass(S, 0.0), p;
-    for (std::size_t h = kh * kG; h < (kh + 1) * kG; ++h) {
-      (void)f.attend(q, h, all_positions(S), &p);
-      for (std::size_t j = 0; j < S; ++j) mass[j] += p[j];
+  for (KeyLayout layouts : {KeyLayout::both, KeyLayout::s_major}) {  // d-major scores, or rows and sgemm
+    SCOPED_TRACE(std::string(to_string(layouts)));
+    Fixture f(layouts);
+    f.append(101);
+    const auto q = f.random_q(3.0f);
+    const std::size_t S = f.length(), budget = eval::equal_bytes_budget(kD, S, 4.0);
+    ASSERT_LT(budget, S);
+    std::vector<float> out(kHeads * kD);
+    std::size_t rows[kKv];
+    baseline_attention(f.cache, f.seq, 0, {.kind = BaselineKind::oracle, .ratio = 4.0}, q, out, kHeads, nullptr, rows);
+    for (std::size_t kh = 0; kh < kKv; ++kh) {
+      std::vector<double> mass(S, 0.0), p;
+      for (std::size_t h = kh * kG; h < (kh + 1) * kG; ++h) {
+        (void)f.attend(q, h, all_positions(S), &p);
+        for (std::size_t j = 0; j < S; ++j) mass[j] += p[j];
+      }
+      const auto pos = eval::oracle_positions(mass, budget);
+      EXPECT_EQ(rows[kh], budget);
+      for (std::size_t h = kh * kG; h < (kh + 1) * kG; ++h) expect_close(out, h, f.attend(q, h, pos), "oracle");
     }
-    const auto pos = eval::oracle_positions(mass, budget);
-    EXPECT_EQ(rows[kh], budget);
-    for (std::size_t h = kh * kG; h < (kh + 1) * kG; ++h) expect_close(out, h, f.attend(q, h, pos), "oracle");
+    baseline_attention(f.cache, f.seq, 0, {.kind = BaselineKind::sink_window, .ratio = 4.0, .sinks = 3}, q, out, kHeads,
+                       nullptr);
+    const auto win = eval::sink_window_positions(S, budget, 3);
+    for (std::size_t h = 0; h < kHeads; ++h) expect_close(out, h, f.attend(q, h, win), "window");
   }
-  baseline_attention(f.cache, f.seq, 0, {.kind = BaselineKind::sink_window, .ratio = 4.0, .sinks = 3}, q, out, kHeads,
-                     nullptr);
-  const auto win = eval::sink_window_positions(S, budget, 3);
-  for (std::size_t h = 0; h < kHeads; ++h) expect_close(out, h, f.attend(q, h, win), "window");
 }
 
 TEST(RuntimeBaselines, H2OEvictsAndAccumulatesLikeLibEval) {
