@@ -157,8 +157,13 @@ int run(const PasskeyOptions& o) {
     log.open(o.results, std::ios::app);
     if (!log) throw Error(ErrorCode::io_error, fmt::format("{}: cannot append to the results file", o.results));
   }
-  fmt::print(stderr, "{}\n{} {} prompts x {} methods ({} already in {})\n", model_summary(o.run, loaded), order.size(),
-             o.task, methods.size(), results.size(), o.results.empty() ? "no results file" : o.results);
+  std::string legend;
+  for (const auto& m : methods) legend += (legend.empty() ? "" : " ") + m.name;
+  fmt::print(stderr,
+             "{}\n{} {} prompts x {} methods ({} results already in {}); each prompt's line has one + (right) or - "
+             "(wrong) per method, in this order:\n  {}\n",
+             model_summary(o.run, loaded), order.size(), o.task, methods.size(), results.size(),
+             o.results.empty() ? "no results file" : o.results, legend);
 
   const auto t_start = std::chrono::steady_clock::now();
   double prefill_total = 0, decode_total = 0;
@@ -231,12 +236,12 @@ int run(const PasskeyOptions& o) {
       out.correct = out.matched == answer.size();
       results[key_of(out)] = out;
       if (log.is_open()) log << outcome_json(out, id).dump() << "\n";
-      line += fmt::format(" {}{}", out.method, out.correct ? "+" : "-");
+      line += out.correct ? '+' : '-';
     }
     if (log.is_open()) log.flush();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     const double eta = elapsed / double(n + 1) * double(order.size() - n - 1);
-    fmt::print(stderr, "[{}/{}] len {} {}#{}: prefill {:.1f} s, decode {:.1f} s |{} | elapsed {}, ETA {}\n", n + 1,
+    fmt::print(stderr, "[{}/{}] len {} {}#{}: prefill {:.1f} s, decode {:.1f} s {} elapsed {}, ETA {}\n", n + 1,
                order.size(), p.length, p.depth ? fmt::format("depth {:.0f}% ", 100.0 * *p.depth) : "", index[order[n]],
                prefill_s, decode_s, line, hms(elapsed), hms(eta));
   }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "sparq/error.hpp"
@@ -115,9 +116,61 @@ std::string length_label(std::size_t L) {
 
 }  // namespace
 
+namespace {
+
+// "sparq-real:8" -> ("sparq-real", "8"); "dense" -> ("dense", "").
+std::pair<std::string, std::string> split_name(const std::string& m) {
+  const std::size_t colon = m.find(':');
+  return colon == std::string::npos ? std::pair{m, std::string()} : std::pair{m.substr(0, colon), m.substr(colon + 1)};
+}
+
+// Rows: method kinds in first-seen order; columns: ratios in first-seen order. A cell is
+// the accuracy over `lengths` (all of them when empty); dense fills every column.
+std::string ratio_table(const Tallies& t, const ReportSpec& spec, std::optional<std::size_t> length) {
+  std::vector<std::string> kinds, ratios;
+  for (const std::string& m : spec.methods) {
+    const auto [kind, ratio] = split_name(m);
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+    if (!ratio.empty() && std::find(ratios.begin(), ratios.end(), ratio) == ratios.end()) ratios.push_back(ratio);
+  }
+  auto cell = [&](const std::string& m) -> std::string {
+    if (length) {
+      const auto it = t.length.find({m, *length});
+      return it == t.length.end() ? "–" : it->second.percent();
+    }
+    const auto it = t.method.find(m);
+    return it == t.method.end() ? "–" : it->second.percent();
+  };
+  std::ostringstream s;
+  s << "| method |";
+  for (const auto& r : ratios) s << " " << r << "x |";
+  s << "\n|---|";
+  for (std::size_t i = 0; i < ratios.size(); ++i) s << "---:|";
+  s << "\n";
+  for (const std::string& kind : kinds) {
+    s << "| " << kind << " |";
+    for (const auto& r : ratios) {
+      const std::string m = kind == "dense" ? kind : kind + ":" + r;
+      const bool listed = std::find(spec.methods.begin(), spec.methods.end(), m) != spec.methods.end();
+      s << " " << (listed ? cell(m) : "") << " |";
+    }
+    s << "\n";
+  }
+  return s.str();
+}
+
+}  // namespace
+
 std::string markdown_report(const std::map<OutcomeKey, Outcome>& results, const ReportSpec& spec) {
   const Tallies t = tally(results, spec);
   std::ostringstream s;
+  bool any_ratio = false;
+  for (const std::string& m : spec.methods) any_ratio |= !split_name(m).second.empty();
+  if (any_ratio) {
+    s << "All lengths (% exact match, by compression ratio):\n\n" << ratio_table(t, spec, std::nullopt) << "\n";
+    for (std::size_t L : spec.lengths) s << length_label(L) << ":\n\n" << ratio_table(t, spec, L) << "\n";
+    s << "By method and length:\n\n";
+  }
   s << "| method |";
   for (std::size_t L : spec.lengths) s << ' ' << length_label(L) << " |";
   s << " all | prompts |\n|---|";
