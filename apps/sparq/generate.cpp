@@ -31,6 +31,7 @@ struct GenerateOptions {
   std::string prompt, prompt_file;
   std::int64_t tokens = 64;
   std::string trace;
+  std::int64_t trace_prefill = -1;  // -1: the prefilled prompt
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -53,6 +54,9 @@ int run(const GenerateOptions& o) {
       if (std::holds_alternative<Dense>(methods[i].method)) traced = i;
     if (traced == methods.size() || o.tokens < 1)
       usage_error("--trace needs `dense` among the methods and --tokens >= 1");
+    if (o.trace_prefill >= std::int64_t(prompt.size()))
+      usage_error(
+          fmt::format("--trace-prefill={} must be below the prompt's {} bytes", o.trace_prefill, prompt.size()));
   }
 
   std::optional<TraceRecorder> trace;
@@ -90,7 +94,7 @@ int run(const GenerateOptions& o) {
     std::vector<int> fed(prompt);
     fed.insert(fed.end(), out[traced].begin(), out[traced].end() - 1);
     trace->stop();
-    trace->write(o.trace, seqs[traced], fed, prompt.size() - 1,
+    trace->write(o.trace, seqs[traced], fed, o.trace_prefill >= 0 ? std::size_t(o.trace_prefill) : prompt.size() - 1,
                  fmt::format("sparq generate --model {} ({} prompt bytes, {} tokens, dense)", o.run.model,
                              prompt.size(), out[traced].size()));
   }
@@ -142,6 +146,9 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--tokens", o->tokens, "Tokens to generate (greedy)")->capture_default_str();
   cmd.add_option("--trace", o->trace,
                  "Write the decode trace of the dense run to this directory (docs/eval-traces.md)");
+  cmd.add_option("--trace-prefill", o->trace_prefill,
+                 "Mark only the first N positions of the trace as prompt, so that `sparq eval` also replays the "
+                 "prompt's later positions as decode steps (default: the prefilled prompt, all but its last byte)");
   return [o] { return run(*o); };
 }
 

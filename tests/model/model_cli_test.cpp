@@ -111,6 +111,13 @@ TEST_F(ModelCli, BaselinesRunEndToEndAndEqualDenseAtRatioOne) {
   ASSERT_EQ(r.code, 0) << r.err;
   j = nlohmann::json::parse(r.out);
   for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"], j["results"][0]["tokens"]) << m["method"];
+  // A trace whose prompt part ends early: sparq eval then replays the rest of the prompt too.
+  r = run(common + "--tokens 4 --method dense --trace " + (dir_ / "tr").string() + " --trace-prefill 5", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto manifest = nlohmann::json::parse(std::ifstream(dir_ / "tr" / "manifest.json"));
+  EXPECT_EQ(manifest["prefill"], 5);
+  EXPECT_EQ(manifest["positions"], 19 + 4 - 1);  // "The pass key is 123" and the tokens fed back
+  EXPECT_EQ(manifest["rope"]["base"], 10000.0);
   // A replaced model is refused, naming both hashes; --require-hash needs a sidecar.
   std::ofstream(v2.string() + ".sha256", std::ios::trunc) << std::string(64, '0') << "  v2.bin\n";
   r = run(common + "--tokens 1", dir_);
