@@ -27,7 +27,6 @@
 
 #include "bench_cache.hpp"
 #include "bench_isas.hpp"
-#include "kernels/dense/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/isa.hpp"
@@ -72,20 +71,18 @@ Fixture& fixture_for(const Config& c) {
   current.reset();
   auto f = std::make_unique<Fixture>();
   f->cfg = c;
-  const std::size_t blocks = (c.S + kBlockTokens - 1) / kBlockTokens;
-  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(),
-                                                   .kv_heads = c.kv_heads,
-                                                   .head_dim = kHeadDim,
-                                                   .dtype = c.dtype,
-                                                   .block_tokens = kBlockTokens,
-                                                   .capacity_tokens = c.batch * blocks * kBlockTokens,
-                                                   .layouts = KeyLayout::s_major});
-  for (std::size_t b = 0; b < c.batch; ++b) {
-    f->seqs.push_back(f->cache->add_sequence());
-    append_synthetic(*f->cache, f->seqs.back(), c.S);
-  }
+  ColdCaches cold = build_cold_caches({.config = {.layers = c.layers(),
+                                                  .kv_heads = c.kv_heads,
+                                                  .head_dim = kHeadDim,
+                                                  .dtype = c.dtype,
+                                                  .block_tokens = kBlockTokens,
+                                                  .layouts = KeyLayout::s_major},
+                                       .seq_len = c.S,
+                                       .batch = c.batch});
+  f->cache = std::move(cold.cache);
+  f->seqs = std::move(cold.seqs);
   f->q.resize(c.batch * c.q_heads * kHeadDim);
-  fill(f->q, 3);
+  fill_synthetic(f->q, 3);
   for (float& x : f->q) x *= 4.0f;  // a less uniform softmax
   f->out.resize(f->q.size());
   current = std::move(f);
@@ -110,8 +107,7 @@ const std::string& check_against_reference(Fixture& fx, Isa isa) {
       num += e * e;
       den += ref.out[h * kHeadDim + i] * ref.out[h * kHeadDim + i];
     }
-    // f32 accumulation; bf16 rounding of q and of the weights with the bf16 dot products.
-    const double tol = c.dtype == DType::bf16 && bf16_dot_active() ? kernels::bf16_dot::kRelErrorBound : 1e-5;
+    const double tol = 1e-5;  // f32 accumulation over the stored values
     if (std::sqrt(num / den) > tol)
       it->second = "output differs from reference::dense_decode, head " + std::to_string(h);
   }
@@ -173,10 +169,6 @@ void register_all() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  // Whether bf16 caches on avx512 run the AVX512-BF16 dot products (SPARQ_BF16_DOT=0: the
-  // f32 loops, to compare); each benchmark's name says its ISA.
-  benchmark::AddCustomContext("sparq_bf16_dot",
-                              sparq::cpu_supports_bf16_dot() && sparq::bf16_dot_active() ? "on" : "off");
   sparq::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

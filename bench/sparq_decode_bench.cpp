@@ -82,22 +82,21 @@ Fixture& fixture_for(const Config& c) {
   current.reset();
   auto f = std::make_unique<Fixture>();
   f->cfg = c;
-  const std::size_t blocks = (c.S + kBlockTokens - 1) / kBlockTokens;
-  f->cache = std::make_unique<KVCache>(CacheConfig{.layers = c.layers(),
-                                                   .kv_heads = c.kv_heads,
-                                                   .head_dim = kHeadDim,
-                                                   .dtype = c.dtype,
-                                                   .block_tokens = kBlockTokens,
-                                                   .capacity_tokens = c.batch * blocks * kBlockTokens,
-                                                   .layouts = KeyLayout::both});
-  for (std::size_t b = 0; b < c.batch; ++b) {
-    f->seqs.push_back(f->cache->add_sequence());
-    // Some positions stand out (as real attention has heavy hitters), so SparQ's
-    // selection is not a near-uniform lottery.
-    append_synthetic(*f->cache, f->seqs.back(), c.S, /*heavy_every=*/37);
-  }
+  // Some positions stand out (as real attention has heavy hitters), so SparQ's
+  // selection is not a near-uniform lottery.
+  ColdCaches cold = build_cold_caches({.config = {.layers = c.layers(),
+                                                  .kv_heads = c.kv_heads,
+                                                  .head_dim = kHeadDim,
+                                                  .dtype = c.dtype,
+                                                  .block_tokens = kBlockTokens,
+                                                  .layouts = KeyLayout::both},
+                                       .seq_len = c.S,
+                                       .batch = c.batch,
+                                       .heavy_every = 37});
+  f->cache = std::move(cold.cache);
+  f->seqs = std::move(cold.seqs);
   f->q.resize(c.batch * c.q_heads * kHeadDim);
-  fill(f->q, 3);
+  fill_synthetic(f->q, 3);
   for (float& x : f->q) x *= 4.0f;
   f->out.resize(f->q.size());
   current = std::move(f);

@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ccache
   libtbb-dev libtbbbind-2-5 libxsimd-dev libhwloc-dev libnuma-dev
+  # hwloc's libxml2 XML parser (only Recommended by libhwloc15, so --no-install-recommends
+  # skips it) and lstopo-no-graphics, which the topology tests run
+  libhwloc-plugins "hwloc-nox|hwloc"
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   nettle-dev libopenblas0-serial
@@ -13,9 +16,14 @@ packages=(
   gnuplot-nox
 )
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  # "a|b": either will do (they conflict); install a
+  IFS='|' read -ra alternatives <<<"$p"
+  any=0
+  for a in "${alternatives[@]}"; do installed "$a" && any=1; done
+  ((any)) || missing+=("${alternatives[0]}")
 done
 if ((${#missing[@]})); then
   echo "sparq: installing ${missing[*]}" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up command 1: install dependencies, build (Release), and run the main job:
-# `sparq roofline` on its default problem (about a minute on 2 cores).
+# `sparq roofline` on its default problem (a few minutes the first time, most of it
+# the build; about a minute after that on 2 cores).
 # Extra arguments are passed to `sparq roofline`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train a tiny Llama-style byte-level decoder for sparq's end-to-end accuracy runs.
 
-Architecture (see tools/README-model.md): token embedding (vocab 256 = bytes), n_layers
+Architecture (see docs/model.md): token embedding (vocab 256 = bytes), n_layers
 blocks of [RMSNorm -> GQA attention with RoPE -> residual, RMSNorm -> SwiGLU MLP ->
 residual], final RMSNorm, untied output matrix. RoPE rotates adjacent pairs
 (2i, 2i+1) with frequency 10000^(-2i/head_dim), as llama2.c does.
@@ -238,7 +238,7 @@ class TinyLlama(nn.Module):
 # ----------------------------------------------------------------------------- export
 
 def export_llama2c(model, path):
-    """Writes the llama2.c checkpoint layout (tools/README-model.md) atomically."""
+    """Writes the llama2.c checkpoint layout (docs/model.md) atomically."""
     cfg = model.cfg
     L = cfg["n_layers"]
     # negative vocab_size: the output matrix is not shared with the embedding

@@ -10,13 +10,17 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/kv_cache.hpp"
@@ -26,6 +30,9 @@
 namespace sparq::cli {
 
 namespace {
+
+// The cache's limits (CacheConfig::validate): d of a KV head, tokens per block.
+constexpr std::int64_t kMaxHeadDim = 1 << 14, kMaxBlockTokens = 1 << 16;
 
 struct AttendOptions {
   std::string queries, keys, values, out;
@@ -41,16 +48,16 @@ struct AttendOptions {
   bool json = false;
 };
 
-// Option values CLI11 cannot check alone: signs and ranges, with the option's name.
-void check_options(const AttendOptions& o) {
-  if (!std::isfinite(o.ratio) || o.ratio < 1.0)
-    usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", o.ratio));
-  if (o.r && *o.r < 1) usage_error(fmt::format("--r={} is invalid: r must be in [1, d]", *o.r));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
-  if (o.window && *o.window < 0)
-    usage_error(fmt::format("--window={} is negative: the local window must be >= 0", *o.window));
-  if (o.block_tokens < 1)
-    usage_error(fmt::format("--block-tokens={} is invalid: a block holds at least 1 token", o.block_tokens));
+// --out must not name one of the inputs (in any spelling: the same file), which the
+// atomic write would replace. Checked before anything is read.
+void check_output_is_not_an_input(const AttendOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(o.out, ec)) return;
+  for (const auto& [option, input] :
+       {std::pair<const char*, const std::string&>{"--queries", o.queries}, {"--keys", o.keys}, {"--values", o.values}})
+    if (fs::equivalent(o.out, input, ec))
+      usage_error(fmt::format("--out {} is also an input ({} {}): choose another output file", o.out, option, input));
 }
 
 // Index of flat element `flat` in `shape`, e.g. "[1, 0, 5]", for error messages.
@@ -132,7 +139,7 @@ std::vector<float> tokens_major(const NpyArray& a, const Shapes& s) {
 }
 
 int run(const AttendOptions& o) {
-  check_options(o);
+  check_output_is_not_an_input(o);
   const NpyArray q = read_npy(o.queries);
   const NpyArray k = read_npy(o.keys);
   const NpyArray v = read_npy(o.values);
@@ -208,15 +215,20 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--queries", o->queries, "Queries Q.npy, float32/float64 [q_heads, d]")->required();
   cmd.add_option("--keys", o->keys, "Keys K.npy, float32/float64 [kv_heads, S, d]")->required();
   cmd.add_option("--values", o->values, "Values V.npy, float32/float64 [kv_heads, S, d]")->required();
-  cmd.add_option("--out", o->out, "Output Y.npy, float32 [q_heads, d] (written atomically)")->required();
+  cmd.add_option("--out", o->out, "Output Y.npy, float32 [q_heads, d] (written atomically; not one of the inputs)")
+      ->required();
   cmd.add_option("--method", o->method, "Attention method")
       ->check(CLI::IsMember({"dense", "sparq"}))
       ->capture_default_str();
   cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1: r = round(d/c), k = round(S/(2c))")
+      ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--r", o->r, "Query components kept, 1 <= r <= d (overrides --ratio)");
-  cmd.add_option("--k", o->k, "Positions fetched, k >= 1, local window included (overrides --ratio)");
-  cmd.add_option("--window", o->window, "Local window l >= 0, the last l positions always fetched (default k/4)");
+  cmd.add_option("--r", o->r, "Query components kept, 1 <= r <= d (overrides --ratio)")
+      ->transform(integer_in(1, kMaxHeadDim));
+  cmd.add_option("--k", o->k, "Positions fetched, k >= 1, local window included (overrides --ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o->window, "Local window l >= 0, the last l positions always fetched (default k/4)")
+      ->transform(integer_in(0, kMaxInt64));
   auto* no_realloc = cmd.add_flag("--no-reallocation", o->no_reallocation, "Same as --reallocation off");
   cmd.add_option("--reallocation", o->reallocation,
                  "Mix in the mean value by 1 - alpha (default: on when q_heads = kv_heads, else off)")
@@ -228,7 +240,9 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--dtype", o->dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
-  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, kMaxBlockTokens))
+      ->capture_default_str();
   cmd.add_option("--layout", o->layout, "Key layouts kept in the cache")
       ->check(CLI::IsMember({"both", "s-major", "d-major"}))
       ->capture_default_str();

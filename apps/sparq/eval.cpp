@@ -1,5 +1,5 @@
 // `sparq eval DIR`: accuracy of SparQ and the baselines against dense attention on a
-// decode trace, at equal bytes (tools/README-trace.md). `--make-synthetic DIR` writes a
+// decode trace, at equal bytes (docs/eval-traces.md). `--make-synthetic DIR` writes a
 // synthetic trace to try it without a model.
 #include <fmt/core.h>
 #include <unistd.h>
@@ -14,6 +14,8 @@
 
 #include "cli.hpp"
 #include "eval_report.hpp"
+#include "gnuplot.hpp"
+#include "options.hpp"
 #include "sparq/tools/eval/evaluator.hpp"
 #include "sparq/tools/eval/synthetic_trace.hpp"
 
@@ -42,9 +44,6 @@ struct EvalCliOptions {
 eval::EvalOptions to_eval_options(const EvalCliOptions& o) {
   eval::EvalOptions e;
   if (o.ratios.empty()) usage_error("--ratios is empty: give at least one compression ratio, e.g. --ratios 2,4,8,16");
-  for (double r : o.ratios)
-    if (!std::isfinite(r) || r < 1.0)
-      usage_error(fmt::format("--ratios: {} is invalid: compression ratios must be finite numbers >= 1", r));
   e.ratios = o.ratios;
   if (!o.methods.empty()) {
     e.methods.clear();
@@ -54,13 +53,8 @@ eval::EvalOptions to_eval_options(const EvalCliOptions& o) {
       e.methods.push_back(*m);
     }
   }
-  for (std::int64_t l : o.layers) {
-    if (l < 0) usage_error(fmt::format("--layers: {} is negative: layers are numbered from 0", l));
-    e.layers.push_back(std::size_t(l));
-  }
-  if (o.steps < 0) usage_error(fmt::format("--steps={} is negative: give a count >= 1 (0 means all)", o.steps));
+  for (std::int64_t l : o.layers) e.layers.push_back(std::size_t(l));
   e.steps = std::size_t(o.steps);
-  if (o.sinks < 0) usage_error(fmt::format("--sinks={} is negative", o.sinks));
   e.sinks = std::size_t(o.sinks);
   e.per_head = o.per_head;
   if (::isatty(2))
@@ -77,15 +71,11 @@ int make_synthetic(const EvalCliOptions& o) {
   if (!o.shape.empty()) {
     if (o.shape.size() != 4)
       usage_error(fmt::format("--shape needs 4 numbers layers,q_heads,kv_heads,head_dim; got {}", o.shape.size()));
-    for (std::int64_t v : o.shape)
-      if (v < 1) usage_error(fmt::format("--shape: {} is invalid: every count must be >= 1", v));
     s.shape = {.layers = std::size_t(o.shape[0]),
                .q_heads = std::size_t(o.shape[1]),
                .kv_heads = std::size_t(o.shape[2]),
                .head_dim = std::size_t(o.shape[3])};
   }
-  if (o.positions < 2) usage_error(fmt::format("--positions={} is invalid: a synthetic trace needs >= 2", o.positions));
-  if (o.needles < 0) usage_error(fmt::format("--needles={} is negative", o.needles));
   s.positions = std::size_t(o.positions);
   s.needles = std::size_t(o.needles);
   s.seed = o.seed;
@@ -108,15 +98,7 @@ int run(const EvalCliOptions& o) {
     if (opt->count() > 0) usage_error(opt->get_name() + " only applies with --make-synthetic DIR");
   if (o.trace.empty()) usage_error("no trace directory: sparq eval DIR (or --make-synthetic DIR to create one)");
   const eval::EvalOptions options = to_eval_options(o);
-  std::string gnuplot;
-  if (!o.plot.empty()) {
-    if (o.plot.find('\'') != std::string::npos) usage_error("--plot: the path may not contain a single quote");
-    gnuplot = find_gnuplot();
-    if (gnuplot.empty())
-      usage_error(
-          "--plot needs gnuplot, which is not on PATH (Debian: apt-get install gnuplot-nox); "
-          "run without --plot, or use --csv and plot it elsewhere");
-  }
+  const std::string gnuplot = o.plot.empty() ? std::string() : require_gnuplot("--plot");
   const eval::EvalResult r = eval::run_eval(o.trace, options);
   if (o.json)
     fmt::print("{}\n", eval_json(r, o.trace).dump(2));
@@ -133,9 +115,10 @@ int run(const EvalCliOptions& o) {
 
 Action setup(CLI::App& cmd) {
   auto o = std::make_shared<EvalCliOptions>();
-  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + layer<L>_{q,k,v}.npy; tools/README-trace.md)");
+  cmd.add_option("trace", o->trace, "Trace directory (manifest.json + layer<L>_{q,k,v}.npy; docs/eval-traces.md)");
   cmd.add_option("--ratios", o->ratios, "Compression ratios c >= 1 (comma-separated)")
       ->delimiter(',')
+      ->check(number_at_least(1.0))
       ->capture_default_str();
   std::vector<std::string> names;
   std::string all;
@@ -146,10 +129,15 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--methods", o->methods, "Methods (comma-separated; default all): " + all)
       ->delimiter(',')
       ->check(CLI::IsMember(names));
-  cmd.add_option("--layers", o->layers, "Layers to evaluate (comma-separated; default all)")->delimiter(',');
+  cmd.add_option("--layers", o->layers, "Layers to evaluate (comma-separated, from 0; default all)")
+      ->delimiter(',')
+      ->transform(integer_in(0, 1 << 12));
   cmd.add_option("--steps", o->steps, "Decode steps evaluated, evenly spaced, last included (0 = all)")
+      ->transform(integer_in(0, kMaxInt64))
       ->capture_default_str();
-  cmd.add_option("--sinks", o->sinks, "Sink positions of sink-window")->capture_default_str();
+  cmd.add_option("--sinks", o->sinks, "Sink positions of sink-window")
+      ->transform(integer_in(0, kMaxInt64))
+      ->capture_default_str();
   auto* json = cmd.add_flag("--json", o->json, "Print the results as JSON");
   cmd.add_flag("--csv", o->csv, "Print the results as CSV (one row per method, ratio and layer)")->excludes(json);
   cmd.add_flag("--per-layer", o->per_layer, "Text output: add the per-layer table");
@@ -159,12 +147,18 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--make-synthetic", o->synthetic,
                  "Write a synthetic trace (random keys, needle queries) to DIR and exit");
   o->synthetic_only = {
-      cmd.add_option("--positions", o->positions, "--make-synthetic: positions")->capture_default_str(),
-      cmd.add_option("--needles", o->needles, "--make-synthetic: needle positions in the prompt")
+      cmd.add_option("--positions", o->positions, "--make-synthetic: positions")
+          ->transform(integer_in(2, 1 << 24))
           ->capture_default_str(),
-      cmd.add_option("--seed", o->seed, "--make-synthetic: random seed")->capture_default_str(),
+      cmd.add_option("--needles", o->needles, "--make-synthetic: needle positions in the prompt")
+          ->transform(integer_in(0, 1 << 24))
+          ->capture_default_str(),
+      cmd.add_option("--seed", o->seed, "--make-synthetic: random seed")
+          ->transform(integer_in(0, kMaxInt64))
+          ->capture_default_str(),
       cmd.add_option("--shape", o->shape, "--make-synthetic: layers,q_heads,kv_heads,head_dim (default 2,8,2,64)")
-          ->delimiter(',')};
+          ->delimiter(',')
+          ->transform(integer_in(1, 1 << 14))};
   return [o] { return run(*o); };
 }
 

@@ -1,20 +1,13 @@
 #include "eval_report.hpp"
 
 #include <fmt/core.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
 #include <map>
-#include <sstream>
 #include <vector>
 
+#include "gnuplot.hpp"
 #include "sparq/error.hpp"
-
-extern char** environ;
 
 namespace sparq::cli {
 
@@ -57,7 +50,7 @@ std::string eval_text(const eval::EvalResult& r, const std::string& trace, bool 
       trace, r.layers.size(), m.shape.layers, m.shape.q_heads, m.shape.kv_heads, m.shape.head_dim, m.positions,
       m.prefill, r.steps.size(), r.isa);
   if (!m.source.empty()) out += fmt::format("source: {}\n", m.source);
-  out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see tools/README-trace.md)\n\n",
+  out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see docs/eval-traces.md)\n\n",
                      r.dense_bytes_overall);
   const std::string header = fmt::format(
       "{:<15} {:>5} {:>5} {:>8} {:>12} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8}\n", "method", "ratio", "layer",
@@ -141,18 +134,6 @@ std::string eval_csv(const eval::EvalResult& r) {
   return out;
 }
 
-std::string find_gnuplot() {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (dir.empty()) continue;
-    const std::filesystem::path p = std::filesystem::path(dir) / "gnuplot";
-    if (::access(p.c_str(), X_OK) == 0) return p.string();
-  }
-  return {};
-}
-
 // Distinct colours (a colour-blind-safe palette plus greys) so that 7 lines stay apart.
 constexpr const char* kColors[] = {"#0072B2", "#56B4E9", "#009E73", "#7FC97F",
                                    "#000000", "#D55E00", "#E69F00", "#CC79A7"};
@@ -168,8 +149,8 @@ void eval_plot(const eval::EvalResult& r, const std::string& gnuplot, const std:
     lines[name].push_back({row.overall.transfer, row.overall.rel_l2});
   }
   std::string script = "set terminal svg size 900,600 dynamic enhanced font 'sans,12'\n";
-  script += "set output '" + svg + "'\n";
-  script += "set title '" + title + "' noenhanced\n";
+  script += "set output " + gnuplot_quoted(svg) + "\n";
+  script += "set title " + gnuplot_quoted(title) + " noenhanced\n";
   script += "set xlabel 'transfer ratio (dense bytes / method bytes)'\nset ylabel 'relative L2 error vs dense'\n";
   script += "set logscale x 2\nset logscale y 10\nset grid\nset key outside right\n";
   for (std::size_t i = 0; i < order.size(); ++i) {
@@ -185,24 +166,7 @@ void eval_plot(const eval::EvalResult& r, const std::string& gnuplot, const std:
                           i, i + 1, kColors[i % std::size(kColors)], order[i]);
   script += "\n";
 
-  const std::filesystem::path tmp =
-      std::filesystem::temp_directory_path() / ("sparq-eval-plot-" + std::to_string(::getpid()) + ".gp");
-  {
-    std::ofstream f(tmp);
-    f << script;
-    if (!f) throw Error(ErrorCode::io_error, tmp.string() + ": cannot write the gnuplot script");
-  }
-  std::vector<std::string> args = {gnuplot, tmp.string()};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int status = 0;
-  const int rc = posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc == 0) waitpid(pid, &status, 0);
-  std::filesystem::remove(tmp);
-  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw Error(ErrorCode::io_error, "gnuplot failed to write " + svg + " (is the path writable?)");
+  run_gnuplot(gnuplot, script, svg);
 }
 
 }  // namespace sparq::cli

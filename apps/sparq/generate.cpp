@@ -20,6 +20,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
+#include "options.hpp"
 #include "sparq/tools/model/model_trace.hpp"
 
 namespace sparq::cli {
@@ -39,7 +40,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int run(const GenerateOptions& o) {
-  if (o.tokens < 0) usage_error(fmt::format("--tokens={} is negative: must be >= 0", o.tokens));
   if (o.prompt.empty() == o.prompt_file.empty()) usage_error("give exactly one of --prompt and --prompt-file");
   const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
   const std::vector<int> prompt = bytes_to_tokens(prompt_text);
@@ -143,12 +143,15 @@ Action setup(CLI::App& cmd) {
   add_model_run_options(cmd, o->run);
   cmd.add_option("--prompt", o->prompt, "Prompt text (bytes are tokens)");
   cmd.add_option("--prompt-file", o->prompt_file, "Read the prompt from a file instead");
-  cmd.add_option("--tokens", o->tokens, "Tokens to generate (greedy)")->capture_default_str();
+  cmd.add_option("--tokens", o->tokens, "Tokens to generate (greedy)")
+      ->transform(integer_in(0, 1 << 20))
+      ->capture_default_str();
   cmd.add_option("--trace", o->trace,
                  "Write the decode trace of the dense run to this directory (docs/eval-traces.md)");
   cmd.add_option("--trace-prefill", o->trace_prefill,
                  "Mark only the first N positions of the trace as prompt, so that `sparq eval` also replays the "
-                 "prompt's later positions as decode steps (default: the prefilled prompt, all but its last byte)");
+                 "prompt's later positions as decode steps (default: the prefilled prompt, all but its last byte)")
+      ->transform(integer_in(0, kMaxInt64));
   return [o] { return run(*o); };
 }
 

@@ -9,7 +9,7 @@
 
 #include "cli.hpp"
 #include "machine_summary.hpp"
-#include "sparq/topology.hpp"
+#include "options.hpp"
 #include "sparq/isa.hpp"
 #include "sparq/topology.hpp"
 #include "sparq/version.hpp"
@@ -49,7 +49,6 @@ nlohmann::ordered_json to_json(const MachineSummary& m, const NumaView& v) {
   j["version"] = kVersion;
   j["cpu_model"] = m.cpu_model;
   j["isa"] = std::string(to_string(active_isa()));
-  j["bf16_dot"] = bf16_dot_active();
   auto isas = nlohmann::ordered_json::array();
   for (Isa isa : compiled_isas())
     isas.push_back({{"name", std::string(to_string(isa))}, {"cpu_supports", cpu_supports(isa)}});
@@ -81,10 +80,7 @@ nlohmann::ordered_json to_json(const MachineSummary& m, const NumaView& v) {
 void print_text(const MachineSummary& m, const NumaView& v) {
   fmt::print("sparq {}\n", kVersion);
   fmt::print("cpu:          {}\n", m.cpu_model.empty() ? "unknown" : m.cpu_model);
-  fmt::print("isa:          {} (active){}\n", to_string(active_isa()),
-             bf16_dot_active()         ? ", bf16 dot products (AVX512-BF16)"
-             : cpu_supports_bf16_dot() ? ", bf16 dot products off"
-                                       : "");
+  fmt::print("isa:          {} (active)\n", to_string(active_isa()));
   std::string compiled;
   for (Isa isa : compiled_isas())
     compiled += fmt::format("{}{}{}", compiled.empty() ? "" : ", ", to_string(isa),
@@ -119,7 +115,7 @@ Action setup(CLI::App& cmd) {
                  "Describe another machine: an hwloc XML file (lstopo --of xml FILE.xml) or a synthetic "
                  "description such as 'node:2 core:4 pu:1'");
   cmd.add_option("--kv-heads", opts->kv_heads, "KV heads to show the by-head assignment for")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->transform(integer_in(1, 1 << 20))
       ->capture_default_str();
   return [opts] {
     const bool here = opts->topology.empty();

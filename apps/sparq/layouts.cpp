@@ -25,24 +25,26 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "perf_common.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/roofline.hpp"
 
 namespace sparq::cli {
 namespace {
 
 struct LayoutsOptions {
-  std::string seq_len = "16k";
+  std::uint64_t seq_len = 16384;
   std::string heads = "32/8";
   std::int64_t head_dim = 128;
   std::vector<std::string> dtypes{"bf16"};
   std::vector<std::string> layouts{"both", "s-major", "d-major"};
-  std::vector<std::string> block_tokens{"64", "256", "1024"};
+  std::vector<std::uint64_t> block_tokens{64, 256, 1024};
   double ratio = 8.0;
   std::optional<std::int64_t> r, k, window;
   std::int64_t threads = 0;
   std::int64_t repeats = 7;
-  std::string working_set = "256M";
+  std::uint64_t working_set = 256ull << 20;
   bool json = false, csv = false;
 };
 
@@ -94,8 +96,8 @@ std::string recommend(const std::vector<Result>& results, std::size_t S, std::si
   std::string line = fmt::format(
       "for S={}, d={}, {}: keep {} key layout{} with {}-token blocks (SparQ {:.1f}x faster than dense, {:+.0f}% memory "
       "over K+V)",
-      perf::count_label(S), d, to_string(best->dtype), layout_name(best->layout),
-      best->layout == KeyLayout::both ? "s" : "", best->block, best->speedup(), best->overhead() * 100);
+      size_label(S), d, to_string(best->dtype), layout_name(best->layout), best->layout == KeyLayout::both ? "s" : "",
+      best->block, best->speedup(), best->overhead() * 100);
   for (KeyLayout other : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
     if (other == best->layout) continue;
     const Result* alt = nullptr;
@@ -110,17 +112,8 @@ std::string recommend(const std::vector<Result>& results, std::size_t S, std::si
 }
 
 int run(const LayoutsOptions& o) {
-  perf::check_shared_options({.json = o.json,
-                               .csv = o.csv,
-                               .head_dim = o.head_dim,
-                               .ratios = {o.ratio},
-                               .r = o.r,
-                               .k = o.k,
-                               .window = o.window,
-                               .threads = o.threads});
-  perf::check_repeats(o.repeats);
-  const std::size_t S = perf::parse_count(o.seq_len, "--seq-len");
-  if (S > (1ull << 30)) usage_error(fmt::format("--seq-len={} is too long: at most 1G positions", o.seq_len));
+  perf::check_r(o.r, o.head_dim);
+  const std::size_t S = o.seq_len;
   const perf::Heads heads = perf::parse_heads(o.heads);
   const auto d = std::size_t(o.head_dim);
   std::vector<DType> dtypes;
@@ -135,12 +128,8 @@ int run(const LayoutsOptions& o) {
     if (!l) usage_error(fmt::format("--layouts: '{}' is not one of both, s-major, d-major", item));
     layouts.push_back(*l);
   }
-  std::vector<std::size_t> blocks;
-  for (auto b : perf::parse_count_list(o.block_tokens, "--block-tokens")) {
-    if (b > (1u << 20)) usage_error(fmt::format("--block-tokens: {} is too large: at most 1048576", b));
-    blocks.push_back(std::size_t(b));
-  }
-  const std::uint64_t working_set = perf::parse_count(o.working_set, "--working-set");
+  const std::vector<std::size_t> blocks(o.block_tokens.begin(), o.block_tokens.end());
+  const std::uint64_t working_set = o.working_set;
   const SparQ sparq = perf::sparq_for(o.ratio, o.r, o.k, o.window);
   const std::size_t group = heads.q / heads.kv;
   const SparQResolved params = sparq.resolve(d, S, group);  // validates k, r against S and d
@@ -157,8 +146,10 @@ int run(const LayoutsOptions& o) {
       for (std::size_t B : blocks) {
         if (stop.stop_requested()) break;
         const std::string tag = fmt::format("{} {} B={}", to_string(dt), layout_name(lay), B);
-        const CacheConfig base{.kv_heads = heads.kv, .head_dim = d, .dtype = dt, .block_tokens = B, .layouts = lay};
-        auto cold = perf::build_cold_cache(base, S, 1, working_set, 2, 7, [&](double f) {
+        CacheConfig config{.kv_heads = heads.kv, .head_dim = d, .dtype = dt, .block_tokens = B, .layouts = lay};
+        // SparQ and dense alternate: at least 3 layers, an odd number.
+        config.layers = rotation_layers(working_set, stored_bytes_per_layer(config, S), 3, 2);
+        auto cold = build_cold_caches({.config = config, .seq_len = S}, [&](double f) {
           progress.show(fmt::format("{}: filling {:.0f}%", tag, f * 100));
           return !stop.stop_requested();
         });
@@ -254,7 +245,7 @@ int run(const LayoutsOptions& o) {
     }
   } else {
     fmt::print("sparq layouts: S={}, {} query / {} KV heads, d={}, SparQ r={} k={} window={}, {} thr, median of {}\n",
-               perf::count_label(S), heads.q, heads.kv, d, params.r, params.k, params.window, threads, o.repeats);
+               size_label(S), heads.q, heads.kv, d, params.r, params.k, params.window, threads, o.repeats);
     fmt::print("{:<5} {:<8} {:>5} {:>10} {:>7} {:>11} {:>11} {:>11} {:>7} {:>10} {:>7} {:>10} {:>8}\n", "dtype",
                "layout", "B", "memory", "extra", "stage1", "stage2", "sparq B", "model", "sparq", "GB/s", "dense",
                "speedup");
@@ -285,9 +276,13 @@ int run(const LayoutsOptions& o) {
 
 Action setup(CLI::App& cmd) {
   auto o = std::make_shared<LayoutsOptions>();
-  cmd.add_option("--seq-len", o->seq_len, "Cache length S, e.g. 16k")->capture_default_str();
+  cmd.add_option("--seq-len", o->seq_len, "Cache length S, e.g. 16k (k = 1024)")
+      ->transform(size_in(1, 1ull << 30))
+      ->default_str("16k");
   cmd.add_option("--heads", o->heads, "Query/KV heads, e.g. 32/8 (GQA) or 16 (MHA)")->capture_default_str();
-  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")->capture_default_str();
+  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")
+      ->transform(integer_in(1, perf::kMaxHeadDim))
+      ->capture_default_str();
   cmd.add_option("--dtypes", o->dtypes, "Storage types to compare, e.g. bf16,f32")
       ->delimiter(',')
       ->capture_default_str();
@@ -296,15 +291,25 @@ Action setup(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--block-tokens", o->block_tokens, "Block sizes to compare, e.g. 64,256,1024")
       ->delimiter(',')
+      ->transform(size_in(1, 1 << 16))
+      ->default_str("64,256,1024");
+  cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1")
+      ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1")->capture_default_str();
-  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)");
-  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)");
-  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)");
-  cmd.add_option("--threads", o->threads, "Threads for the kernels (default: all)");
-  cmd.add_option("--repeats", o->repeats, "Timed calls per configuration (median reported)")->capture_default_str();
-  cmd.add_option("--working-set", o->working_set, "Bytes the timed calls rotate over (cold data)")
+  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)")
+      ->transform(integer_in(1, perf::kMaxHeadDim));
+  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
+  cmd.add_option("--threads", o->threads, "Threads for the kernels (0: all hardware threads)")
+      ->transform(integer_in(0, perf::kMaxThreads))
       ->capture_default_str();
+  cmd.add_option("--repeats", o->repeats, "Timed calls per configuration (median reported)")
+      ->transform(integer_in(1, perf::kMaxRepeats))
+      ->capture_default_str();
+  cmd.add_option("--working-set", o->working_set, "Bytes the timed calls rotate over (cold data), e.g. 256M")
+      ->transform(size_in(1, 1ull << 40))
+      ->default_str("256M");
   auto* json = cmd.add_flag("--json", o->json, "Print JSON (fields listed in apps/sparq/layouts.cpp)");
   cmd.add_flag("--csv", o->csv, "Print the table as CSV with a header row")->excludes(json);
   return [o] { return run(*o); };

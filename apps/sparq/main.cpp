@@ -1,8 +1,9 @@
 // sparq: the command-line tool. One binary, one file per subcommand (see cli.hpp).
 //
 // Exit codes: 0 success; 2 usage or input errors (including every error CLI11 finds
-// while parsing); 1 internal failures. Errors are one line on stderr:
+// while parsing); 1 internal failures. Every error is one line on stderr:
 //   sparq <cmd>: error: <message>
+// (parse errors end with "(run 'sparq <cmd> --help' for usage)").
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -92,8 +93,7 @@ int run(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string who = command_path(app);
-    print_error(who, e.what());
-    fmt::print(stderr, "Run '{} --help' for usage.\n", who);
+    print_error(who, fmt::format("{} (run '{} --help' for usage)", e.what(), who));
     return kExitUsage;
   }
 
@@ -113,7 +113,9 @@ int run(int argc, char** argv) {
 
   std::string names;
   for (const Subcommand& s : all) names += (names.empty() ? "" : ", ") + std::string(s.name);
-  fmt::print(stderr, "usage: sparq <command> [options]   (commands: {})\nRun 'sparq --help' for details.\n", names);
+  print_error("sparq", fmt::format("no command given: sparq <command> [options], commands: {} (run 'sparq --help' "
+                                   "for details)",
+                                   names));
   return kExitUsage;
 }
 

@@ -9,46 +9,52 @@
 #include <iterator>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "sparq/error.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::cli {
 
 void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
-  cmd.add_option("--model", o.model, "Checkpoint: SPQLM (f16/bf16) or llama2.c f32 (docs/model-runtime.md)")
-      ->required();
+  cmd.add_option("--model", o.model, "Checkpoint: SPQLM v2 (f16/bf16) or llama2.c f32 (docs/model.md)")->required();
   cmd.add_flag("--require-hash", o.require_hash,
                "Refuse a model without a MODEL.sha256 sidecar (a present sidecar is always checked)");
   cmd.add_option("--method", o.methods, "Comma-separated methods: " + model::attention_method_help())
       ->capture_default_str();
-  cmd.add_option("--ratio", o.ratio, "Compression ratio c >= 1 of entries written without :C")->capture_default_str();
+  cmd.add_option("--ratio", o.ratio, "Compression ratio c >= 1 of entries written without :C")
+      ->check(number_at_least(1.0))
+      ->capture_default_str();
   cmd.add_option("--ratios", o.ratios, "Several ratios (comma-separated): entries without :C (and `all`) take each")
-      ->delimiter(',');
-  cmd.add_option("--r", o.r, "SparQ: query components kept, 1 <= r <= head_dim (overrides the ratio)");
-  cmd.add_option("--k", o.k, "SparQ: positions fetched, k >= 1, window included (overrides the ratio)");
-  cmd.add_option("--window", o.window, "SparQ: local window l >= 0 (default k/4)");
+      ->delimiter(',')
+      ->check(number_at_least(1.0));
+  cmd.add_option("--r", o.r, "SparQ: query components kept, 1 <= r <= head_dim (overrides the ratio)")
+      ->transform(integer_in(1, 1 << 14));
+  cmd.add_option("--k", o.k, "SparQ: positions fetched, k >= 1, window included (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o.window, "SparQ: local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--reallocation", o.reallocation,
                  "SparQ entries not named -real/-noreal: mean-value reallocation (default: off for GQA)")
       ->check(CLI::IsMember({"on", "off"}));
   cmd.add_option("--gqa", o.gqa, "SparQ entries not named -per-head: GQA selection (default shared)")
       ->check(CLI::IsMember({"shared", "per-head"}));
-  cmd.add_option("--sinks", o.sinks, "window entries: sink positions kept")->capture_default_str();
+  cmd.add_option("--sinks", o.sinks, "window entries: sink positions kept")
+      ->transform(integer_in(0, 1 << 20))
+      ->capture_default_str();
   cmd.add_option("--dtype", o.dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
-  cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")->capture_default_str();
-  cmd.add_option("--prefill-chunk", o.prefill_chunk, "Prompt tokens per forward pass")->capture_default_str();
+  cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, 1 << 16))
+      ->capture_default_str();
+  cmd.add_option("--prefill-chunk", o.prefill_chunk, "Prompt tokens per forward pass")
+      ->transform(integer_in(1, 1 << 20))
+      ->capture_default_str();
   cmd.add_flag("--json", o.json, "Print the results as JSON");
 }
 
 std::vector<NamedMethod> parse_methods(const ModelRunOptions& o, std::size_t head_dim) {
-  if (o.r && (*o.r < 1 || std::uint64_t(*o.r) > head_dim))
+  if (o.r && std::uint64_t(*o.r) > head_dim)
     usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, head_dim));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k must be at least 1", *o.k));
-  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
-  if (o.sinks < 0) usage_error(fmt::format("--sinks={} is negative: must be >= 0", o.sinks));
-  if (!std::isfinite(o.ratio) || o.ratio < 1.0)
-    usage_error(fmt::format("--ratio={} is invalid: must be a finite number >= 1", o.ratio));
   model::SparQOverrides ov;
   if (o.r) ov.r = std::size_t(*o.r);
   if (o.k) ov.k = std::size_t(*o.k);
@@ -61,8 +67,6 @@ std::vector<NamedMethod> parse_methods(const ModelRunOptions& o, std::size_t hea
 }
 
 LoadedModel load_model(const ModelRunOptions& o, bool attention_mass) {
-  if (o.block_tokens < 1) usage_error(fmt::format("--block-tokens={} is invalid: must be >= 1", o.block_tokens));
-  if (o.prefill_chunk < 1) usage_error(fmt::format("--prefill-chunk={} is invalid: must be >= 1", o.prefill_chunk));
   const model::LlamaWeights w = model::load_llama_checkpoint(o.model, {.require_hash = o.require_hash});
   if (w.config.vocab_size < 256)
     throw Error(ErrorCode::bad_file,

@@ -28,6 +28,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
+#include "options.hpp"
 #include "passkey_report.hpp"
 #include "sparq/tools/eval/task_prompts.hpp"
 #include "sparq/tools/model/llama_checkpoint.hpp"
@@ -286,7 +287,9 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--prompts", o->prompts_file, "Read the prompts from tasks.py's JSON lines instead");
   cmd.add_option("--lengths", o->lengths, "Prompt + answer lengths in bytes (1k = 1024)")->capture_default_str();
   cmd.add_option("--depths", o->depths, "Needle depths in percent of the filler")->capture_default_str();
-  cmd.add_option("--keys", o->keys, "Prompts per (length, depth) cell")->capture_default_str();
+  cmd.add_option("--keys", o->keys, "Prompts per (length, depth) cell")
+      ->transform(integer_in(1, 1 << 20))
+      ->capture_default_str();
   cmd.add_option("--key-range", o->key_range, "Run only keys A..B-1 of each cell (A:B; the prompts stay the same)");
   cmd.add_option("--seed", o->seed, "Seed of the prompts (keys and filler; training used others)")
       ->capture_default_str();

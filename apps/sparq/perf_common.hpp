@@ -1,7 +1,7 @@
 // Shared pieces of the measuring subcommands (`sparq roofline`, `sparq layouts`):
-// parsing of sizes and lists, a cache of cold data to rotate over, timing of one
-// decode call, Ctrl-C handling and a progress bar. Header-only so that each tool stays
-// one line in commands.cmake.
+// the options both take, timing of one decode call on cold data (the caches come from
+// sparq/tools/cold_caches.hpp, as the benchmarks' do), Ctrl-C handling and a progress
+// bar. Header-only so that each tool stays one line in commands.cmake.
 #pragma once
 
 #include <fmt/core.h>
@@ -10,16 +10,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "cli.hpp"
@@ -27,75 +26,32 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
+#include "sparq/tools/cold_caches.hpp"
 
 namespace sparq::cli::perf {
 
 // --- Parsing --------------------------------------------------------------------------
 
-// "4096", "4k" (4096), "64K", "1M" (1048576), "1G": a count with a binary suffix.
-// Throws a usage error naming `option` for anything else, zero, or overflow.
-inline std::uint64_t parse_count(std::string_view text, std::string_view option) {
-  const auto bad = [&](std::string_view why) { usage_error(fmt::format("{}={} is invalid: {}", option, text, why)); };
-  if (text.empty()) bad("expected a positive integer such as 4096, 4k or 1M");
-  std::uint64_t value = 0;
-  std::size_t i = 0;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    if (value > (~std::uint64_t{0} - 9) / 10) bad("too large");
-    value = value * 10 + std::uint64_t(text[i] - '0');
-  }
-  if (i == 0) bad("expected a positive integer such as 4096, 4k or 1M");
-  std::string_view suffix = text.substr(i);
-  if (suffix == "iB" || suffix == "B") suffix = {};
-  unsigned shift = 0;
-  if (!suffix.empty()) {
-    const char c = char(suffix[0] | 0x20);
-    shift = c == 'k' ? 10 : c == 'm' ? 20 : c == 'g' ? 30 : 64;
-    const std::string_view rest = suffix.substr(1);
-    if (shift == 64 || !(rest.empty() || rest == "i" || rest == "iB" || rest == "B"))
-      bad("unknown suffix (use k, M or G, binary: 4k = 4096)");
-  }
-  if (shift && value > (~std::uint64_t{0} >> shift)) bad("too large");
-  value <<= shift;
-  if (value == 0) bad("must be at least 1");
-  return value;
-}
-
-// "a,b,c" or repeated options -> counts; each item parsed by parse_count.
-inline std::vector<std::uint64_t> parse_count_list(const std::vector<std::string>& items, std::string_view option) {
-  std::vector<std::uint64_t> out;
-  for (const auto& item : items) {
-    std::size_t start = 0;
-    while (start <= item.size()) {
-      const std::size_t comma = std::min(item.find(',', start), item.size());
-      out.push_back(parse_count(std::string_view(item).substr(start, comma - start), option));
-      start = comma + 1;
-    }
-  }
-  if (out.empty()) usage_error(fmt::format("{} needs at least one value", option));
-  return out;
-}
-
-// "32/8" (query/KV heads) or "8" (multi-head: 8/8).
+// "32/8" (query/KV heads) or "8" (multi-head: 8/8), each in [1, 4096].
 struct Heads {
   std::size_t q = 0, kv = 0;
 };
 inline Heads parse_heads(const std::string& text) {
+  const auto count = [&](std::string_view part) {
+    std::size_t v = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (part.empty() || ec != std::errc{} || end != part.data() + part.size() || v < 1 || v > 4096)
+      usage_error(fmt::format("--heads={} is invalid: expected Q/KV or H, head counts in [1, 4096], e.g. 32/8", text));
+    return v;
+  };
   const auto slash = text.find('/');
   Heads h;
-  h.q = parse_count(std::string_view(text).substr(0, slash), "--heads");
-  h.kv = slash == std::string::npos ? h.q : parse_count(std::string_view(text).substr(slash + 1), "--heads");
-  if (h.q > 4096 || h.kv > 4096) usage_error(fmt::format("--heads={} is invalid: at most 4096 heads", text));
+  h.q = count(std::string_view(text).substr(0, slash));
+  h.kv = slash == std::string::npos ? h.q : count(std::string_view(text).substr(slash + 1));
   if (h.q % h.kv != 0)
     usage_error(
         fmt::format("--heads={} is invalid: query heads ({}) must be a multiple of KV heads ({})", text, h.q, h.kv));
   return h;
-}
-
-// "4096" for exact counts, "4k"/"1M" when they divide evenly: how S is shown.
-inline std::string count_label(std::uint64_t n) {
-  if (n >= (1u << 20) && n % (1u << 20) == 0) return fmt::format("{}M", n >> 20);
-  if (n >= (1u << 10) && n % (1u << 10) == 0) return fmt::format("{}k", n >> 10);
-  return fmt::format("{}", n);
 }
 
 inline std::string human_bytes(double b) {
@@ -114,34 +70,12 @@ inline double median(std::vector<double> v) {
 
 // --- Options both tools share ------------------------------------------------------
 
-// The options `sparq roofline` and `sparq layouts` have in common, checked the same way
-// and in this order (the first bad one is reported).
-struct SharedOptions {
-  bool json = false, csv = false;
-  std::int64_t head_dim = 0;
-  std::vector<double> ratios;
-  std::optional<std::int64_t> r, k, window;
-  std::int64_t threads = 0;
-};
+// Ranges of the options `sparq roofline` and `sparq layouts` share (integer_in()).
+inline constexpr std::int64_t kMaxHeadDim = 4096, kMaxThreads = 4096, kMaxRepeats = 100000;
 
-inline void check_shared_options(const SharedOptions& o) {
-  if (o.json && o.csv) usage_error("--json and --csv are exclusive: choose one output format");
-  if (o.head_dim < 1 || o.head_dim > 4096)
-    usage_error(fmt::format("--head-dim={} is invalid: must be in [1, 4096]", o.head_dim));
-  for (double c : o.ratios)
-    if (!std::isfinite(c) || c < 1.0)
-      usage_error(fmt::format("--ratio={} is invalid: the compression ratio must be a finite number >= 1", c));
-  if (o.r && (*o.r < 1 || *o.r > o.head_dim))
-    usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, o.head_dim));
-  if (o.k && *o.k < 1) usage_error(fmt::format("--k={} is invalid: k (positions fetched) must be at least 1", *o.k));
-  if (o.window && *o.window < 0) usage_error(fmt::format("--window={} is negative: must be >= 0", *o.window));
-  if (o.threads < 0 || o.threads > 4096)
-    usage_error(fmt::format("--threads={} is invalid: must be in [1, 4096] (0 or omitted: all)", o.threads));
-}
-
-inline void check_repeats(std::int64_t repeats) {
-  if (repeats < 1 || repeats > 100000)
-    usage_error(fmt::format("--repeats={} is invalid: must be in [1, 100000]", repeats));
+// What the options' own ranges cannot check: r against the head dimension.
+inline void check_r(const std::optional<std::int64_t>& r, std::int64_t head_dim) {
+  if (r && *r > head_dim) usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *r, head_dim));
 }
 
 // SparQ at compression ratio c with the --r/--k/--window overrides (already checked).
@@ -223,85 +157,14 @@ class Progress {
   bool shown_ = false;
 };
 
-// --- Cold data ------------------------------------------------------------------------
-
-// A cache holding `batch` sequences of length S in each of `layers` layers, filled with
-// random keys and values, so that timed calls can rotate over layers and each one reads
-// data that is not in any cache: the rotation's working set is at least `working_set`.
-struct ColdCache {
-  std::unique_ptr<KVCache> cache;
-  std::vector<SeqId> seqs;
-  std::size_t layers = 0;
-  std::size_t seq_len = 0;
-  std::size_t next_layer = 0;
-
-  // The layer the next timed call should read (round robin).
-  std::size_t take_layer() noexcept {
-    const std::size_t l = next_layer;
-    next_layer = (next_layer + 1) % layers;
-    return l;
-  }
-};
-
-// Stored bytes of one layer of one sequence (all KV heads, whole blocks, all copies).
-inline std::uint64_t stored_bytes_per_layer(const CacheConfig& c, std::size_t seq_len) {
-  const std::uint64_t blocks = (seq_len + c.block_tokens - 1) / c.block_tokens;
-  const std::uint64_t copies = 1 + (has_s_major(c.layouts) ? 1 : 0) + (has_d_major(c.layouts) ? 1 : 0);
-  return blocks * c.block_tokens * c.head_dim * size_of(c.dtype) * copies * c.kv_heads;
-}
-
-// `base` gives heads, d, dtype, block size, layouts, placement; layers and capacity are
-// set here; `methods` is how many methods the caller interleaves. `on_chunk` is called after each appended chunk and
-// returns false to stop (Ctrl-C): the cache is then returned partially filled and `layers` is 0.
-template <class OnChunk>
-ColdCache build_cold_cache(CacheConfig base, std::size_t seq_len, std::size_t batch, std::uint64_t working_set,
-                           std::size_t methods, std::uint32_t seed, OnChunk&& on_chunk) {
-  const std::uint64_t per_layer = stored_bytes_per_layer(base, seq_len) * batch;
-  // At least 3 layers, and not a multiple of the number of interleaved methods, so
-  // that every method visits every layer of the rotation.
-  std::size_t layers = std::size_t(std::max<std::uint64_t>((working_set + per_layer - 1) / per_layer, 3));
-  if (methods > 1 && layers % methods == 0) ++layers;
-  base.layers = layers;
-  base.capacity_tokens = batch * ((seq_len + base.block_tokens - 1) / base.block_tokens * base.block_tokens);
-
-  ColdCache cold;
-  cold.cache = std::make_unique<KVCache>(base);
-  cold.layers = layers;
-  cold.seq_len = seq_len;
-  for (std::size_t b = 0; b < batch; ++b) cold.seqs.push_back(cold.cache->add_sequence());
-
-  // One pool of random rows, appended at shifting offsets so that layers differ.
-  const std::size_t chunk = std::min<std::size_t>(seq_len, 2048);
-  constexpr std::size_t kShifts = 61;
-  const std::size_t row = base.kv_heads * base.head_dim;
-  std::vector<float> keys((chunk + kShifts) * row), values((chunk + kShifts) * row);
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (auto& x : keys) x = normal(rng);
-  for (auto& x : values) x = normal(rng);
-
-  for (std::size_t layer = 0; layer < layers; ++layer)
-    for (std::size_t b = 0; b < batch; ++b)
-      for (std::size_t done = 0; done < seq_len;) {
-        const std::size_t n = std::min(chunk, seq_len - done);
-        const std::size_t shift = (layer * 7 + b * 13 + done / chunk) % kShifts;
-        cold.cache->append(cold.seqs[b], layer, std::span<const float>(keys).subspan(shift * row, n * row),
-                           std::span<const float>(values).subspan(shift * row, n * row), n);
-        done += n;
-        if (!on_chunk(double(layer * batch + b) / double(layers * batch))) {
-          cold.layers = 0;
-          return cold;
-        }
-      }
-  return cold;
-}
+// --- Timed calls on cold data ------------------------------------------------------
 
 // Random queries and output buffers for a batch: items point into the owned vectors.
 struct Queries {
   std::vector<std::vector<float>> q, out;
   std::vector<DecodeItem> items;
 
-  Queries(const ColdCache& cold, std::size_t q_heads, std::size_t head_dim, std::uint32_t seed) {
+  Queries(const ColdCaches& cold, std::size_t q_heads, std::size_t head_dim, std::uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (std::size_t i = 0; i < cold.seqs.size(); ++i) {
@@ -315,27 +178,12 @@ struct Queries {
 
 // One decode call on the next layer of the rotation; returns its wall time in seconds
 // and adds what it moved to `profile`.
-inline double timed_decode(ColdCache& cold, const Method& method, const Queries& queries, tbb::task_arena& arena,
+inline double timed_decode(ColdCaches& cold, const Method& method, const Queries& queries, tbb::task_arena& arena,
                            Profile& profile) {
   const std::size_t layer = cold.take_layer();
   const auto t0 = std::chrono::steady_clock::now();
   decode(*cold.cache, layer, method, queries.items, {.profile = &profile, .arena = &arena});
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Whether an executable `name` is on PATH.
-inline bool on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (!path) return false;
-  std::string_view rest(path);
-  while (true) {
-    const auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (dir.empty()) dir = ".";
-    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) return false;
-    rest.remove_prefix(colon + 1);
-  }
 }
 
 }  // namespace sparq::cli::perf

@@ -24,6 +24,7 @@
 
 #include "cli.hpp"
 #include "model_cli.hpp"
+#include "options.hpp"
 #include "sparq/tools/model/model_trace.hpp"
 
 namespace sparq::cli {
@@ -59,7 +60,6 @@ int run(const PerplexityOptions& o) {
   }
   model.set_attention_mass(model::needs_attention_mass(methods));
   const std::vector<int> tokens = bytes_to_tokens(read_text_file(o.text));
-  if (o.context < 0) usage_error(fmt::format("--context={} is negative", o.context));
   const std::size_t context = o.context > 0 ? std::size_t(o.context) : model.config().seq_len;
   const std::size_t prefix = o.prefix >= 0 ? std::size_t(o.prefix) : context / 2;
   if (prefix < 1 || prefix >= context)
@@ -173,9 +173,12 @@ Action setup(CLI::App& cmd) {
   auto o = std::make_shared<PerplexityOptions>();
   add_model_run_options(cmd, o->run);
   cmd.add_option("--text", o->text, "Text file to score (bytes are tokens)")->required();
-  cmd.add_option("--context", o->context, "Window length in tokens (default: the model's seq_len)");
-  cmd.add_option("--prefix", o->prefix, "Tokens of each window given as context before scoring (default context/2)");
-  cmd.add_option("--max-windows", o->max_windows, "Score at most this many windows (0: all)");
+  cmd.add_option("--context", o->context, "Window length in tokens (0 or omitted: the model's seq_len)")
+      ->transform(integer_in(0, 1 << 24));
+  cmd.add_option("--prefix", o->prefix, "Tokens of each window given as context before scoring (default context/2)")
+      ->transform(integer_in(1, 1 << 24));
+  cmd.add_option("--max-windows", o->max_windows, "Score at most this many windows (0: all)")
+      ->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--dump-trace,--trace", o->dump_trace,
                  "Write the dense decode trace of the first window to this directory (docs/eval-traces.md)");
   cmd.add_flag("--progress", o->progress, "Report each finished window on stderr");

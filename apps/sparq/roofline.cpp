@@ -59,11 +59,14 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "gnuplot.hpp"
+#include "options.hpp"
 #include "perf_common.hpp"
 #include "roofline_run.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/machine.hpp"
-#include "sparq/topology.hpp"
 #include "sparq/tools/residency.hpp"
+#include "sparq/topology.hpp"
 
 namespace sparq::cli {
 namespace roofline {
@@ -78,21 +81,10 @@ std::uint64_t auto_working_set(const MachineInfo& m) {
   return std::clamp<std::uint64_t>(4 * llc, 256ull << 20, 512ull << 20);
 }
 
-void check(const RooflineOptions& o) {
-  perf::check_shared_options({.json = o.json,
-                              .csv = o.csv,
-                              .head_dim = o.head_dim,
-                              .ratios = o.ratios,
-                              .r = o.r,
-                              .k = o.k,
-                              .window = o.window,
-                              .threads = o.threads});
-  if (o.batch < 1 || o.batch > 4096) usage_error(fmt::format("--batch={} is invalid: must be in [1, 4096]", o.batch));
-  perf::check_repeats(o.repeats);
-  if (o.block_tokens < 1 || o.block_tokens > (1 << 20))
-    usage_error(fmt::format("--block-tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
-  if (!o.plot.empty() && !perf::on_path("gnuplot"))
-    usage_error("--plot needs gnuplot, which is not on PATH (Debian: apt-get install gnuplot-nox)");
+// What the options' own ranges (setup()) cannot check. Returns gnuplot's path for --plot.
+std::string check(const RooflineOptions& o) {
+  perf::check_r(o.r, o.head_dim);
+  return o.plot.empty() ? std::string() : require_gnuplot("--plot");
 }
 
 Method make_sparq(const RooflineOptions& o, double ratio) {
@@ -115,7 +107,7 @@ std::size_t current_node() {
 // Where the cache of one S lives: layer 0 of every sequence (all KV heads) from the
 // OS's page locations, and the policy's model. Layer 0 stands for all layers: they are
 // filled the same way by the same thread. O(pages) system calls, before any timing.
-NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size_t kv_heads) {
+NodePlacement locate(const ColdCaches& cold, Placement placement, std::size_t kv_heads) {
   const Topology& topo = Topology::this_system();
   NodePlacement p;
   p.seq_len = cold.seq_len;
@@ -135,7 +127,7 @@ NodePlacement locate(const perf::ColdCache& cold, Placement placement, std::size
 // Mean length in bytes of the runs SparQ stage 1 reads in this cache: one key component
 // over a KV head's consecutive blocks, which the cache lays side by side in its slabs'
 // d-major areas (BlockPool::d_major); 0 without d-major copies.
-std::size_t d_major_run_bytes(const perf::ColdCache& cold) {
+std::size_t d_major_run_bytes(const ColdCaches& cold) {
   const LayerView v = cold.cache->view(cold.seqs.front(), 0);
   if (!has_d_major(v.layouts) || v.blocks_per_head == 0) return 0;
   const std::size_t run = v.block_tokens * size_of(v.dtype);
@@ -231,11 +223,9 @@ void finish(Run& run) {
 }
 
 int run(const RooflineOptions& o) {
-  check(o);
+  const std::string gnuplot = check(o);
   const perf::Heads heads = perf::parse_heads(o.heads);
-  const auto seq_lens = perf::parse_count_list(o.seq_lens, "--seq-lens");
-  for (auto s : seq_lens)
-    if (s > (1ull << 30)) usage_error(fmt::format("--seq-lens: {} is too long: at most 1G positions", s));
+  const std::vector<std::uint64_t>& seq_lens = o.seq_lens;
   const DType dtype = *parse_dtype(o.dtype);
   const Placement placement = *parse_placement(o.placement);
   const auto d = std::size_t(o.head_dim);
@@ -247,10 +237,8 @@ int run(const RooflineOptions& o) {
   for (auto s : seq_lens)
     for (const Method& m : methods)
       if (const auto* sp = std::get_if<SparQ>(&m)) (void)sp->resolve(d, s, group);
-  const std::uint64_t bw_buffer = o.bw_buffer.empty() ? 0 : perf::parse_count(o.bw_buffer, "--bw-buffer");
-  if (!o.bw_buffer.empty() && bw_buffer < (1ull << 20))
-    usage_error(fmt::format("--bw-buffer={} is too small: at least 1M (bytes, binary suffixes)", o.bw_buffer));
-  std::uint64_t working_set = o.working_set.empty() ? 0 : perf::parse_count(o.working_set, "--working-set");
+  const std::uint64_t bw_buffer = o.bw_buffer.value_or(0);  // 0: the meter's default
+  std::uint64_t working_set = o.working_set.value_or(0);
 
   Run run;
   run.machine = describe_machine();
@@ -286,12 +274,15 @@ int run(const RooflineOptions& o) {
                          .placement = placement};
   for (std::size_t si = 0; si < seq_lens.size() && !stop.stop_requested(); ++si) {
     const std::size_t S = seq_lens[si];
-    const std::string tag = fmt::format("S={}", perf::count_label(S));
-    auto cold = perf::build_cold_cache(base, S, std::size_t(o.batch), working_set, methods.size(),
-                                       std::uint32_t(17 + si), [&](double f) {
-                                         progress.show(fmt::format("{}: filling the cache {:.0f}%", tag, f * 100));
-                                         return !stop.stop_requested();
-                                       });
+    const std::string tag = fmt::format("S={}", size_label(S));
+    CacheConfig config = base;
+    // At least 3 layers, and every method visits every layer of the rotation.
+    config.layers =
+        rotation_layers(working_set, stored_bytes_per_layer(base, S) * std::uint64_t(o.batch), 3, methods.size());
+    auto cold = build_cold_caches({.config = config, .seq_len = S, .batch = std::size_t(o.batch)}, [&](double f) {
+      progress.show(fmt::format("{}: filling the cache {:.0f}%", tag, f * 100));
+      return !stop.stop_requested();
+    });
     progress.step(tag);
     if (cold.layers == 0) break;
     progress.show(fmt::format("{}: locating the cache's pages", tag));
@@ -307,7 +298,7 @@ int run(const RooflineOptions& o) {
       row.ratio = mi == 0 ? 0.0 : o.ratios[mi - 1];
       if (const auto* sp = std::get_if<SparQ>(&row.m)) row.params = sp->resolve(d, S, group);
       row.layers = cold.layers;
-      row.working_set = perf::stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
+      row.working_set = stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
       row.d_major_run_bytes = run_bytes;
       row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch));
       run.rows.push_back(std::move(row));
@@ -343,7 +334,7 @@ int run(const RooflineOptions& o) {
     print_floors(run);
     print_placement(run);
   }
-  if (!o.plot.empty()) write_plot(o.plot, o, run, heads);
+  if (!o.plot.empty()) write_plot(gnuplot, o.plot, o, run, heads);
   if (run.interrupted) {
     fmt::print(stderr, "sparq roofline: interrupted: printed what was measured so far\n");
     return perf::kExitInterrupted;
@@ -355,31 +346,47 @@ Action setup(CLI::App& cmd) {
   auto o = std::make_shared<RooflineOptions>();
   cmd.add_option("--seq-lens", o->seq_lens, "Cache lengths S, e.g. 4k,16k,64k (k = 1024, M = 1048576)")
       ->delimiter(',')
-      ->capture_default_str();
+      ->transform(size_in(1, 1ull << 30))
+      ->default_str("4k,16k,64k");
   cmd.add_option("--heads", o->heads, "Query/KV heads, e.g. 32/8 (GQA) or 16 (MHA)")->capture_default_str();
-  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")->capture_default_str();
+  cmd.add_option("--head-dim", o->head_dim, "Head dimension d")
+      ->transform(integer_in(1, perf::kMaxHeadDim))
+      ->capture_default_str();
   cmd.add_option("--dtype", o->dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
   cmd.add_option("--ratio", o->ratios, "SparQ compression ratio(s) c >= 1, e.g. 4,8,16")
       ->delimiter(',')
+      ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)");
-  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)");
-  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)");
+  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)")
+      ->transform(integer_in(1, perf::kMaxHeadDim));
+  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
   cmd.add_option("--gqa", o->gqa, "SparQ GQA selection")
       ->check(CLI::IsMember({"shared", "per-head"}))
       ->capture_default_str();
-  cmd.add_option("--threads", o->threads, "Threads for the kernels and the ceilings (default: all)");
-  cmd.add_option("--batch", o->batch, "Sequences per decode call")->capture_default_str();
-  cmd.add_option("--repeats", o->repeats, "Timed calls per method and S (median reported)")->capture_default_str();
-  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--threads", o->threads, "Threads for the kernels and the ceilings (0: all hardware threads)")
+      ->transform(integer_in(0, perf::kMaxThreads))
+      ->capture_default_str();
+  cmd.add_option("--batch", o->batch, "Sequences per decode call")
+      ->transform(integer_in(1, 4096))
+      ->capture_default_str();
+  cmd.add_option("--repeats", o->repeats, "Timed calls per method and S (median reported)")
+      ->transform(integer_in(1, perf::kMaxRepeats))
+      ->capture_default_str();
+  cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
+      ->transform(integer_in(1, 1 << 16))
+      ->capture_default_str();
   cmd.add_option("--placement", o->placement, "NUMA placement of the cache blocks")
       ->check(CLI::IsMember({"local", "interleave", "by-head"}))
       ->capture_default_str();
   cmd.add_option("--working-set", o->working_set,
-                 "Bytes the timed calls rotate over, e.g. 1G (default: far above the last-level cache)");
-  cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])");
+                 "Bytes the timed calls rotate over, e.g. 1G (default: far above the last-level cache)")
+      ->transform(size_in(1, 1ull << 40));
+  cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])")
+      ->transform(size_in(1ull << 20, 1ull << 40));
   auto* json = cmd.add_flag("--json", o->json, "Print JSON (fields listed in apps/sparq/roofline.cpp)");
   cmd.add_flag("--csv", o->csv, "Print the table as CSV with a header row")->excludes(json);
   cmd.add_option("--plot", o->plot, "Also write a roofline chart (SVG, needs gnuplot)");

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "gnuplot.hpp"
+#include "options.hpp"
 #include "roofline_run.hpp"
 #include "sparq/isa.hpp"
 
@@ -60,7 +62,6 @@ nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Hea
                   {"llc_bytes", run.machine.llc_bytes},
                   {"llc_instances", run.machine.llc_instances},
                   {"isa", std::string(to_string(active_isa()))},
-                  {"bf16_dot", bf16_dot_active()},
                   {"threads", run.threads},
                   {"read_buffer_bytes", run.bw_before.buffer_bytes},
                   {"read_bandwidth", bw},
@@ -175,8 +176,7 @@ void print_machine(const Run& run) {
   if (m.llc_bytes)
     fmt::print("  last-level      {} x L{} {} (hwloc)\n", m.llc_instances, m.llc_level,
                perf::human_bytes(double(m.llc_bytes)));
-  fmt::print("  isa             {}{}\n", to_string(active_isa()),
-             bf16_dot_active() ? " (bf16 caches: AVX512-BF16 dot products)" : "");
+  fmt::print("  isa             {}\n", to_string(active_isa()));
   fmt::print("  threads         {}\n", run.threads);
   std::string bw;
   for (const auto& s : run.bw_before.samples)
@@ -201,7 +201,7 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
     if (r.times.empty()) continue;
     const double model_ratio = r.model.bytes ? double(r.point.bytes) / double(r.model.bytes) : 0.0;
     fmt::print("{:>6}  {:<12} {:>7.3f} ms {:>8.1f} {:>5.0f}% {:>8.2f} {:>7.3f} {:>11} {:>6.3f}x {:>7.2f}x {:>7.2f}x\n",
-               perf::count_label(r.seq_len), r.label(), r.point.seconds * 1e3, r.point.gb_per_s,
+               size_label(r.seq_len), r.label(), r.point.seconds * 1e3, r.point.gb_per_s,
                r.point.bandwidth_fraction * 100, r.point.gflops, r.point.intensity,
                perf::human_bytes(double(r.point.bytes)), model_ratio, r.speedup, r.byte_ratio);
   }
@@ -228,7 +228,8 @@ void print_floors(const Run& run) {
   if (std::none_of(run.rows.begin(), run.rows.end(), [](const Row& r) { return r.method != "dense"; })) return;
   fmt::print(
       "\nmemory floor: each phase's bytes at the read bandwidth of its access pattern (streaming {:.1f} GB/s{}; "
-      "SparQ's stages: as many runs of their size as the profile counted, at random places of each stretch of d-major keys (stage 1) or block's K and V (stage 2), {} "
+      "SparQ's stages: as many runs of their size as the profile counted, at random places of each stretch of d-major "
+      "keys (stage 1) or block's K and V (stage 2), {} "
       "thr)\n",
       run.floor_streaming_gb_per_s(), run.bw_after ? ", measured after the runs" : "", run.threads);
   const FloorCeilings& f = run.floor_ceilings;
@@ -254,8 +255,8 @@ void print_floors(const Run& run) {
                               c.phase == Phase::stage1 ? "stage 1" : "stage 2", c.pattern.runs_per_group,
                               c.pattern.run_bytes, c.gb_per_s);
     const std::string bound = r.method == "dense" ? "" : fmt::format("{:.2f}x", r.speedup_bound);
-    std::string line = fmt::format("{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", perf::count_label(r.seq_len),
-                                   r.label(), r.floor_seconds * 1e3, r.floor_fraction() * 100, bound, patterns);
+    std::string line = fmt::format("{:>6}  {:<12} {:>7.3f} ms {:>7.0f}% {:>15}   {}", size_label(r.seq_len), r.label(),
+                                   r.floor_seconds * 1e3, r.floor_fraction() * 100, bound, patterns);
     line.erase(line.find_last_not_of(' ') + 1);
     fmt::print("{}\n", line);
   }
@@ -274,7 +275,7 @@ void print_placement(const Run& run) {
     if (rows.empty()) continue;
     // One line per node; S only on the first (one line per S on a single-node machine).
     for (std::size_t n = 0; n < nodes; ++n) {
-      std::string line = fmt::format("{:>6}  node{}", n == 0 ? perf::count_label(p.seq_len) : "", n);
+      std::string line = fmt::format("{:>6}  node{}", n == 0 ? size_label(p.seq_len) : "", n);
       line += p.resident_share.empty() ? std::string("      ?") : fmt::format(" {:5.1f}%", p.resident_share[n] * 100);
       line += fmt::format(" (model {:5.1f}%)", n < p.model_share.size() ? p.model_share[n] * 100 : 0.0);
       for (const Row* r : rows)
@@ -287,7 +288,8 @@ void print_placement(const Run& run) {
   }
 }
 
-void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
+void write_plot(const std::string& gnuplot, const std::string& file, const RooflineOptions& o, const Run& run,
+                const perf::Heads& heads) {
   double lo = 1e9, hi = 0;
   for (const Row& r : run.rows)
     if (!r.times.empty() && r.point.intensity > 0) {
@@ -297,16 +299,13 @@ void write_plot(const std::string& file, const RooflineOptions& o, const Run& ru
   const double ridge = run.ceilings.ridge_intensity();
   lo = std::min(lo, ridge) / 4;
   hi = std::max(hi, ridge) * 4;
-  const auto esc = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-    return out;
-  };
   std::string script;
   script += fmt::format("set terminal svg size 900,600 dynamic font 'sans,12' background '#ffffff'\n");
-  script += fmt::format("set output '{}'\n", esc(file));
-  script += fmt::format("set title '{} — {} thr, {} query / {} KV heads, d={}, {}' noenhanced\n",
-                        esc(run.machine.cpu_model), run.threads, heads.q, heads.kv, o.head_dim, o.dtype);
+  script += fmt::format("set output {}\n", gnuplot_quoted(file));
+  script +=
+      fmt::format("set title {} noenhanced\n",
+                  gnuplot_quoted(fmt::format("{} — {} thr, {} query / {} KV heads, d={}, {}", run.machine.cpu_model,
+                                             run.threads, heads.q, heads.kv, o.head_dim, o.dtype)));
   script += "set logscale xy\nset grid\nset key left top noenhanced\n";
   script += "set xlabel 'arithmetic intensity (FLOP/byte)'\nset ylabel 'GFLOP/s'\n";
   script += fmt::format("bw = {}\npeak = {}\nroof(x) = x * bw < peak ? x * bw : peak\n", run.ceilings.read_gb_per_s,
@@ -316,7 +315,7 @@ void write_plot(const std::string& file, const RooflineOptions& o, const Run& ru
   for (const Row& r : run.rows) {
     if (r.times.empty()) continue;
     (r.method == "dense" ? dense : sparq) +=
-        fmt::format("{} {} \"{} S={}\"\n", r.point.intensity, r.point.gflops, r.label(), perf::count_label(r.seq_len));
+        fmt::format("{} {} \"{} S={}\"\n", r.point.intensity, r.point.gflops, r.label(), size_label(r.seq_len));
   }
   script += "$dense << EOD\n" + (dense.empty() ? "1e-9 1e-9 \"\"\n" : dense) + "EOD\n";
   script += "$sparq << EOD\n" + (sparq.empty() ? "1e-9 1e-9 \"\"\n" : sparq) + "EOD\n";
@@ -327,12 +326,7 @@ void write_plot(const std::string& file, const RooflineOptions& o, const Run& ru
       "  $dense using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle, \\\n"
       "  $sparq using 1:2 with points pt 5 ps 1.3 lc rgb '#1f77b4' title 'SparQ', \\\n"
       "  $sparq using 1:2:3 with labels left offset 1,0 font 'sans,9' notitle\n");
-  FILE* gp = popen("gnuplot", "w");
-  if (!gp) throw Error(ErrorCode::io_error, "--plot: cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int status = pclose(gp);
-  if (status != 0)
-    throw Error(ErrorCode::io_error, fmt::format("--plot: gnuplot failed writing {} (status {})", file, status));
+  run_gnuplot(gnuplot, script, file);
 }
 
 }  // namespace sparq::cli::roofline

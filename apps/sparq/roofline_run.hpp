@@ -20,7 +20,7 @@
 namespace sparq::cli::roofline {
 
 struct RooflineOptions {
-  std::vector<std::string> seq_lens{"4k", "16k", "64k"};
+  std::vector<std::uint64_t> seq_lens{4096, 16384, 65536};
   std::string heads = "32/8";
   std::int64_t head_dim = 128;
   std::string dtype = "bf16";
@@ -32,8 +32,8 @@ struct RooflineOptions {
   std::int64_t repeats = 15;
   std::int64_t block_tokens = 256;
   std::string placement = "local";
-  std::string working_set;  // "" = auto
-  std::string bw_buffer;    // "" = auto
+  std::optional<std::uint64_t> working_set;  // bytes; unset: auto_working_set()
+  std::optional<std::uint64_t> bw_buffer;    // bytes; unset: default_read_buffer_bytes()
   bool json = false, csv = false;
   std::string plot;
 };
@@ -152,7 +152,9 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
 void print_floors(const Run& run);
 // Per S: each node's resident share (and the model's) and bytes per node of every row.
 void print_placement(const Run& run);
-// An SVG roofline chart through gnuplot; throws Error(io_error) when gnuplot fails.
-void write_plot(const std::string& file, const RooflineOptions& o, const Run& run, const perf::Heads& heads);
+// An SVG roofline chart through `gnuplot` (require_gnuplot()); throws Error(io_error)
+// when gnuplot fails.
+void write_plot(const std::string& gnuplot, const std::string& file, const RooflineOptions& o, const Run& run,
+                const perf::Heads& heads);
 
 }  // namespace sparq::cli::roofline

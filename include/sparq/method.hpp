@@ -19,9 +19,9 @@ enum class GqaSelection { shared, per_head };
 
 // SparQ parameters after the defaults of DESIGN §1 were applied for one (d, S, g).
 struct SparQResolved {
-  std::size_t r = 0;      // query components kept, 1 <= r <= d
-  std::size_t k = 0;      // positions fetched, k_eff = min(k, S), window included
-  std::size_t window = 0; // l: the last min(l, k_eff) positions are always fetched
+  std::size_t r = 0;       // query components kept, 1 <= r <= d
+  std::size_t k = 0;       // positions fetched, k_eff = min(k, S), window included
+  std::size_t window = 0;  // l: the last min(l, k_eff) positions are always fetched
   bool reallocation = false;
   GqaSelection gqa = GqaSelection::shared;
 };
@@ -43,7 +43,8 @@ struct SparQ {
     m.ratio = c;
     return m;
   }
-  // Throws sparq::Error when ratio < 1 or not finite, r = 0, r > d, k = 0, S = 0.
+  // Throws sparq::Error when ratio < 1 or not finite, r = 0, r > d, k = 0, S = 0, or gqa
+  // is not a GqaSelection value.
   [[nodiscard]] SparQResolved resolve(std::size_t head_dim, std::size_t seq_len, std::size_t group) const;
 };
 

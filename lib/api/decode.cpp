@@ -113,7 +113,6 @@ kernels::Common common_for(const CallShape& c, std::size_t group, const DecodeOp
   k.group = group;
   k.scale = c.scale;
   k.isa = active_isa();
-  k.bf16_dot = bf16_dot_active();
   k.profile = options.profile;
   return k;
 }

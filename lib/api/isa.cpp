@@ -105,39 +105,4 @@ void force_isa(std::optional<Isa> isa) {
   g_forced.store(isa ? static_cast<int>(*isa) : -1, std::memory_order_relaxed);
 }
 
-namespace {
-
-// -1: automatic (SPARQ_BF16_DOT); 0 off; 1 on.
-std::atomic<int> g_bf16_dot{-1};
-
-bool bf16_dot_by_env() noexcept {
-  static const bool on = [] {
-    const char* env = std::getenv("SPARQ_BF16_DOT");
-    return !env || std::string_view(env) != "0";
-  }();
-  return on;
-}
-
-}  // namespace
-
-bool cpu_supports_bf16_dot() noexcept {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return cpu_supports(Isa::avx512) && __builtin_cpu_supports("avx512bf16");
-  }();
-  return yes;
-}
-
-bool bf16_dot_active() noexcept {
-  if (active_isa() != Isa::avx512 || !cpu_supports_bf16_dot()) return false;
-  const int forced = g_bf16_dot.load(std::memory_order_relaxed);
-  return forced >= 0 ? forced == 1 : bf16_dot_by_env();
-}
-
-void force_bf16_dot(std::optional<bool> on) {
-  if (on && *on && !cpu_supports_bf16_dot())
-    throw Error(ErrorCode::unsupported, "bf16 dot products need AVX512-BF16, which this CPU does not have");
-  g_bf16_dot.store(on ? int(*on) : -1, std::memory_order_relaxed);
-}
-
 }  // namespace sparq

@@ -8,7 +8,9 @@
 
 namespace sparq {
 
-std::string_view to_string(GqaSelection s) noexcept { return s == GqaSelection::shared ? "shared" : "per-head"; }
+std::string_view to_string(GqaSelection s) noexcept {
+  return s == GqaSelection::shared ? "shared" : "per-head";
+}
 
 std::optional<GqaSelection> parse_gqa_selection(std::string_view name) noexcept {
   if (name == "shared") return GqaSelection::shared;
@@ -18,15 +20,21 @@ std::optional<GqaSelection> parse_gqa_selection(std::string_view name) noexcept 
 
 namespace {
 // Round half up, as DESIGN §1 specifies for the derived r and k.
-std::size_t round_half_up(double x) { return static_cast<std::size_t>(std::floor(x + 0.5)); }
+std::size_t round_half_up(double x) {
+  return static_cast<std::size_t>(std::floor(x + 0.5));
+}
 }  // namespace
 
 SparQResolved SparQ::resolve(std::size_t head_dim, std::size_t seq_len, std::size_t group) const {
   if (!std::isfinite(ratio) || ratio < 1.0)
     throw Error(ErrorCode::invalid_argument,
                 "ratio=" + std::to_string(ratio) + " is invalid: the compression ratio must be a finite number >= 1");
+  if (gqa != GqaSelection::shared && gqa != GqaSelection::per_head)
+    throw Error(ErrorCode::invalid_argument,
+                "gqa=" + std::to_string(static_cast<int>(gqa)) + " is invalid: must be shared (0) or per_head (1)");
   if (head_dim == 0) throw Error(ErrorCode::invalid_argument, "head_dim=0: must be at least 1");
-  if (seq_len == 0) throw Error(ErrorCode::empty_sequence, "sequence length S=0: attention needs at least one position");
+  if (seq_len == 0)
+    throw Error(ErrorCode::empty_sequence, "sequence length S=0: attention needs at least one position");
   SparQResolved out;
   if (r) {
     if (*r < 1 || *r > head_dim)

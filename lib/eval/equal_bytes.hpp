@@ -1,5 +1,5 @@
 // How many positions k' a baseline that reads only whole key and value rows may attend
-// over so that it moves the same bytes as SparQ at compression ratio c (README-trace.md,
+// over so that it moves the same bytes as SparQ at compression ratio c (docs/eval-traces.md,
 // "Equal bytes"): per KV head, SparQ moves S·r·b + 2·k·d·b (reallocation's v̄ aside) and
 // a baseline 2·k'·d·b, so
 //   k' = min(S, floor((S·r + 2·k·d) / (2·d))) = min(S, k + floor(S·r / (2·d)))

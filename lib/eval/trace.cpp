@@ -1,5 +1,5 @@
 // Decode traces on disk: manifest.json plus q/k/v .npy per layer (see trace.hpp and
-// tools/README-trace.md).
+// docs/eval-traces.md).
 #include "sparq/tools/eval/trace.hpp"
 
 #include <cmath>

@@ -32,7 +32,6 @@ struct Common {
   std::size_t group = 1;  // g = q_heads / kv_heads
   float scale = 0.0f;     // softmax scale, already resolved (never 0)
   Isa isa = Isa::generic;
-  bool bf16_dot = false;  // AVX512-BF16 dot products allowed for bf16 caches (bf16_dot_active())
   Profile* profile = nullptr;  // accumulate per-phase stats when not null
 };
 

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -115,6 +117,97 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+// hwloc reads XML with libxml2 only when Debian's libhwloc-plugins is installed; without it
+// its minimal parser takes only text laid out as hwloc writes it: no comments, BOM or CR,
+// `name="value"` attributes, <?xml?> and <!DOCTYPE> alone on their lines before <topology>.
+// Rewrite any well-formed topology into that layout without changing what it means in XML,
+// so both parsers read it. `what` names the input in errors.
+std::string to_hwloc_xml_layout(std::string_view in, const std::string& what) {
+  if (in.starts_with("\xEF\xBB\xBF")) in.remove_prefix(3);  // UTF-8 byte-order mark
+  std::string s;
+  s.reserve(in.size() + 1);
+  bool in_tag = false, space = false;  // space: whitespace inside a tag not yet written
+  char quote = 0;                      // the quote of the attribute value we are in
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '\r') {  // XML reads CRLF and a lone CR as LF
+      c = '\n';
+      if (i + 1 < in.size() && in[i + 1] == '\n') ++i;
+    }
+    if (!in_tag) {
+      if (in.substr(i).starts_with("<!--")) {
+        const std::size_t end = in.find("-->", i + 4);
+        if (end == std::string_view::npos)
+          fail(ErrorCode::bad_file, what + " has an XML comment that never ends ('<!--' on line " +
+                                        std::to_string(1 + std::count(in.begin(), in.begin() + i, '\n')) +
+                                        " has no '-->')");
+        i = end + 2;
+        continue;
+      }
+      in_tag = c == '<';
+      s += c;
+    } else if (quote) {  // in a value: re-quote with '"', escape what the minimal parser would misread
+      if (c == quote) {
+        quote = 0;
+        s += '"';
+      } else if (c == '"') {
+        s += "&quot;";
+      } else if (in.substr(i).starts_with("&apos;")) {  // not among the minimal parser's entities
+        s += '\'';
+        i += 5;
+      } else if (c == '>') {
+        s += "&gt;";
+      } else {
+        s += c == '\n' || c == '\t' ? ' ' : c;  // XML reads them as spaces in a value
+      }
+    } else if (c == ' ' || c == '\n' || c == '\t') {
+      space = true;
+    } else {
+      if (space && c != '=' && c != '>' && c != '/' && c != '?' && s.back() != '=') s += ' ';
+      space = false;
+      if (c == '"' || c == '\'') {
+        quote = c;
+        c = '"';
+      }
+      in_tag = c != '>';
+      s += c;
+    }
+  }
+
+  std::string out;  // the prolog as hwloc writes it, then the root element onwards
+  std::size_t p = 0;
+  for (;;) {
+    p = s.find_first_not_of(" \t\n", p);
+    if (p == std::string::npos) fail(ErrorCode::bad_file, what + " holds no XML element (it is empty or all comments)");
+    const bool declaration = s.compare(p, 6, "<?xml ") == 0, doctype = s.compare(p, 10, "<!DOCTYPE ") == 0;
+    if (!declaration && !doctype && s.compare(p, 2, "<?") != 0) break;
+    const std::size_t end = s.find(doctype ? ">" : "?>", p);
+    if (end == std::string::npos) fail(ErrorCode::bad_file, what + " has an unterminated '" + s.substr(p, 9) + "'");
+    const std::size_t next = end + (doctype ? 1 : 2);
+    if (declaration || doctype) out.append(s, p, next - p).push_back('\n');  // other processing instructions go
+    p = next;
+  }
+  const std::string root = s.substr(p, std::min(s.find_first_of(" />", p + 1), p + 32) - p);
+  if (root != "<topology" && root != "<root")  // <root>: hwloc 0.9's format, which hwloc still reads
+    fail(ErrorCode::bad_file, what + " is not an hwloc XML topology: it starts with '" + root +
+                                  "', not '<topology' (export one with: lstopo --of xml FILE.xml)");
+  out.append(s, p);
+  return out;
+}
+
+// Loads XML text, the file's or the caller's; `what` names it in errors.
+HwlocTopology load_xml(std::string_view xml, const std::string& what) {
+  const std::string buffer = to_hwloc_xml_layout(xml, what);
+  HwlocTopology t = init_topology();
+  if (!t) fail(ErrorCode::unsupported, "hwloc could not create a topology object");
+  if (hwloc_topology_set_xmlbuffer(t.get(), buffer.c_str(), static_cast<int>(buffer.size() + 1)) != 0 ||
+      hwloc_topology_load(t.get()) != 0)
+    fail(ErrorCode::bad_file, what + " is not an hwloc XML topology that hwloc " HWLOC_VERSION
+                                     " can read (HWLOC_XML_VERBOSE=1 shows why; export one with: lstopo --of xml "
+                                     "FILE.xml)");
+  return t;
+}
+
 Topology load_this_system() {
   HwlocTopology t = init_topology();
   if (t && hwloc_topology_load(t.get()) == 0) return extract(t.get(), Topology::Source::this_system, "this system");
@@ -151,27 +244,19 @@ const Topology& Topology::this_system() {
 }
 
 Topology Topology::from_xml_file(const std::string& path) {
+  const std::string what = "topology file '" + path + "'";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    fail(ErrorCode::bad_file, "topology file '" + path + "' does not exist or is not a regular file");
-  HwlocTopology t = init_topology();
-  if (!t) fail(ErrorCode::unsupported, "hwloc could not create a topology object");
-  if (hwloc_topology_set_xml(t.get(), path.c_str()) != 0 || hwloc_topology_load(t.get()) != 0)
-    fail(ErrorCode::bad_file, "topology file '" + path +
-                                  "' is not an hwloc XML topology that hwloc " HWLOC_VERSION
-                                  " can read (export one with: lstopo --of xml FILE.xml)");
-  return extract(t.get(), Source::xml, path);
+    fail(ErrorCode::bad_file, what + " does not exist or is not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.is_open() || in.bad()) fail(ErrorCode::bad_file, what + " cannot be read: " + errno_text(errno));
+  return extract(load_xml(text, what).get(), Source::xml, path);
 }
 
 Topology Topology::from_xml_string(std::string_view xml) {
-  HwlocTopology t = init_topology();
-  if (!t) fail(ErrorCode::unsupported, "hwloc could not create a topology object");
-  const std::string buffer(xml);
-  if (hwloc_topology_set_xmlbuffer(t.get(), buffer.c_str(), static_cast<int>(buffer.size() + 1)) != 0 ||
-      hwloc_topology_load(t.get()) != 0)
-    fail(ErrorCode::bad_file, "the XML text (" + std::to_string(xml.size()) +
-                                  " bytes) is not an hwloc XML topology that hwloc " HWLOC_VERSION " can read");
-  return extract(t.get(), Source::xml, "xml text");
+  return extract(load_xml(xml, "the XML text (" + std::to_string(xml.size()) + " bytes)").get(), Source::xml,
+                 "xml text");
 }
 
 Topology Topology::from_synthetic(std::string_view description) {

@@ -1,5 +1,6 @@
 // `sparq attend` computes what the library's reference computes: dense against a direct
 // softmax in the test, SparQ against sparq::reference::sparq_decode, for MHA and GQA.
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "../io/npy_test_util.hpp"
@@ -36,7 +37,9 @@ class Attend : public CliTest {
   nlohmann::json run(const std::vector<std::string>& extra, std::vector<float>& y) {
     auto args = extra;
     args.push_back("--json");
+    const auto t0 = std::chrono::steady_clock::now();
     const auto r = attend(args);
+    wall_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(r.exit_code, 0) << r.err;
     if (r.exit_code != 0) return {};
     const NpyArray out = read_npy(path("y.npy"));
@@ -68,6 +71,7 @@ class Attend : public CliTest {
 
   Shape shape_{};
   Array q_, k_, v_;
+  double wall_seconds_ = 0.0;  // of the last run(): the whole `sparq attend` process
 };
 
 void expect_close(const std::vector<float>& y, const std::vector<double>& ref, double tol, const std::string& ctx) {
@@ -163,7 +167,12 @@ TEST_F(Attend, JsonReportsResolvedParameters) {
   EXPECT_TRUE(j.at("isa").is_string());
   EXPECT_EQ(j.at("alpha").size(), 8u);
   EXPECT_EQ(j.at("lse").size(), 8u);
-  EXPECT_GE(j.at("elapsed_seconds").get<double>(), 0.0);
+  // The decode call's time, in seconds: part of the process's run, so more than 0 and
+  // less than the whole process took (time in ms or µs, or a clock read at the wrong
+  // place, breaks this).
+  EXPECT_GT(j.at("elapsed_seconds").get<double>(), 0.0);
+  EXPECT_LT(j.at("elapsed_seconds").get<double>(), wall_seconds_);
+  GTEST_LOG_(INFO) << "decode " << j.at("elapsed_seconds").get<double>() << " s of a " << wall_seconds_ << " s process";
   EXPECT_EQ(j.at("out"), path("y.npy"));
 
   // Explicit values override the ratio one by one; l follows the final k.

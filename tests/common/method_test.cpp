@@ -1,11 +1,12 @@
 // SparQ parameter defaults and overrides (DESIGN §1 "Defaults").
+#include "sparq/method.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
 #include "sparq/error.hpp"
-#include "sparq/method.hpp"
 
 namespace sparq {
 namespace {
@@ -81,6 +82,11 @@ TEST(SparQResolveTest, RejectsOutOfRangeWithNamedMessages) {
   expect(SparQ::for_ratio(0.5), 128, 10, ErrorCode::invalid_argument, "ratio=");
   expect(SparQ::for_ratio(std::numeric_limits<double>::quiet_NaN()), 128, 10, ErrorCode::invalid_argument, "ratio=");
   expect(SparQ{}, 128, 0, ErrorCode::empty_sequence, "S=0");
+  // An enum value outside GqaSelection (a cast, or an int from a binding) is refused,
+  // not run as per-head selection.
+  m = SparQ{};
+  m.gqa = static_cast<GqaSelection>(7);
+  expect(m, 128, 10, ErrorCode::invalid_argument, "gqa=7 is invalid: must be shared (0) or per_head (1)");
 }
 
 }  // namespace

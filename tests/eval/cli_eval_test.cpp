@@ -1,5 +1,5 @@
 // `sparq eval` end to end: a synthetic trace written by the binary itself, the JSON
-// fields tools/README-trace.md documents, CSV, and exit code 2 for bad usage.
+// fields docs/eval-traces.md documents, CSV, and exit code 2 for bad usage.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

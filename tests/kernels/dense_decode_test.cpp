@@ -1,10 +1,8 @@
 // Dense decode against the scalar reference (lib/reference) on every compiled ISA the CPU
-// runs, and on AVX-512 both with and without the AVX512-BF16 dot products: f32/f16/bf16
-// storage (the reference reads the same stored, rounded values, so the tolerance is about
-// f32 accumulation, or about bf16 rounding of q and of the weights with the dot products;
-// tests/kernels/dense_bf16_dot_test.cpp checks those loops exactly), MHA/GQA/MQA, d in {64, 80, 96, 128, 256}, S around
-// the block and tile widths, the three key layouts, batches, KV-head ranges, lse, the
-// causal path, profile accounting and bit-identical results for 1 and 2 threads.
+// runs: f32/f16/bf16 storage (the reference reads the same stored, rounded values, so the
+// tolerance is about f32 accumulation alone), MHA/GQA/MQA, d in {64, 80, 96, 128, 256}, S
+// around the block and tile widths, the three key layouts, batches, KV-head ranges, lse,
+// the causal path, profile accounting and bit-identical results for 1 and 2 threads.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -14,54 +12,19 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "kernel_test_util.hpp"
-#include "kernels/dense/dense_bf16_dot.hpp"
 #include "reference/reference.hpp"
 #include "sparq/decode.hpp"
 
 namespace sparq {
 namespace {
 
-// A kernel variant: the ISA, and whether bf16 caches use the AVX512-BF16 dot products.
-struct Variant {
-  Isa isa;
-  bool bf16_dot;
-};
+using test::IsaTest;
 
-std::vector<Variant> variants() {
-  std::vector<Variant> v;
-  for (Isa isa : compiled_isas()) {
-    if (isa == Isa::avx512) v.push_back({isa, true});
-    v.push_back({isa, false});
-  }
-  return v;
-}
+class DenseDecode : public IsaTest {};
 
-class DenseDecode : public ::testing::TestWithParam<Variant> {
- protected:
-  void SetUp() override {
-    const Variant& v = GetParam();
-    if (!cpu_supports(v.isa))
-      GTEST_SKIP() << "ISA " << to_string(v.isa) << " is compiled but this CPU cannot run it: not tested here";
-    if (v.bf16_dot && !cpu_supports_bf16_dot())
-      GTEST_SKIP() << "this CPU has no AVX512-BF16: the bf16 dot-product variant is not tested here";
-    force_isa(v.isa);
-    force_bf16_dot(v.bf16_dot);
-  }
-  void TearDown() override {
-    force_bf16_dot(std::nullopt);
-    force_isa(std::nullopt);
-  }
-  [[nodiscard]] std::string isa() const {
-    return std::string(to_string(GetParam().isa)) + (GetParam().bf16_dot ? "+bf16dot" : "");
-  }
-};
-
+// f32 accumulation over the stored values, whatever the storage type: dense decode is the
+// baseline every accuracy figure divides by, so its only error is the cache's rounding.
 constexpr double kTol = 1e-5;
-// The bf16 dot products round q and the softmax weights to bf16 (dense_bf16_dot.hpp).
-constexpr double kTolBf16Dot = kernels::bf16_dot::kRelErrorBound;
-
-// Tolerance of the running variant for a cache of `dtype`.
-double tolerance(DType dtype, bool bf16_dot) { return bf16_dot && dtype == DType::bf16 ? kTolBf16Dot : kTol; }
 
 struct Shape {
   std::size_t q_heads, kv_heads;
@@ -90,7 +53,7 @@ void expect_matches_reference(const KVCache& cache, SeqId seq, std::size_t q_hea
   const LayerView v = cache.view(seq, 0);
   const auto ref = reference::dense_decode(v, q, kv_begin, kv_begin + n_kv, g, 1.0 / std::sqrt(double(d)));
   const std::string ctx = describe(c, v.length, q_heads, isa);
-  const double tol = tolerance(c.dtype, bf16_dot_active());
+  const double tol = kTol;
   for (std::size_t h = 0; h < n_q; ++h) {
     const double err = test::rel_error(std::span(out).subspan(h * d, d), std::span(ref.out).subspan(h * d, d));
     EXPECT_LE(err, tol) << "head " << h << ctx;
@@ -215,7 +178,7 @@ TEST_P(DenseDecode, CausalMatchesReference) {
         const auto ref = reference::dense_causal(f.cache->view(f.seqs[0], 0), q, n_new, 0, 2, 4, 0.125);
         for (std::size_t r = 0; r < n_new * n_q; ++r)
           ASSERT_LE(test::rel_error(std::span(out).subspan(r * d, d), std::span(ref.out).subspan(r * d, d)),
-                    tolerance(dtype, GetParam().bf16_dot))
+                    kTol)
               << "query " << r / n_q << " head " << r % n_q << " S=" << S << " n_new=" << n_new
               << " dtype=" << to_string(dtype) << " isa=" << isa();
       }
@@ -235,14 +198,32 @@ TEST_P(DenseDecode, ProfileCountsLinesTouched) {
   EXPECT_EQ(p[Phase::dense].flops, 8u * 1000 * 4 * 128);
   EXPECT_EQ(p[Phase::dense].calls, 1u);
   EXPECT_GT(p[Phase::dense].seconds, 0.0);
-  EXPECT_EQ(p.isa, GetParam().isa);
+  EXPECT_EQ(p.isa, GetParam());
   EXPECT_EQ(p.threads, 2u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, DenseDecode, ::testing::ValuesIn(variants()),
-                         [](const ::testing::TestParamInfo<Variant>& info) {
-                           return std::string(to_string(info.param.isa)) + (info.param.bf16_dot ? "_bf16dot" : "");
-                         });
+// Issue 18.2's case: GQA 8/2, S = 512, d = 128, a bf16 cache, q of sigma 1 and 2. The
+// AVX512-BF16 dot-product loops this library had (q and the weights rounded to bf16) were
+// 1.9e-2 and 2.9e-2 off exact attention over the same stored values; the bound is 1e-4.
+TEST_P(DenseDecode, Bf16CacheGivesExactAttentionOverTheStoredValues) {
+  const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = 128, .dtype = DType::bf16, .block_tokens = 256};
+  auto f = test::make_cache(cfg, {512}, 31);
+  for (float sigma : {1.0f, 2.0f}) {
+    const auto q = test::normal_floats(8 * 128, 32, sigma);
+    std::vector<float> out(q.size());
+    const DecodeItem item{.seq = f.seqs[0], .q = q, .out = out};
+    decode(*f.cache, 0, Dense{}, {&item, 1});
+    const auto ref = reference::dense_decode(f.cache->view(f.seqs[0], 0), q, 0, 2, 4, 1.0 / std::sqrt(128.0));
+    double worst = 0;
+    for (std::size_t h = 0; h < 8; ++h)
+      worst = std::max(worst, test::rel_error(std::span(out).subspan(h * 128, 128),
+                                              std::span(ref.out).subspan(h * 128, 128)));
+    EXPECT_LE(worst, 1e-5) << "sigma=" << sigma << " isa=" << isa();
+    RecordProperty("worst_rel_error_sigma_" + std::to_string(int(sigma)), std::to_string(worst));
+  }
+}
+
+SPARQ_INSTANTIATE_FOR_EACH_ISA(DenseDecode);
 
 }  // namespace
 }  // namespace sparq

@@ -1,5 +1,5 @@
-// Checks the score-batch layout the AVX-512 dense loops write (bf16_dot::scores,
-// rows16::scores): sc[b * 16 + h * P + p] = q_h . k_{b P + p} for the g heads of a head
+// Checks the score-batch layout the AVX-512 dense loops write (rows16::scores,
+// rows16::scores_bf16): sc[b * 16 + h * P + p] = q_h . k_{b P + p} for the g heads of a head
 // tile, P = 16 / g, batches b < ceil(n / P), rows past n repeating row 0.
 #pragma once
 

@@ -59,6 +59,25 @@ TEST(CliInfoTopology, XmlWithAMemoryOnlyNode) {
   EXPECT_NE(r.out.find("6 KV heads -> node 0: heads 0-2, node 1: heads 3-5\n"), std::string::npos) << r.out;
 }
 
+// `sparq info` as on a machine without Debian's libhwloc-plugins: hwloc's minimal XML parser only.
+ProcessResult info_with_minimal_xml_parser(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"HWLOC_LIBXML=0", SPARQ_CLI_PATH, "info"};
+  all.insert(all.end(), args.begin(), args.end());
+  return run_process("/usr/bin/env", all, std::filesystem::temp_directory_path());
+}
+
+TEST(CliInfoTopology, XmlUnderHwlocsMinimalParser) {
+  const auto r = info_with_minimal_xml_parser({"--topology", data("cpuless_node.xml"), "--kv-heads", "6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("numa node 2:  64.0 GiB, 0 cores, 0 hardware threads"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("6 KV heads -> node 0: heads 0-2, node 1: heads 3-5\n"), std::string::npos) << r.out;
+  const auto j = info_with_minimal_xml_parser({"--topology", data("lstopo_node2_core2.xml"), "--json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto nodes = nlohmann::json::parse(j.out).at("numa_nodes");
+  ASSERT_EQ(nodes.size(), 2u) << j.out;
+  for (const auto& n : nodes) EXPECT_EQ(n.at("cores"), 2) << j.out;
+}
+
 TEST(CliInfoTopology, BadTopologiesAreUsageErrors) {
   for (const std::string spec : {"bogus:2", "node:0 core:1", "/nonexistent/topo.xml"}) {
     const auto r = info({"--topology", spec});

@@ -10,6 +10,7 @@
 #include "numa/synthetic.hpp"
 #include "numa_fakes.hpp"
 #include "sparq/error.hpp"
+#include "xml_inputs.hpp"
 
 namespace sparq {
 namespace {
@@ -154,6 +155,18 @@ TEST(Topology, XmlStringEqualsXmlFile) {
   const Topology a = Topology::from_xml_string(xml), b = Topology::from_xml_file(test::numa_data("uneven_6_2.xml"));
   ASSERT_EQ(a.nodes.size(), b.nodes.size());
   for (std::size_t i = 0; i < a.nodes.size(); ++i) EXPECT_EQ(a.nodes[i].cores, b.nodes[i].cores);
+}
+
+// The same inputs as sparq_numa_minimal_xml_test, through the parser hwloc picks by default:
+// libxml2's where Debian's libhwloc-plugins is installed.
+TEST(Topology, XmlExportsLoadWithLibxml2) {
+  const std::string xml = test::read_text(test::numa_data(test::kLstopoExport));
+  if (!test::hwloc_reads(test::hand_edited(xml).front().text))
+    GTEST_SKIP() << "hwloc has no libxml2 XML parser here (Debian's libhwloc-plugins is not installed; "
+                    "tools/install-deps.sh installs it); sparq_numa_minimal_xml_test covers the minimal one";
+  test::expect_node2_core2([] { return Topology::from_xml_file(test::numa_data(test::kLstopoExport)); }, "lstopo");
+  for (const test::XmlVariant& v : test::hand_edited(xml))
+    test::expect_node2_core2([&] { return Topology::from_xml_string(v.text); }, v.name);
 }
 
 TEST(Topology, BadFilesAreReportedAsBadFile) {

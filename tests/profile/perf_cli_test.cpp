@@ -1,6 +1,8 @@
-// `sparq roofline` and `sparq layouts` end to end on tiny problems: --json parses and
-// has its documented fields, --csv has a header, --plot writes an SVG, bad options exit
-// 2 with a one-line error naming the option.
+// `sparq roofline` and `sparq layouts` end to end on tiny problems: --json parses, has
+// its documented fields, and every derived figure is consistent with the row's own
+// (bytes equal to DESIGN §1's model, GB/s = bytes / time, % = GB/s / the ceiling,
+// speed-ups, floors); --csv has a header, --plot writes an SVG, bad options exit 2 with
+// a one-line error naming the option. Times are never compared with a target.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,7 +59,7 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("tool"), "roofline");
   const auto& m = j.at("machine");
-  for (const char* key : {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa", "bf16_dot",
+  for (const char* key : {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa",
                           "threads", "read_buffer_bytes", "read_bandwidth", "read_gb_per_s_before",
                           "read_gb_per_s_after", "fma_peak_gflops", "ridge_intensity"})
     EXPECT_TRUE(m.contains(key)) << key;
@@ -65,8 +67,14 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   ASSERT_TRUE(j.contains("placement"));
   EXPECT_EQ(j.at("placement").at("policy"), "local");
   EXPECT_EQ(j.at("placement").at("numa_nodes"), m.at("numa_nodes"));
-  EXPECT_GT(m.at("read_gb_per_s_before").get<double>(), 0.0);
-  EXPECT_GT(m.at("fma_peak_gflops").get<double>(), 0.0);
+  // The ceilings the rows divide by: the 1-thread read bandwidth measured before the
+  // runs, and the ridge where it meets the FMA peak.
+  const double read_bw = m.at("read_gb_per_s_before").get<double>();
+  ASSERT_EQ(m.at("read_bandwidth").size(), 1u);
+  EXPECT_EQ(m.at("read_bandwidth")[0].at("threads"), 1);
+  EXPECT_EQ(m.at("read_bandwidth")[0].at("gb_per_s").get<double>(), read_bw);
+  EXPECT_NEAR(m.at("ridge_intensity").get<double>(), m.at("fma_peak_gflops").get<double>() / read_bw,
+              1e-12 * m.at("ridge_intensity").get<double>());
   const auto& results = j.at("results");
   ASSERT_EQ(results.size(), 3u);  // dense, c=4, c=8
   for (const auto& row : results) {
@@ -102,9 +110,30 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
       EXPECT_TRUE(row.contains(key)) << key;
     EXPECT_EQ(row.at("seq_len"), 1024);
     EXPECT_EQ(row.at("repeats"), 2);
-    EXPECT_GT(row.at("median_seconds").get<double>(), 0.0);
-    EXPECT_GE(row.at("bytes").get<std::uint64_t>(), row.at("model_bytes").get<std::uint64_t>());
     EXPECT_GE(row.at("layers").get<int>(), 2);
+    // The bytes the kernels counted are exactly DESIGN §1's model here (whole cache
+    // lines: 512-byte d-major runs, 128-byte K and V rows).
+    EXPECT_EQ(row.at("bytes").get<std::uint64_t>(), row.at("model_bytes").get<std::uint64_t>()) << row.at("method");
+    // Every derived column is what its definition says, from the row's own figures.
+    const double t = row.at("median_seconds").get<double>(), bytes = row.at("bytes").get<double>(),
+                 flops = row.at("flops").get<double>(), gbs = row.at("gb_per_s").get<double>();
+    EXPECT_GT(t, 0.0);
+    EXPECT_LE(row.at("min_seconds").get<double>(), t);
+    EXPECT_NEAR(gbs, bytes / t * 1e-9, 1e-9 * gbs);
+    EXPECT_NEAR(row.at("bandwidth_fraction").get<double>(), gbs / read_bw, 1e-9);
+    EXPECT_NEAR(row.at("gflops").get<double>(), flops / t * 1e-9, 1e-9 * row.at("gflops").get<double>());
+    EXPECT_NEAR(row.at("intensity").get<double>(), flops / bytes, 1e-12 * flops / bytes);
+    EXPECT_NEAR(row.at("floor_fraction").get<double>(), row.at("floor_seconds").get<double>() / t, 1e-9);
+    double phase_bytes = 0;
+    for (const auto& [name, phase] : row.at("phases").items()) phase_bytes += phase.at("bytes").get<double>();
+    EXPECT_NEAR(phase_bytes, bytes, 0.5) << "the phases' bytes add up to the row's";
+  }
+  // Speed-up and byte ratio: dense's figures over each row's, at the same S.
+  for (const auto& row : results) {
+    const double t = row.at("median_seconds").get<double>();
+    EXPECT_NEAR(row.at("speedup_vs_dense").get<double>(), results[0].at("median_seconds").get<double>() / t, 1e-9);
+    EXPECT_NEAR(row.at("byte_ratio_vs_dense").get<double>(),
+                results[0].at("bytes").get<double>() / row.at("bytes").get<double>(), 1e-12);
   }
   EXPECT_EQ(results[0].at("method"), "dense");
   EXPECT_DOUBLE_EQ(results[0].at("speedup_vs_dense").get<double>(), 1.0);
@@ -124,6 +153,16 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
     EXPECT_EQ(scattered[0].at("run_bytes"), 4 * 256 * 2);
     EXPECT_EQ(scattered[1].at("what"), "stage2");
     EXPECT_EQ(scattered[1].at("run_bytes"), 64 * 2);  // one K or V row, d = 64
+    // The floor: each phase's bytes at the bandwidth of its pattern (stage 1 and 2 at
+    // their scattered reads, the rest at the streaming one measured after the runs).
+    double floor = 0;
+    for (const auto& [name, phase] : results[i].at("phases").items()) {
+      double gb = m.at("read_gb_per_s_after").get<double>();
+      for (const auto& c : scattered)
+        if (c.at("what") == name) gb = c.at("gb_per_s").get<double>();
+      floor += phase.at("bytes").get<double>() / (gb * 1e9);
+    }
+    EXPECT_NEAR(results[i].at("floor_seconds").get<double>(), floor, 1e-9 * floor) << i;
     for (const auto& c : scattered) {
       EXPECT_GT(c.at("gb_per_s").get<double>(), 0.0);
       EXPECT_GE(c.at("runs_per_block").get<std::size_t>(), 1u);
@@ -253,6 +292,21 @@ TEST(LayoutsCli, JsonHasTheDocumentedFields) {
       EXPECT_NEAR(overhead, 0.5, 1e-9);
     else
       EXPECT_NEAR(overhead, 0.0, 1e-9);
+    // Derived columns from the row's own figures; with both layouts SparQ moves exactly
+    // the model's bytes.
+    const double sparq_s = row.at("sparq_seconds"), dense_s = row.at("dense_seconds");
+    const double sparq_b = row.at("sparq_bytes"), dense_b = row.at("dense_bytes");
+    EXPECT_NEAR(row.at("sparq_gb_per_s").get<double>(), sparq_b / sparq_s * 1e-9, 1e-9 * sparq_b / sparq_s * 1e-9);
+    EXPECT_NEAR(row.at("dense_gb_per_s").get<double>(), dense_b / dense_s * 1e-9, 1e-9 * dense_b / dense_s * 1e-9);
+    EXPECT_NEAR(row.at("speedup_vs_dense").get<double>(), dense_s / sparq_s, 1e-9 * dense_s / sparq_s);
+    EXPECT_NEAR(row.at("byte_ratio_vs_dense").get<double>(), dense_b / sparq_b, 1e-12 * dense_b / sparq_b);
+    EXPECT_EQ(row.at("stage1_bytes").get<std::uint64_t>() + row.at("topk_bytes").get<std::uint64_t>() +
+                  row.at("stage2_bytes").get<std::uint64_t>(),
+              row.at("sparq_bytes").get<std::uint64_t>())
+        << layout;
+    if (layout == "both") {
+      EXPECT_EQ(row.at("sparq_bytes"), row.at("model_bytes"));
+    }
   }
 }
 

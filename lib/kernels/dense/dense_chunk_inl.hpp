@@ -8,7 +8,7 @@
 // (G * P = W with P positions per score batch):
 //   1. scores of the G heads over the tile, one batch per P positions: lane h*P + p holds
 //      head h's score at position p (the inner loops: dense_xsimd_loops_inl.hpp,
-//      dense_bf16_dot.hpp, dense_rows16.hpp);
+//      dense_rows16.hpp);
 //   2. online softmax in base 2 (q carries log2(e)): a head's running max moves only when
 //      the tile exceeds it, and then o and l are rescaled once;
 //   3. o_h += p_h[pos] * V_pos, each V row widened once for up to kVHeads heads.
@@ -19,7 +19,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "kernels/dense/dense_bf16_dot.hpp"
 #include "kernels/dense/dense_decode.hpp"
 #include "kernels/dense/dense_rows16.hpp"
 #include "kernels/simd/load_convert.hpp"
@@ -49,9 +48,7 @@ class Chunk {
   // Positions per tile in units of W; the V accumulators are also loaded and stored once
   // per tile, so longer tiles amortize that.
   static constexpr std::size_t kSub = kDenseTileBatches;
-  static constexpr bool kDot = Loops == DenseLoops::bf16_dot;
   static constexpr bool kRows16 = Loops == DenseLoops::rows16;
-  static_assert(!kDot || (std::is_same_v<Arch, xsimd::avx512bw> && std::is_same_v<T, bf16_t>));
   static_assert(!kRows16 || (std::is_same_v<Arch, xsimd::avx512bw> && !std::is_same_v<T, float>));
 
   explicit Chunk(const DenseChunkArgs& a)
@@ -61,7 +58,7 @@ class Chunk {
         d_(v_.head_dim),
         dp_(a.d_pad),
         nc_((v_.head_dim + W - 1) / W),
-        paired_(!kDot && std::is_same_v<T, bf16_t> && v_.head_dim % (2 * W) == 0),
+        paired_(std::is_same_v<T, bf16_t> && v_.head_dim % (2 * W) == 0),
         q_(a.q),
         o_(a.o),
         m_(a.m),
@@ -82,7 +79,7 @@ class Chunk {
   // Head tiles: the largest power of two <= min(remaining, W), at most 8 for the AVX-512
   // loops.
   std::size_t head_tile(std::size_t remaining) const {
-    std::size_t g = kDot || kRows16 ? bf16_dot::kMaxHeads : W;
+    std::size_t g = kRows16 ? rows16::kMaxHeads : W;
     while (g > remaining) g /= 2;
     return g;
   }
@@ -132,8 +129,6 @@ class Chunk {
   void to_pair_order(const float* src, float* dst) const;
   void from_pair_order(const float* src, float* dst) const;
 
-  // q of all heads in bf16 ([heads][d]) for the bf16_dot loops, in qp_'s space.
-  std::uint16_t* q_bf16() const { return reinterpret_cast<std::uint16_t*>(qp_); }
 
   const LayerView& v_;
   const std::size_t kv_head_;
@@ -143,12 +138,12 @@ class Chunk {
   const std::size_t nc_;  // batches per row: ceil(d / W)
   const bool paired_;     // bf16 rows read in pair order (d a multiple of 2W)
   const float* const q_;  // [heads][dp], natural order
-  float* const o_;        // [heads][dp], pair order while paired_, unpack order for kDot
+  float* const o_;        // [heads][dp], pair order while paired_
   float* const m_;        // [heads]
   float* const l_;        // [heads]
   float* const kf_;       // [kSub*W][nc*W] widened K tile (odd d); scratch otherwise
   float* const vf_;       // [kSub*W][nc*W] widened V tile (odd d)
-  float* const qp_;       // [heads][dp] q in pair order (paired_), or q_bf16()
+  float* const qp_;       // [heads][dp] q in pair order (paired_)
   float* const sc_;       // [kSub*G][W] scores of the tile, lane h*P + p of batch b = position b*P + p
   float* const pr_;       // [kSub*G][W] weights 2^(s - m - kWeightShift), same layout
   float* const mvec_;     // per head tile at h0*W: running max of head h in lanes h*P .. h*P+P-1
@@ -173,7 +168,6 @@ void Chunk<Arch, T, Loops>::run(std::size_t begin, std::size_t end) {
   }
   if (paired_)
     for (std::size_t h = 0; h < heads_; ++h) to_pair_order(q_ + h * dp_, qp_ + h * dp_);
-  if constexpr (kDot) bf16_dot::round_rows(q_, dp_, heads_, d_, q_bf16());
   const std::size_t bt = v_.block_tokens;
   const bool s_major = keeps_s_major(v_.layouts);
   auto tile_len = [&](std::size_t pos) {
@@ -205,13 +199,10 @@ void Chunk<Arch, T, Loops>::run(std::size_t begin, std::size_t end) {
     }
     h0 += g;
   }
-  if (paired_ || kDot)
+  if (paired_)
     for (std::size_t h = 0; h < heads_; ++h) {
       for (std::size_t i = 0; i < d_; ++i) kf_[i] = o_[h * dp_ + i];
-      if constexpr (kDot)
-        bf16_dot::to_natural_order(kf_, o_ + h * dp_, d_);
-      else
-        from_pair_order(kf_, o_ + h * dp_);
+      from_pair_order(kf_, o_ + h * dp_);
     }
 }
 
@@ -233,7 +224,7 @@ void Chunk<Arch, T, Loops>::tile(const std::byte* block, std::size_t off, std::s
         if constexpr (W >= 8) tile_heads<8>(h0, block, off, n);
         break;
       default:
-        if constexpr (W >= 16 && !kDot && !kRows16) tile_heads<16>(h0, block, off, n);
+        if constexpr (W >= 16 && !kRows16) tile_heads<16>(h0, block, off, n);
         break;
     }
     h0 += g;
@@ -243,22 +234,12 @@ void Chunk<Arch, T, Loops>::tile(const std::byte* block, std::size_t off, std::s
 template <class Arch, class T, DenseLoops Loops>
 template <std::size_t G>
 void Chunk<Arch, T, Loops>::tile_heads(std::size_t h0, const std::byte* block, std::size_t off, std::size_t n) {
-  if constexpr (kDot) {
-    const auto rows = [&](std::size_t offset) {
-      return reinterpret_cast<const std::uint16_t*>(block + offset) + off * d_;
-    };
-    bf16_dot::scores(rows(v_.k_s_major_offset), d_, n, G, q_bf16() + h0 * d_, sc_);
-    const bool rescale = softmax<G>(h0, n);
-    bf16_dot::accumulate_v(rows(v_.v_offset), d_, n, G, pr_, reinterpret_cast<std::uint32_t*>(kf_), o_ + h0 * dp_, dp_,
-                           rescale ? corr_ + h0 : nullptr);
-  } else {
-    scores<G>(h0, block, off, n);
-    const bool rescale = softmax<G>(h0, n);
-    const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * d_;
-    with_rows(v, vf_, n, [&]<bool Paired>(const auto* rows, std::size_t stride) {
-      accumulate_v<G, Paired>(h0, rows, stride, n, rescale);
-    });
-  }
+  scores<G>(h0, block, off, n);
+  const bool rescale = softmax<G>(h0, n);
+  const T* v = reinterpret_cast<const T*>(block + v_.v_offset) + off * d_;
+  with_rows(v, vf_, n, [&]<bool Paired>(const auto* rows, std::size_t stride) {
+    accumulate_v<G, Paired>(h0, rows, stride, n, rescale);
+  });
 }
 
 // Turns the tile's scores into probabilities relative to the running max; returns

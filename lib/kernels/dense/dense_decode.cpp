@@ -91,7 +91,6 @@ class Plan {
     dispatch_isa(isa, [&](auto arch) {
       using Arch = decltype(arch);
       if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
-        if (loops == DenseLoops::bf16_dot) return run_chunks(DenseChunk<Arch, DenseLoops::bf16_dot>{}, arch);
         if (loops == DenseLoops::rows16) return run_chunks(DenseChunk<Arch, DenseLoops::rows16>{}, arch);
       }
       run_chunks(DenseChunk<Arch>{}, arch);
@@ -197,7 +196,7 @@ class Plan {
 };
 
 DenseLoops loops_for(const LayerView& v, const Common& common) {
-  return dense_loops_for(common.isa, v.dtype, v.layouts, v.head_dim, common.bf16_dot);
+  return dense_loops_for(common.isa, v.dtype, v.layouts);
 }
 
 }  // namespace

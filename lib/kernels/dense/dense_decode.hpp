@@ -8,7 +8,6 @@
 // Three kernels share the tile loop and the online softmax and differ in their inner
 // loops; dense_decode.cpp chooses one per call (dense_loops_for), like the ISA:
 //   xsimd     portable f32 loops for every ISA, dtype and key layout;
-//   bf16_dot  bf16 caches on AVX512-BF16: dot products on bf16 pairs (dense_bf16_dot.hpp);
 //   rows16    f16 and bf16 caches on AVX-512: K rows widened in registers in address
 //             order, f32 arithmetic (dense_rows16.hpp).
 #pragma once
@@ -16,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/dense/dense_bf16_dot.hpp"
+#include "kernels/dense/dense_rows16.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "sparq/kv_cache.hpp"
 
@@ -47,16 +46,13 @@ inline constexpr std::size_t kDenseTileBatches = 16;
   return 2 * T * d_pad + heads * d_pad + 2 * T * L + 2 * heads * L + (heads + L - 1) / L * L;
 }
 
-enum class DenseLoops : std::uint8_t { xsimd, bf16_dot, rows16 };
+enum class DenseLoops : std::uint8_t { xsimd, rows16 };
 
-// The kernel for a call: the AVX-512 loops where they apply (S-major keys, the row lengths
-// they take), the portable ones otherwise.
-[[nodiscard]] constexpr DenseLoops dense_loops_for(Isa isa, DType dtype, KeyLayout layouts, std::size_t head_dim,
-                                                   bool bf16_dot_allowed) noexcept {
-  if (isa != Isa::avx512 || !has_s_major(layouts)) return DenseLoops::xsimd;
-  if (dtype == DType::bf16 && bf16_dot_allowed && bf16_dot::handles(head_dim)) return DenseLoops::bf16_dot;
-  if (dtype == DType::f16 || dtype == DType::bf16) return DenseLoops::rows16;
-  return DenseLoops::xsimd;
+// The kernel for a call: the AVX-512 loops for 16-bit caches with S-major keys (head
+// tiles and row lengths they do not take fall back to the portable loops inside them),
+// the portable ones otherwise.
+[[nodiscard]] constexpr DenseLoops dense_loops_for(Isa isa, DType dtype, KeyLayout layouts) noexcept {
+  return isa == Isa::avx512 && has_s_major(layouts) && dtype != DType::f32 ? DenseLoops::rows16 : DenseLoops::xsimd;
 }
 
 template <class Arch, DenseLoops Loops = DenseLoops::xsimd>
@@ -67,7 +63,6 @@ struct DenseChunk {
 #define SPARQ_EXTERN_DENSE_CHUNK(isa, arch) extern template struct DenseChunk<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_DENSE_CHUNK)
 #undef SPARQ_EXTERN_DENSE_CHUNK
-extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::bf16_dot>;
 extern template struct DenseChunk<::xsimd::avx512bw, DenseLoops::rows16>;
 
 }  // namespace sparq::kernels

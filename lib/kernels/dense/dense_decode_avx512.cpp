@@ -3,5 +3,4 @@
 #include "kernels/dense/dense_decode_inl.hpp"
 
 template struct sparq::kernels::DenseChunk<xsimd::avx512bw>;
-template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::bf16_dot>;
 template struct sparq::kernels::DenseChunk<xsimd::avx512bw, sparq::kernels::DenseLoops::rows16>;

@@ -9,9 +9,7 @@ namespace sparq::kernels {
 
 template <class Arch, DenseLoops Loops>
 void DenseChunk<Arch, Loops>::operator()(Arch, const DenseChunkArgs& args) const {
-  if constexpr (Loops == DenseLoops::bf16_dot) {
-    dense_detail::Chunk<Arch, bf16_t, Loops>(args).run(args.begin, args.end);
-  } else if constexpr (Loops == DenseLoops::rows16) {
+  if constexpr (Loops == DenseLoops::rows16) {
     if (args.view->dtype == DType::bf16)
       dense_detail::Chunk<Arch, bf16_t, Loops>(args).run(args.begin, args.end);
     else

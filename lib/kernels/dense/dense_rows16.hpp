@@ -1,21 +1,23 @@
-// Dense decode's score loop for f16 caches on AVX-512: K rows are read in address order,
-// each widened in registers (vcvtph2ps) and multiplied by q in f32. Each score batch
-// (P = 16 / g rows) is read by passes of hp heads (2 at g = 4, d = 128): the first pass
-// streams the batch's rows from memory, the next find them in L1. The f32 loops instead
-// read the batch's 4 rows interleaved, a chunk of each at a time, which keeps fewer DRAM
-// reads in flight on this core (dense_bf16_dot.hpp has the probe). Same arithmetic as
-// the f32 loops (f32 products and sums, another order), so the f32 tolerance holds.
+// Dense decode's score loop for f16 and bf16 caches on AVX-512: K rows are read in address
+// order, each 64-byte line widened in registers (f16: vcvtph2ps; bf16: a shift and a mask,
+// in pair order) and multiplied by q in f32. Each score batch (P = 16 / g rows) is read by
+// passes of hp heads (2 at g = 4, d = 128): the first pass streams the batch's rows from
+// memory, the next find them in L1. The f32 loops instead read the batch's 4 rows
+// interleaved, a chunk of each at a time, which keeps fewer DRAM reads in flight on this
+// core (docs/performance.md). Same arithmetic as the f32 loops (f32 products and sums,
+// another order), so the f32 tolerance holds: exact attention over the stored values.
 //
-// About 10% faster than the f32 loops cold; the variants tried are in docs/performance.md.
-//
-// Declared here, defined in dense_rows16_avx512.cpp (intrinsics: vcvtph2ps); called only
-// by the rows16 dense kernel (dense_decode.hpp).
+// Declared here, defined in dense_rows16_avx512.cpp (intrinsics); called only by the
+// rows16 dense kernel (dense_decode.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 namespace sparq::kernels::rows16 {
+
+// Head tiles these loops take: 1, 2, 4 or 8 heads (P = 16 / g positions per score batch).
+inline constexpr std::size_t kMaxHeads = 8;
 
 // Heads per pass for a head tile of g heads and rows of `lines` 64-byte lines: the most
 // (a power of two, at most g) whose q (2 registers per line) and accumulators (one per

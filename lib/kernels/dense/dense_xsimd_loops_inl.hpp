@@ -66,7 +66,7 @@ void Chunk<Arch, T, Loops>::scores(std::size_t h0, const std::byte* block, std::
     return;
   }
   const T* k = reinterpret_cast<const T*>(block + v_.k_s_major_offset) + off * d_;
-  if constexpr (kRows16 && G <= bf16_dot::kMaxHeads) {
+  if constexpr (kRows16 && G <= rows16::kMaxHeads) {
     if (rows16::handles(G, d_)) {
       const auto* k16 = reinterpret_cast<const std::uint16_t*>(k);
       if constexpr (std::is_same_v<T, bf16_t>)

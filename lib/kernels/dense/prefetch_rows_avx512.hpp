@@ -1,6 +1,6 @@
-// Software prefetch of K rows ahead of the AVX-512 dense loops (dense_bf16_dot_avx512.cpp,
-// dense_rows16_avx512.cpp): kAheadBytes past the row being read (past a tile's K rows
-// the stream continues into its V rows, read next): 12% faster on one thread
+// Software prefetch of K rows ahead of the AVX-512 dense score loop
+// (dense_rows16_avx512.cpp): kAheadBytes past the row being read (past a tile's K rows the
+// stream continues into its V rows, read next): 12% faster on one thread
 // (docs/performance.md, "AVX512-BF16").
 // static: internal linkage, as in row_sums16_avx512.hpp (the users are built with
 // different ISA flags).

@@ -166,19 +166,20 @@ void stage2(const SparqStage2Args& a) noexcept {
     // Online softmax per head over the tile (vectors of W scores; T is a multiple of W).
     for (std::size_t h = 0; h < a.heads; ++h) {
       float* x = sc + h * T;
-      B vmax(kNegInf);
-      auto nan = B(0.0f) != B(0.0f);
-      for (std::size_t t = 0; t < nt; t += W) {  // clamped (softmax_range.hpp); lanes >= nt stay -inf
-        const B v = clamp_score<Arch>(B::load_unaligned(x + t), kScoreLimit);
-        nan = nan || xsimd::isnan(v);  // not v != v: xsimd compares ordered on AVX and AVX-512
-        v.store_unaligned(x + t);
-      }
-      if (xsimd::any(nan)) a.l[h] = __builtin_nanf("");  // a NaN logit: reported by decode(), never hidden
+      for (std::size_t t = 0; t < nt; t += W)  // clamped (softmax_range.hpp); lanes >= nt rewritten below
+        clamp_score<Arch>(B::load_unaligned(x + t), kScoreLimit).store_unaligned(x + t);
       for (std::size_t t = nt; t < T; ++t) x[t] = kNegInf;
       if (a.member)
         for (std::size_t t = 0; t < nt; ++t)
           if (!a.member[(t0 + t) * a.heads + h]) x[t] = kNegInf;
-      for (std::size_t t = 0; t < T; t += W) vmax = xsimd::max(vmax, B::load_unaligned(x + t));
+      B vmax(kNegInf);
+      auto nan = B(0.0f) != B(0.0f);
+      for (std::size_t t = 0; t < T; t += W) {
+        const B v = B::load_unaligned(x + t);
+        nan = nan || xsimd::isnan(v);  // not v != v: xsimd compares ordered on AVX and AVX-512
+        vmax = xsimd::max(vmax, v);
+      }
+      if (xsimd::any(nan)) a.l[h] = __builtin_nanf("");  // a NaN logit: reported by decode(), never hidden
       alignas(64) float lanes[W];
       vmax.store_aligned(lanes);
       float tmax = kNegInf;

@@ -1,6 +1,6 @@
 // `sparq eval`'s engine: replays the decode steps of a trace with dense attention and
 // each method at each compression ratio, and measures each against dense
-// (tools/README-trace.md). Dense and SparQ run through sparq::decode on an f32 cache
+// (docs/eval-traces.md). Dense and SparQ run through sparq::decode on an f32 cache
 // that grows position by position as in a model; the baselines come from lib/eval/.
 #pragma once
 

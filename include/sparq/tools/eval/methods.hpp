@@ -1,4 +1,4 @@
-// The attention methods `sparq eval` compares with dense, by name (tools/README-trace.md).
+// The attention methods `sparq eval` compares with dense, by name (docs/eval-traces.md).
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-// Accuracy metrics of one attention output against dense (tools/README-trace.md,
+// Accuracy metrics of one attention output against dense (docs/eval-traces.md,
 // "Metrics") and their running means.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Decode traces: the attention inputs of a model run, on disk, for `sparq eval`.
 //
-// A trace is a directory (format documented in tools/README-trace.md; the same format
+// A trace is a directory (format documented in docs/eval-traces.md; the same format
 // `sparq generate --trace` writes, lib/model/model_trace.cpp):
 //   manifest.json                 model shape, number of positions, prefill/decode split,
 //                                 source, optional RoPE info, softmax scale, file names

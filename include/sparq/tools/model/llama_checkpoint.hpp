@@ -1,5 +1,5 @@
 // Llama checkpoints: llama2.c's f32 layout (version 1) and sparq's SPQLM format
-// (version 2, f16 or bf16; docs/model-runtime.md, tools/train/export.py).
+// (version 2, f16 or bf16; docs/model.md, tools/train/export.py).
 //
 // Version 1 (llama2.c): a header of 7 little-endian int32 (dim, hidden_dim, n_layers,
 // n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size means the output

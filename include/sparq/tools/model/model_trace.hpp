@@ -1,11 +1,11 @@
-// Decode traces of a model run (format in tools/README-model.md, "Decode traces"):
+// Decode traces of a model run (format in docs/eval-traces.md):
 // a directory with manifest.json and, per layer l, .npy float32 arrays
 //   layer<l>_q.npy [S, n_heads, head_dim]     post-RoPE queries of every position
 //   layer<l>_k.npy [S, n_kv_heads, head_dim]  post-RoPE keys as stored in the cache
 //   layer<l>_v.npy [S, n_kv_heads, head_dim]  values as stored in the cache
 // plus tokens.npy [S] (the token ids as float). Position j's query attends to
 // positions [0, j] (causal). Prefill positions are included. This is the format
-// `sparq eval` reads (tools/README-trace.md, lib/eval/trace.hpp).
+// `sparq eval` reads (docs/eval-traces.md, sparq/tools/eval/trace.hpp).
 #pragma once
 
 #include <cstddef>
