@@ -103,6 +103,14 @@ int run(const GenerateOptions& o) {
   const double steps = double(o.tokens);
   const double prefill_tps = prompt.size() > 1 && prefill_s > 0 ? double(prompt.size() - 1) / prefill_s : 0.0;
   const double decode_tps = decode_s > 0 ? steps * double(n) / decode_s : 0.0;
+  // K/V bytes read per decode step (all layers), and dense's over each method's.
+  auto bytes_per_step = [&](std::size_t i) { return stats[i].steps ? stats[i].bytes / double(stats[i].steps) : 0.0; };
+  double dense_bytes = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (std::holds_alternative<Dense>(methods[i].method)) dense_bytes = bytes_per_step(i);
+  auto transfer = [&](std::size_t i) {
+    return dense_bytes > 0 && bytes_per_step(i) > 0 ? dense_bytes / bytes_per_step(i) : 0.0;
+  };
   if (o.run.json) {
     nlohmann::ordered_json results = nlohmann::json::array();
     for (std::size_t i = 0; i < n; ++i) {
@@ -112,6 +120,8 @@ int run(const GenerateOptions& o) {
       j["tokens"] = out[i];
       j["mean_alpha"] = stats[i].alpha_count ? nlohmann::json(stats[i].alpha_sum / double(stats[i].alpha_count))
                                              : nlohmann::json(nullptr);
+      j["bytes_per_step"] = bytes_per_step(i);
+      j["transfer_vs_dense"] = transfer(i) > 0 ? nlohmann::json(transfer(i)) : nlohmann::json(nullptr);
       results.push_back(j);
     }
     nlohmann::ordered_json j;
@@ -133,7 +143,11 @@ int run(const GenerateOptions& o) {
       prompt.size() - 1, prefill_s, prefill_tps, o.tokens, n, decode_s, decode_tps);
   for (std::size_t i = 0; i < n; ++i) {
     fmt::print("[{}] {}\n", methods[i].name, tokens_to_text(out[i]));
-    if (stats[i].alpha_count) fmt::print("  (mean alpha {:.4f})\n", stats[i].alpha_sum / double(stats[i].alpha_count));
+    fmt::print("  ({:.2f} MiB of K/V per step{}{})\n", bytes_per_step(i) / double(1 << 20),
+               transfer(i) > 0 ? fmt::format(", {:.2f}x less than dense", transfer(i)) : "",
+               stats[i].alpha_count
+                   ? fmt::format(", mean alpha {:.4f}", stats[i].alpha_sum / double(stats[i].alpha_count))
+                   : "");
   }
   return kExitOk;
 }

@@ -196,9 +196,10 @@ int run(const PasskeyOptions& o) {
       SeqId seq;
       std::vector<int> out;
       bool active = true;
+      model::StepStats stats;
     };
     std::vector<Run> runs;
-    for (std::size_t m : todo) runs.push_back({m, model.fork(base), {}});
+    for (std::size_t m : todo) runs.push_back({m, model.fork(base), {}, true, {}});
     model.remove_sequence(base);
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<float> logits;
@@ -209,7 +210,7 @@ int run(const PasskeyOptions& o) {
       for (Run& r : runs) {
         if (!r.active) continue;
         const int tok = s < tokens.size() ? tokens[s] : r.out.back();
-        items.push_back({r.seq, tok, &methods[r.method].method, nullptr});
+        items.push_back({r.seq, tok, &methods[r.method].method, &r.stats});
         stepped.push_back(&r);
       }
       if (items.empty()) break;
@@ -235,6 +236,7 @@ int run(const PasskeyOptions& o) {
       out.matched = 0;
       while (out.matched < r.out.size() && r.out[out.matched] == answer[out.matched]) ++out.matched;
       out.correct = out.matched == answer.size();
+      out.bytes_per_step = r.stats.steps ? r.stats.bytes / double(r.stats.steps) : 0.0;
       results[key_of(out)] = out;
       if (log.is_open()) log << outcome_json(out, id).dump() << "\n";
       line += out.correct ? '+' : '-';

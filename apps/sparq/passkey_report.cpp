@@ -47,6 +47,7 @@ nlohmann::ordered_json outcome_json(const Outcome& o, const RunIdentity& id) {
   j["correct"] = o.correct;
   j["output"] = o.output;
   j["matched"] = o.matched;
+  j["bytes_per_step"] = o.bytes_per_step;
   j["seed"] = id.seed;
   j["keys"] = id.keys;
   j["model_sha256"] = id.model_sha256;
@@ -81,6 +82,7 @@ std::map<OutcomeKey, Outcome> read_results(const std::string& path, const RunIde
       o.correct = j.at("correct");
       o.output = j.at("output");
       o.matched = j.at("matched");
+      o.bytes_per_step = j.value("bytes_per_step", 0.0);
       out[key_of(o)] = o;
     } catch (const nlohmann::json::exception& e) {
       throw Error(ErrorCode::bad_file, fmt::format("{}:{}: not a passkey result record: {}", path, n, e.what()));
@@ -96,6 +98,10 @@ struct Tallies {
   std::map<std::string, Tally> method;
   std::map<std::pair<std::string, std::size_t>, Tally> length;
   std::map<std::tuple<std::string, std::size_t, long>, Tally> cell;
+  // Per method (and per (method, length)): sum and count of dense bytes / method bytes per
+  // decode step, over the prompts where both were recorded.
+  std::map<std::string, std::pair<double, std::size_t>> transfer;
+  std::map<std::pair<std::string, std::size_t>, std::pair<double, std::size_t>> transfer_length;
 };
 
 Tallies tally(const std::map<OutcomeKey, Outcome>& results, const ReportSpec& spec) {
@@ -106,6 +112,14 @@ Tallies tally(const std::map<OutcomeKey, Outcome>& results, const ReportSpec& sp
     t.method[o.method].add(o.correct);
     t.length[{o.method, o.length}].add(o.correct);
     t.cell[{o.method, o.length, depth_key(o.depth)}].add(o.correct);
+    const auto dense = results.find({o.length, depth_key(o.depth), o.index, "dense"});
+    if (o.bytes_per_step > 0 && dense != results.end() && dense->second.bytes_per_step > 0) {
+      const double x = dense->second.bytes_per_step / o.bytes_per_step;
+      auto& a = t.transfer[o.method];
+      a.first += x, ++a.second;
+      auto& b = t.transfer_length[{o.method, o.length}];
+      b.first += x, ++b.second;
+    }
   }
   return t;
 }
@@ -126,7 +140,8 @@ std::pair<std::string, std::string> split_name(const std::string& m) {
 
 // Rows: method kinds in first-seen order; columns: ratios in first-seen order. A cell is
 // the accuracy over `lengths` (all of them when empty); dense fills every column.
-std::string ratio_table(const Tallies& t, const ReportSpec& spec, std::optional<std::size_t> length) {
+std::string ratio_table(const Tallies& t, const ReportSpec& spec, std::optional<std::size_t> length,
+                        bool transfer = false) {
   std::vector<std::string> kinds, ratios;
   for (const std::string& m : spec.methods) {
     const auto [kind, ratio] = split_name(m);
@@ -134,6 +149,13 @@ std::string ratio_table(const Tallies& t, const ReportSpec& spec, std::optional<
     if (!ratio.empty() && std::find(ratios.begin(), ratios.end(), ratio) == ratios.end()) ratios.push_back(ratio);
   }
   auto cell = [&](const std::string& m) -> std::string {
+    if (transfer) {
+      const std::pair<double, std::size_t> none{};
+      const auto& [sum, n] =
+          length ? (t.transfer_length.contains({m, *length}) ? t.transfer_length.at({m, *length}) : none)
+                 : (t.transfer.contains(m) ? t.transfer.at(m) : none);
+      return n ? fmt::format("{:.1f}", sum / double(n)) : "–";
+    }
     if (length) {
       const auto it = t.length.find({m, *length});
       return it == t.length.end() ? "–" : it->second.percent();
@@ -169,6 +191,12 @@ std::string markdown_report(const std::map<OutcomeKey, Outcome>& results, const 
   if (any_ratio) {
     s << "All lengths (% exact match, by compression ratio):\n\n" << ratio_table(t, spec, std::nullopt) << "\n";
     for (std::size_t L : spec.lengths) s << length_label(L) << ":\n\n" << ratio_table(t, spec, L) << "\n";
+    if (!t.transfer.empty()) {
+      s << "Measured transfer (dense bytes / method bytes per decode step, mean over prompts), all lengths:\n\n"
+        << ratio_table(t, spec, std::nullopt, true) << "\n";
+      for (std::size_t L : spec.lengths)
+        s << "Transfer, " << length_label(L) << ":\n\n" << ratio_table(t, spec, L, true) << "\n";
+    }
     s << "By method and length:\n\n";
   }
   s << "| method |";
@@ -219,6 +247,9 @@ nlohmann::ordered_json json_report(const std::map<OutcomeKey, Outcome>& results,
       lengths[std::to_string(L)] = lt == t.length.end() ? Tally{}.json() : lt->second.json();
     }
     j["by_length"] = lengths;
+    const auto tr = t.transfer.find(m);
+    j["transfer"] =
+        tr == t.transfer.end() ? nlohmann::json(nullptr) : nlohmann::json(tr->second.first / double(tr->second.second));
     nlohmann::ordered_json cells = nlohmann::json::array();
     for (std::size_t L : spec.lengths)
       for (double d : spec.depths) {

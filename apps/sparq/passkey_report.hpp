@@ -28,8 +28,9 @@ struct Outcome {
   std::string key;        // passkey: the digits
   std::string method;
   bool correct = false;
-  std::string output;       // what the method generated (up to and including the first wrong byte)
-  std::size_t matched = 0;  // answer bytes right before the first wrong one
+  std::string output;         // what the method generated (up to and including the first wrong byte)
+  std::size_t matched = 0;    // answer bytes right before the first wrong one
+  double bytes_per_step = 0;  // K/V bytes its attention read per decode step, all layers (0: not recorded)
 };
 
 // (length, depth, index, method): the identity of a record within a run.
@@ -49,7 +50,9 @@ struct ReportSpec {
   bool by_depth = false;
 };
 
-// Markdown tables: accuracy by method and length (and by depth with by_depth).
+// Markdown tables: accuracy by method kind and ratio (over all lengths, then per length),
+// the measured transfer (dense bytes / method bytes per decode step, from the records that
+// carry bytes), accuracy by method and length, and by depth with by_depth.
 [[nodiscard]] std::string markdown_report(const std::map<OutcomeKey, Outcome>& results, const ReportSpec& spec);
 // {"by_method": [{method, total, correct, accuracy, by_length: {...}, by_cell: [...]}]}
 [[nodiscard]] nlohmann::ordered_json json_report(const std::map<OutcomeKey, Outcome>& results, const ReportSpec& spec);

@@ -46,6 +46,8 @@ struct Score {
   std::size_t count = 0, correct = 0;
   double alpha_sum = 0.0;
   std::size_t alpha_count = 0;
+  double bytes = 0.0;  // K/V bytes read, all layers and steps
+  std::size_t steps = 0;
 };
 
 int run(const PerplexityOptions& o) {
@@ -116,6 +118,8 @@ int run(const PerplexityOptions& o) {
     for (std::size_t i = 0; i < n; ++i) {
       scores[i].alpha_sum += stats[i].alpha_sum;
       scores[i].alpha_count += stats[i].alpha_count;
+      scores[i].bytes += stats[i].bytes;
+      scores[i].steps += stats[i].steps;
       model.remove_sequence(seqs[i]);
     }
     if (o.progress) fmt::print(stderr, "window {}/{} done ({:.0f} s so far)\n", w + 1, windows, prefill_s + decode_s);
@@ -126,6 +130,10 @@ int run(const PerplexityOptions& o) {
       if (std::holds_alternative<Dense>(methods[i].method)) return std::exp(scores[i].nll / double(scores[i].count));
     return std::nan("");
   }();
+  double dense_bytes = 0.0;  // per step
+  for (std::size_t i = 0; i < reported; ++i)
+    if (std::holds_alternative<Dense>(methods[i].method) && scores[i].steps)
+      dense_bytes = scores[i].bytes / double(scores[i].steps);
   nlohmann::ordered_json results = nlohmann::json::array();
   if (!o.run.json) {
     fmt::print("{}\n", model_summary(o.run, loaded));
@@ -138,6 +146,8 @@ int run(const PerplexityOptions& o) {
     const double acc = double(s.correct) / double(s.count);
     const bool has_alpha = s.alpha_count > 0;
     const double alpha = has_alpha ? s.alpha_sum / double(s.alpha_count) : 0.0;
+    const double bytes = s.steps ? s.bytes / double(s.steps) : 0.0;
+    const double transfer = dense_bytes > 0 && bytes > 0 ? dense_bytes / bytes : 0.0;
     if (o.run.json) {
       nlohmann::ordered_json j;
       j["method"] = methods[i].name;
@@ -147,10 +157,13 @@ int run(const PerplexityOptions& o) {
       j["top1_accuracy"] = acc;
       j["mean_alpha"] = has_alpha ? nlohmann::json(alpha) : nlohmann::json(nullptr);
       j["scored_tokens"] = s.count;
+      j["bytes_per_step"] = bytes;
+      j["transfer_vs_dense"] = transfer > 0 ? nlohmann::json(transfer) : nlohmann::json(nullptr);
       results.push_back(j);
     } else {
-      fmt::print("{:>24}  ppl {:8.4f}  bpb {:.4f}  top1 {:.4f}{}{}\n", methods[i].name, ppl,
+      fmt::print("{:>24}  ppl {:8.4f}  bpb {:.4f}  top1 {:.4f}{}{}{}\n", methods[i].name, ppl,
                  s.nll / double(s.count) / std::log(2.0), acc, has_alpha ? fmt::format("  alpha {:.4f}", alpha) : "",
+                 transfer > 0 ? fmt::format("  transfer {:.2f}x", transfer) : "",
                  std::isnan(dense_ppl) ? "" : fmt::format("  vs dense {:+.2f}%", 100.0 * (ppl / dense_ppl - 1.0)));
     }
   }

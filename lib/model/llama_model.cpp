@@ -132,14 +132,19 @@ void LlamaModel::attend_step(std::size_t layer, std::span<const StepItem> items)
     if (const auto* b = std::get_if<Baseline>(it.method)) {
       std::vector<eval::H2OCache>* h2o = nullptr;
       if (b->kind == BaselineKind::h2o) h2o = &state(it.seq).h2o[layer];
-      baseline_attention(cache_, it.seq, layer, *b, q, out, c.n_heads, h2o);
+      std::vector<std::size_t> rows(c.n_kv_heads);
+      baseline_attention(cache_, it.seq, layer, *b, q, out, c.n_heads, h2o, rows.data());
+      if (it.stats)
+        for (std::size_t r : rows) it.stats->bytes += double(2 * r * c.head_dim() * size_of(options_.dtype));
       continue;
     }
     const Method lib =
         std::holds_alternative<Dense>(*it.method) ? Method{Dense{}} : Method{std::get<SparQ>(*it.method)};
     std::vector<float> alpha(c.n_heads);
     const DecodeItem item{.seq = it.seq, .q = q, .out = out, .alpha = alpha};
-    decode(cache_, layer, lib, std::span(&item, 1));
+    Profile profile;
+    decode(cache_, layer, lib, std::span(&item, 1), {.profile = it.stats ? &profile : nullptr});
+    if (it.stats) it.stats->bytes += double(profile.total().bytes_read);
     if (it.stats && std::holds_alternative<SparQ>(*it.method)) {
       for (float a : alpha) it.stats->alpha_sum += a;
       it.stats->alpha_count += alpha.size();
@@ -276,6 +281,8 @@ void LlamaModel::step(std::span<const StepItem> batch, std::vector<float>& logit
   for (std::size_t t = 0; t < n; ++t)
     std::copy_n(embedding_.data() + std::size_t(batch[t].token) * d, d, x_.data() + t * d);
   forward(0, n, batch);
+  for (const StepItem& it : batch)
+    if (it.stats) ++it.stats->steps;
   logits.resize(n * config_.vocab_size);
   logits_of(x_.data(), n, logits.data());
 }

@@ -111,6 +111,16 @@ TEST_F(ModelCli, BaselinesRunEndToEndAndEqualDenseAtRatioOne) {
   ASSERT_EQ(r.code, 0) << r.err;
   j = nlohmann::json::parse(r.out);
   for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"], j["results"][0]["tokens"]) << m["method"];
+  // Bytes read: at ratio 1 a baseline reads every key and value row, as dense does; SparQ
+  // at 8 reads several times less.
+  for (std::size_t i = 1; i < j["results"].size(); ++i)  // [0] is dense
+    EXPECT_NEAR(j["results"][i]["transfer_vs_dense"].get<double>(), 1.0, 0.01) << j["results"][i]["method"];
+  r = run(common + "--tokens 4 --method dense,sparq:8,window:8 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["results"][0]["bytes_per_step"].get<double>(), 0.0);
+  EXPECT_GT(j["results"][1]["transfer_vs_dense"].get<double>(), 2.0) << r.out;
+  EXPECT_GT(j["results"][2]["transfer_vs_dense"].get<double>(), 2.0) << r.out;
   // A trace whose prompt part ends early: sparq eval then replays the rest of the prompt too.
   r = run(common + "--tokens 4 --method dense --trace " + (dir_ / "tr").string() + " --trace-prefill 5", dir_);
   ASSERT_EQ(r.code, 0) << r.err;

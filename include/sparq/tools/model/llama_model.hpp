@@ -1,6 +1,6 @@
 // A Llama-style decoder run in plain C++ with attention from the sparq library: the
 // smallest honest example of linking sparq into an inference loop, and the runtime of
-// `sparq generate`, `sparq perplexity` and `sparq passkey` (docs/model-runtime.md).
+// `sparq generate`, `sparq perplexity` and `sparq passkey` (docs/model.md).
 //
 // Per layer: RMSNorm -> q, k, v projections -> RoPE (adjacent pairs (2i, 2i+1), base
 // rope_theta, angles formed in double as tools/train/model.py does) -> K and V appended
@@ -78,6 +78,11 @@ using QueryObserver =
 struct StepStats {
   double alpha_sum = 0.0;  // SparQ: estimated score mass fetched
   std::size_t alpha_count = 0;
+  // Bytes of K/V (and SparQ's d-major keys and v̄) the attention read, summed over layers
+  // and steps: Dense and SparQ as sparq::Profile counted what the kernels touched; the
+  // baselines their k' key and value rows per KV head (2·k'·d·element size).
+  double bytes = 0.0;
+  std::size_t steps = 0;
 };
 
 // One sequence's token in a batched decode step.
