@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
 
 #include "sparq/tools/model/llama_model.hpp"
 
@@ -38,6 +39,10 @@ const Blas& blas() {
   static Blas b;
   static std::once_flag once;
   std::call_once(once, [] {
+    if (const char* off = std::getenv("SPARQ_BLAS"); off != nullptr && std::string_view(off) == "off") {
+      b.description = "portable loops (SPARQ_BLAS=off)";
+      return;
+    }
     const char* forced = std::getenv("OPENBLAS_CORETYPE");
     if (forced == nullptr)
       if (const char* best = best_coretype()) ::setenv("OPENBLAS_CORETYPE", best, 0);

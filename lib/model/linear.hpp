@@ -10,6 +10,7 @@
 // AVX2 + FMA) just before loading. Either build of the library works (serial, pthread,
 // openmp): its own threading is set to 1 and the runtime splits products over TBB
 // threads in fixed column blocks, so results do not depend on the thread count.
+// SPARQ_BLAS=off in the environment selects the portable loops (tested that way too).
 #pragma once
 
 #include <cstddef>
