@@ -12,6 +12,7 @@ packages=(
   libhwloc-plugins "hwloc-nox|hwloc"
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  nettle-dev libopenblas0-serial
   python3-dev pybind11-dev python3-numpy python3-torch python3-pytest
   gnuplot-nox
 )

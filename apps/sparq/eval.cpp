@@ -30,7 +30,7 @@ struct EvalCliOptions {
   std::vector<std::int64_t> layers;
   std::int64_t steps = 0;
   std::int64_t sinks = 4;
-  bool json = false, csv = false, per_layer = false;
+  bool json = false, csv = false, per_layer = false, per_head = false;
   std::string plot;
   // --make-synthetic
   std::string synthetic;
@@ -56,6 +56,7 @@ eval::EvalOptions to_eval_options(const EvalCliOptions& o) {
   for (std::int64_t l : o.layers) e.layers.push_back(std::size_t(l));
   e.steps = std::size_t(o.steps);
   e.sinks = std::size_t(o.sinks);
+  e.per_head = o.per_head;
   if (::isatty(2))
     e.progress = [](std::size_t done, std::size_t total) {
       fmt::print(stderr, "\rlayer {}/{} done", done, total);
@@ -140,6 +141,8 @@ Action setup(CLI::App& cmd) {
   auto* json = cmd.add_flag("--json", o->json, "Print the results as JSON");
   cmd.add_flag("--csv", o->csv, "Print the results as CSV (one row per method, ratio and layer)")->excludes(json);
   cmd.add_flag("--per-layer", o->per_layer, "Text output: add the per-layer table");
+  cmd.add_flag("--per-head", o->per_head,
+               "Also summarize every (layer, query head): a table in the text output, per_head in --json");
   cmd.add_option("--plot", o->plot, "Write an SVG of error vs transfer ratio (needs gnuplot)");
   cmd.add_option("--make-synthetic", o->synthetic,
                  "Write a synthetic trace (random keys, needle queries) to DIR and exit");

@@ -63,6 +63,14 @@ std::string eval_text(const eval::EvalResult& r, const std::string& trace, bool 
       for (std::size_t li = 0; li < r.layers.size(); ++li)
         out += row_text(std::string(to_string(row.method)), row.ratio, std::to_string(r.layers[li]), row.per_layer[li]);
   }
+  if (!r.rows.empty() && !r.rows[0].per_head.empty()) {  // --per-head: layer "L.h" = layer L, query head h
+    out += "\nper query head (layer.head; bytes are per layer, above)\n" + header;
+    for (const auto& row : r.rows)
+      for (std::size_t li = 0; li < r.layers.size(); ++li)
+        for (std::size_t h = 0; h < row.per_head[li].size(); ++h)
+          out += row_text(std::string(to_string(row.method)), row.ratio, fmt::format("{}.{}", r.layers[li], h),
+                          row.per_head[li][h]);
+  }
   return out;
 }
 
@@ -92,6 +100,16 @@ nlohmann::ordered_json eval_json(const eval::EvalResult& r, const std::string& t
     for (std::size_t li = 0; li < r.layers.size(); ++li) {
       nlohmann::ordered_json l = {{"layer", r.layers[li]}};
       l.update(summary_json(row.per_layer[li]));
+      if (!row.per_head.empty()) {
+        l["per_head"] = nlohmann::ordered_json::array();
+        for (std::size_t h = 0; h < row.per_head[li].size(); ++h) {
+          nlohmann::ordered_json hj = {{"head", h}};
+          hj.update(summary_json(row.per_head[li][h]));
+          hj.erase("bytes_per_step");
+          hj.erase("transfer");
+          l["per_head"].push_back(hj);
+        }
+      }
       e["per_layer"].push_back(l);
     }
     j["results"].push_back(e);

@@ -21,6 +21,7 @@
   X(eval)                    \
   X(generate)                \
   X(perplexity)              \
+  X(passkey)                 \
   X(roofline)                \
   X(layouts)                 \
   X(soak)                    \

@@ -4,9 +4,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 
 #include "cli.hpp"
 #include "options.hpp"
@@ -16,21 +16,29 @@
 namespace sparq::cli {
 
 void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
-  cmd.add_option("--model", o.model, "Checkpoint in llama2.c layout (docs/model.md)")->required();
-  cmd.add_option("--method", o.methods, "Comma-separated methods: dense, sparq (ratio from --ratio), sparq:C (ratio C)")
+  cmd.add_option("--model", o.model, "Checkpoint: SPQLM v2 (f16/bf16) or llama2.c f32 (docs/model.md)")->required();
+  cmd.add_flag("--require-hash", o.require_hash,
+               "Refuse a model without a MODEL.sha256 sidecar (a present sidecar is always checked)");
+  cmd.add_option("--method", o.methods, "Comma-separated methods: " + model::attention_method_help())
       ->capture_default_str();
-  cmd.add_option("--ratio", o.ratio, "SparQ compression ratio c >= 1 for plain `sparq` entries")
+  cmd.add_option("--ratio", o.ratio, "Compression ratio c >= 1 of entries written without :C")
       ->check(number_at_least(1.0))
       ->capture_default_str();
+  cmd.add_option("--ratios", o.ratios, "Several ratios (comma-separated): entries without :C (and `all`) take each")
+      ->delimiter(',')
+      ->check(number_at_least(1.0));
   cmd.add_option("--r", o.r, "SparQ: query components kept, 1 <= r <= head_dim (overrides the ratio)")
       ->transform(integer_in(1, 1 << 14));
   cmd.add_option("--k", o.k, "SparQ: positions fetched, k >= 1, window included (overrides the ratio)")
       ->transform(integer_in(1, kMaxInt64));
   cmd.add_option("--window", o.window, "SparQ: local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
-  cmd.add_option("--reallocation", o.reallocation, "SparQ: mean-value reallocation (default: off for GQA)")
+  cmd.add_option("--reallocation", o.reallocation,
+                 "SparQ entries not named -real/-noreal: mean-value reallocation (default: off for GQA)")
       ->check(CLI::IsMember({"on", "off"}));
-  cmd.add_option("--gqa", o.gqa, "SparQ GQA selection")
-      ->check(CLI::IsMember({"shared", "per-head"}))
+  cmd.add_option("--gqa", o.gqa, "SparQ entries not named -per-head: GQA selection (default shared)")
+      ->check(CLI::IsMember({"shared", "per-head"}));
+  cmd.add_option("--sinks", o.sinks, "window entries: sink positions kept")
+      ->transform(integer_in(0, 1 << 20))
       ->capture_default_str();
   cmd.add_option("--dtype", o.dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
@@ -38,53 +46,63 @@ void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
   cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")
       ->transform(integer_in(1, 1 << 16))
       ->capture_default_str();
+  cmd.add_option("--prefill-chunk", o.prefill_chunk, "Prompt tokens per forward pass")
+      ->transform(integer_in(1, 1 << 20))
+      ->capture_default_str();
   cmd.add_flag("--json", o.json, "Print the results as JSON");
 }
 
 std::vector<NamedMethod> parse_methods(const ModelRunOptions& o, std::size_t head_dim) {
   if (o.r && std::uint64_t(*o.r) > head_dim)
     usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *o.r, head_dim));
-  std::vector<NamedMethod> out;
-  std::stringstream list(o.methods);
-  std::string entry;
-  while (std::getline(list, entry, ',')) {
-    if (entry == "dense") {
-      out.push_back({"dense", Dense{}, 0.0});
-      continue;
-    }
-    double ratio = o.ratio;
-    if (entry.rfind("sparq:", 0) == 0) {
-      try {
-        std::size_t used = 0;
-        ratio = std::stod(entry.substr(6), &used);
-        if (used != entry.size() - 6) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        usage_error(fmt::format("--method entry '{}': the ratio after 'sparq:' must be a number", entry));
-      }
-    } else if (entry != "sparq") {
-      usage_error(fmt::format("--method entry '{}' is unknown: use dense, sparq or sparq:C", entry));
-    }
-    if (!std::isfinite(ratio) || ratio < 1.0)
-      usage_error(fmt::format("--method entry '{}': ratio={} must be a finite number >= 1", entry, ratio));
-    SparQ m = SparQ::for_ratio(ratio);
-    if (o.r) m.r = std::size_t(*o.r);
-    if (o.k) m.k = std::size_t(*o.k);
-    if (o.window) m.window = std::size_t(*o.window);
-    if (!o.reallocation.empty()) m.reallocation = o.reallocation == "on";
-    m.gqa = *parse_gqa_selection(o.gqa);
-    out.push_back({fmt::format("sparq:{}", ratio), m, ratio});
-  }
-  if (out.empty()) usage_error("--method is empty: give at least one of dense, sparq, sparq:C");
-  return out;
+  model::SparQOverrides ov;
+  if (o.r) ov.r = std::size_t(*o.r);
+  if (o.k) ov.k = std::size_t(*o.k);
+  if (o.window) ov.window = std::size_t(*o.window);
+  if (!o.reallocation.empty()) ov.reallocation = o.reallocation == "on";
+  if (!o.gqa.empty()) ov.gqa = parse_gqa_selection(o.gqa);
+  ov.sinks = std::size_t(o.sinks);
+  const double one[] = {o.ratio};
+  return model::parse_attention_methods(o.methods, o.ratios.empty() ? std::span<const double>(one) : o.ratios, ov);
 }
 
-std::unique_ptr<model::LlamaModel> load_model(const ModelRunOptions& o) {
-  const model::LlamaWeights w = model::load_llama_checkpoint(o.model);
+LoadedModel load_model(const ModelRunOptions& o, bool attention_mass) {
+  const model::LlamaWeights w = model::load_llama_checkpoint(o.model, {.require_hash = o.require_hash});
   if (w.config.vocab_size < 256)
     throw Error(ErrorCode::bad_file,
                 fmt::format("{}: vocab_size={} cannot hold byte tokens: need >= 256", o.model, w.config.vocab_size));
-  return std::make_unique<model::LlamaModel>(
-      w, model::ModelOptions{.dtype = *parse_dtype(o.dtype), .block_tokens = std::size_t(o.block_tokens)});
+  LoadedModel m;
+  m.info = w.info;
+  m.model = std::make_unique<model::LlamaModel>(w, model::ModelOptions{.dtype = *parse_dtype(o.dtype),
+                                                                       .block_tokens = std::size_t(o.block_tokens),
+                                                                       .prefill_chunk = std::size_t(o.prefill_chunk),
+                                                                       .attention_mass = attention_mass});
+  return m;
+}
+
+nlohmann::ordered_json model_json(const ModelRunOptions& o, const LoadedModel& m) {
+  const model::LlamaConfig& c = m.model->config();
+  nlohmann::ordered_json j;
+  j["path"] = o.model;
+  j["sha256"] = m.info.sha256;
+  j["hash_verified"] = m.info.hash_verified;
+  j["format"] = m.info.version == 2 ? "SPQLM v2" : "llama2.c";
+  j["weights"] = std::string(to_string(m.info.dtype));
+  j["config"] = {{"dim", c.dim},         {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers},
+                 {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
+                 {"seq_len", c.seq_len}, {"rope_theta", c.rope_theta}, {"norm_eps", c.norm_eps}};
+  j["kv_dtype"] = o.dtype;
+  j["blas"] = model::blas_in_use();
+  return j;
+}
+
+std::string model_summary(const ModelRunOptions& o, const LoadedModel& m) {
+  const model::LlamaConfig& c = m.model->config();
+  return fmt::format("{}: {} {}, {} layers, dim {}, {} q / {} KV heads of {}, context {}; sha256 {}… ({})",
+                     std::filesystem::path(o.model).filename().string(), m.info.version == 2 ? "SPQLM v2" : "llama2.c",
+                     to_string(m.info.dtype), c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.head_dim(), c.seq_len,
+                     m.info.sha256.substr(0, 12),
+                     m.info.hash_verified ? "verified against the .sha256 sidecar" : "no sidecar");
 }
 
 std::vector<int> bytes_to_tokens(std::string_view text) {

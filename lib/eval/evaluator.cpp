@@ -64,6 +64,7 @@ class LayerRun {
   LayerRun(const TraceManifest& m, const TraceLayer& t, const EvalOptions& o, std::span<const std::size_t> steps)
       : m_(m), t_(t), o_(o), steps_(steps), g_(m.shape.group()), d_(m.shape.head_dim), scale_(m.softmax_scale()) {
     sums_.resize(o.methods.size() * o.ratios.size());
+    if (o.per_head) head_sums_.resize(sums_.size() * m.shape.q_heads);
     for (EvalMethod method : o.methods) has_h2o_ |= method == EvalMethod::h2o;
     if (has_h2o_) h2o_.assign(o.ratios.size(), std::vector<H2OCache>(m.shape.kv_heads));
   }
@@ -94,12 +95,20 @@ class LayerRun {
   }
 
   [[nodiscard]] const std::vector<MetricSums>& sums() const { return sums_; }
+  // Per query head of row i (methods x ratios), or null without EvalOptions::per_head.
+  [[nodiscard]] const MetricSums* head_sums(std::size_t i) const {
+    return head_sums_.empty() ? nullptr : head_sums_.data() + i * m_.shape.q_heads;
+  }
   [[nodiscard]] double dense_bytes_per_step() const { return dense_sums_.bytes_per_step(); }
   [[nodiscard]] const MetricSums& dense_sums() const { return dense_sums_; }
 
  private:
   MetricSums& sums_of(std::size_t method_index, std::size_t ratio_index) {
     return sums_[method_index * o_.ratios.size() + ratio_index];
+  }
+  MetricSums* head_sums_of(std::size_t method_index, std::size_t ratio_index) {
+    return head_sums_.empty() ? nullptr
+                              : head_sums_.data() + (method_index * o_.ratios.size() + ratio_index) * m_.shape.q_heads;
   }
 
   DecodeOptions decode_options(Profile* profile) const {
@@ -130,7 +139,7 @@ class LayerRun {
   // Attention of every query head of q_p over per-KV-head position sets; measured
   // against dense when `dense` is given. Returns the group-summed probabilities.
   std::vector<std::vector<double>> attend_sets(std::size_t p, const std::vector<std::vector<std::uint32_t>>& sets,
-                                               const DenseStep* dense, MetricSums* sums) {
+                                               const DenseStep* dense, MetricSums* sums, MetricSums* head_sums) {
     std::vector<std::vector<double>> group_probs(sets.size());
     std::vector<double> y(d_);
     for (std::size_t h = 0; h < m_.shape.q_heads; ++h) {
@@ -140,7 +149,9 @@ class LayerRun {
       for (std::size_t i = 0; i < probs.size(); ++i) group_probs[kv][i] += probs[i];
       if (dense) {
         weighted_values(t_, kv, sets[kv], probs, y);
-        sums->add(measure(*dense, h, sets[kv], y));
+        const StepMetrics sm = measure(*dense, h, sets[kv], y);
+        sums->add(sm);
+        if (head_sums) head_sums[h].add(sm);
       }
     }
     return group_probs;
@@ -164,7 +175,7 @@ class LayerRun {
         sets.push_back(c.kept());
       }
       MetricSums& sums = sums_of(method_index, ri);
-      const auto group_probs = attend_sets(p, sets, dense, &sums);
+      const auto group_probs = attend_sets(p, sets, dense, &sums, head_sums_of(method_index, ri));
       for (std::size_t kv = 0; kv < sets.size(); ++kv) h2o_[ri][kv].accumulate(group_probs[kv]);
       if (dense) sums.add_bytes(baseline_bytes(sets));
     }
@@ -190,6 +201,7 @@ class LayerRun {
             StepMetrics sm = measure(dense, h, selected.at(h), yh);
             sm.alpha_est = double(alpha[h]);
             sums.add(sm);
+            if (MetricSums* hs = head_sums_of(mi, ri)) hs[h].add(sm);
           }
           continue;
         }
@@ -198,7 +210,7 @@ class LayerRun {
         for (std::size_t kv = 0; kv < nkv; ++kv)
           sets.push_back(method == EvalMethod::oracle ? oracle_positions(dense.group_mass[kv], budget)
                                                       : sink_window_positions(S, budget, o_.sinks));
-        (void)attend_sets(p, sets, &dense, &sums);
+        (void)attend_sets(p, sets, &dense, &sums, head_sums_of(mi, ri));
         sums.add_bytes(baseline_bytes(sets));
       }
     }
@@ -213,6 +225,7 @@ class LayerRun {
   bool has_h2o_ = false;
   std::vector<std::vector<H2OCache>> h2o_;  // [ratio][kv_head]
   std::vector<MetricSums> sums_;            // [method][ratio]
+  std::vector<MetricSums> head_sums_;       // [method][ratio][q_head], with per_head
   MetricSums dense_sums_;
 };
 
@@ -251,7 +264,7 @@ EvalResult run_eval(const TraceManifest& manifest, const LayerLoader& load, cons
   r.rows.resize(rows);
   for (std::size_t mi = 0; mi < options.methods.size(); ++mi)
     for (std::size_t ri = 0; ri < options.ratios.size(); ++ri)
-      r.rows[mi * options.ratios.size() + ri] = MethodResult{options.methods[mi], options.ratios[ri], {}, {}};
+      r.rows[mi * options.ratios.size() + ri] = MethodResult{options.methods[mi], options.ratios[ri], {}, {}, {}};
 
   for (std::size_t li = 0; li < r.layers.size(); ++li) {
     const TraceLayer layer = load(r.layers[li]);
@@ -261,6 +274,11 @@ EvalResult run_eval(const TraceManifest& manifest, const LayerLoader& load, cons
     dense_overall.merge(run.dense_sums());
     for (std::size_t i = 0; i < rows; ++i) {
       r.rows[i].per_layer.push_back(run.sums()[i].summary(run.dense_bytes_per_step()));
+      if (const MetricSums* hs = run.head_sums(i)) {
+        std::vector<Summary> heads;
+        for (std::size_t h = 0; h < manifest.shape.q_heads; ++h) heads.push_back(hs[h].summary(0.0));
+        r.rows[i].per_head.push_back(std::move(heads));
+      }
       overall[i].merge(run.sums()[i]);
     }
     if (options.progress) options.progress(li + 1, r.layers.size());

@@ -24,9 +24,12 @@ namespace sparq::eval {
 
 class H2OCache {
  public:
-  // Appends the next position (0, 1, 2, ...) with score 0.
-  void add();
-  // Evicts until at most `budget` positions remain (budget >= 1; throws otherwise).
+  // Appends the next position (0, 1, 2, ...) with score `initial_score` (0 for a new
+  // token; a model runtime that prefilled densely passes the attention each prompt
+  // position received from the prompt's queries).
+  void add(double initial_score = 0.0);
+  // Evicts until at most `budget` positions remain (budget >= 1; throws otherwise), in
+  // O(n log n) for any number of evictions.
   void evict_to(std::size_t budget);
   // Adds probs[i] to the score of kept()[i]; probs.size() must equal kept().size().
   void accumulate(std::span<const double> probs);

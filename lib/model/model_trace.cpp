@@ -16,12 +16,14 @@ TraceRecorder::TraceRecorder(model::LlamaModel& model) : model_(model), q_(model
 }
 
 void TraceRecorder::start() {
-  model_.set_query_observer([this](std::size_t layer, std::size_t pos, std::size_t n, std::span<const float> q) {
-    const std::size_t row = model_.config().dim;  // n_heads * head_dim
-    auto& dst = q_[layer];
-    if (dst.size() < (pos + n) * row) dst.resize((pos + n) * row);
-    std::copy_n(q.data(), n * row, dst.data() + pos * row);
-  });
+  model_.set_query_observer(
+      [this](SeqId seq, std::size_t layer, std::size_t pos, std::size_t n, std::span<const float> q) {
+        if (!followed_.contains(seq)) return;
+        const std::size_t row = model_.config().dim;  // n_heads * head_dim
+        auto& dst = q_[layer];
+        if (dst.size() < (pos + n) * row) dst.resize((pos + n) * row);
+        std::copy_n(q.data(), n * row, dst.data() + pos * row);
+      });
 }
 
 TraceRecorder::~TraceRecorder() {
@@ -77,10 +79,10 @@ void TraceRecorder::write(const std::filesystem::path& dir, SeqId seq, const std
   m["causal"] = true;
   m["scale"] = 1.0 / std::sqrt(double(hd));
   m["dtype"] = "float32";
-  m["rope"] = {{"base", 10000.0}, {"pairs", "adjacent (2i, 2i+1)"}, {"applied", true}};
-  m["model"] = {{"dim", c.dim},         {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers},
-                {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
-                {"seq_len", c.seq_len}};
+  m["rope"] = {{"base", double(c.rope_theta)}, {"pairs", "adjacent (2i, 2i+1)"}, {"applied", true}};
+  m["model"] = {{"dim", c.dim},         {"hidden_dim", c.hidden_dim},    {"n_layers", c.n_layers},
+                {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads},    {"vocab_size", c.vocab_size},
+                {"seq_len", c.seq_len}, {"norm_eps", double(c.norm_eps)}};
   m["tokens"] = "tokens.npy";
   m["files"] = layers;
   const std::string text = m.dump(2) + "\n";

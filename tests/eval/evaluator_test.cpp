@@ -6,8 +6,8 @@
 #include <cmath>
 #include <random>
 
-#include "sparq/tools/eval/synthetic_trace.hpp"
 #include "sparq/error.hpp"
+#include "sparq/tools/eval/synthetic_trace.hpp"
 
 namespace sparq::eval {
 namespace {
@@ -154,6 +154,41 @@ TEST(Evaluator, BytesAreEqualizedAndLayersAndStepsSelected) {
     // Equal bytes: every method's transfer is close to the nominal ratio.
     EXPECT_NEAR(row.overall.transfer, row.ratio, 0.1 * row.ratio) << to_string(row.method) << " c=" << row.ratio;
   }
+}
+
+TEST(Evaluator, PerHeadSummariesAverageToTheLayer) {
+  SyntheticOptions so;
+  so.shape = {.layers = 2, .q_heads = 4, .kv_heads = 2, .head_dim = 32};
+  so.positions = 200;
+  const SyntheticTrace s = make_synthetic_trace(so);
+  EvalOptions o;
+  o.ratios = {8};
+  o.steps = 6;
+  o.per_head = true;
+  o.methods = {EvalMethod::sparq, EvalMethod::sparq_per_head, EvalMethod::h2o, EvalMethod::sink_window};
+  const EvalResult r = run_eval(
+      s.manifest, [&](std::size_t l) { return s.layers.at(l); }, o);
+  for (const auto& row : r.rows) {
+    ASSERT_EQ(row.per_head.size(), 2u);
+    for (std::size_t li = 0; li < 2; ++li) {
+      ASSERT_EQ(row.per_head[li].size(), 4u);
+      double rel = 0, cos = 0, recall = 0;
+      std::size_t samples = 0;
+      for (const Summary& h : row.per_head[li]) {
+        EXPECT_EQ(h.samples, 6u) << to_string(row.method);  // one per evaluated step
+        rel += h.rel_l2 / 4, cos += h.cosine / 4, recall += h.recall / 4, samples += h.samples;
+      }
+      EXPECT_EQ(samples, row.per_layer[li].samples);
+      EXPECT_NEAR(rel, row.per_layer[li].rel_l2, 1e-12) << to_string(row.method) << " layer " << li;
+      EXPECT_NEAR(cos, row.per_layer[li].cosine, 1e-12);
+      EXPECT_NEAR(recall, row.per_layer[li].recall, 1e-12);
+    }
+  }
+  o.per_head = false;
+  EXPECT_TRUE(run_eval(
+                  s.manifest, [&](std::size_t l) { return s.layers.at(l); }, o)
+                  .rows[0]
+                  .per_head.empty());
 }
 
 TEST(Evaluator, SelectSteps) {

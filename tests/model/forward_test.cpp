@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "sparq/error.hpp"
 #include "sparq/tools/model/llama_checkpoint.hpp"
 #include "sparq/tools/model/llama_model.hpp"
-#include "sparq/error.hpp"
 
 namespace sparq::model {
 namespace {
@@ -25,10 +25,10 @@ std::vector<std::vector<double>> reference_logits(const LlamaWeights& w, const s
       for (std::size_t i = 0; i < x.size(); ++i) y[o] += double(W[o * x.size() + i]) * x[i];
     return y;
   };
-  auto norm = [](const std::vector<double>& x, const std::vector<float>& g) {
+  auto norm = [&](const std::vector<double>& x, const std::vector<float>& g) {
     double ss = 0;
     for (double v : x) ss += v * v;
-    const double inv = 1.0 / std::sqrt(ss / double(x.size()) + 1e-5);
+    const double inv = 1.0 / std::sqrt(ss / double(x.size()) + double(c.norm_eps));
     std::vector<double> y(x.size());
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * inv * g[i];
     return y;
@@ -36,7 +36,7 @@ std::vector<std::vector<double>> reference_logits(const LlamaWeights& w, const s
   auto rope = [&](std::vector<double>& v, std::size_t pos) {
     for (std::size_t off = 0; off < v.size(); off += hd)
       for (std::size_t i = 0; i < hd / 2; ++i) {
-        const double theta = double(pos) * std::pow(10000.0, -2.0 * double(i) / double(hd));
+        const double theta = double(pos) * std::pow(double(c.rope_theta), -2.0 * double(i) / double(hd));
         const double a = v[off + 2 * i], b = v[off + 2 * i + 1];
         v[off + 2 * i] = a * std::cos(theta) - b * std::sin(theta);
         v[off + 2 * i + 1] = a * std::sin(theta) + b * std::cos(theta);
@@ -147,13 +147,61 @@ TEST(Forward, PrefillAndStepsMatchDoubleReference) {
   EXPECT_EQ(a.length(sa), tokens.size());
 }
 
-std::vector<int> greedy(LlamaModel& m, const std::vector<int>& prompt, int n, const Method& method) {
+TEST(Forward, HeaderRopeThetaNormEpsAndPrefillChunksMatchTheReference) {
+  LlamaConfig c = small_config();
+  c.rope_theta = 500000.0f;
+  c.norm_eps = 1e-3f;
+  const LlamaWeights w = random_llama_weights(c, 12, 0.08f);
+  std::vector<int> tokens;
+  for (int i = 0; i < 41; ++i) tokens.push_back((i * 53 + 7) % 256);
+  const auto ref = reference_logits(w, tokens);
+  const std::size_t V = c.vocab_size;
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{5}, std::size_t{16}, std::size_t{256}}) {
+    LlamaModel m(w, {.prefill_chunk = chunk});
+    const SeqId s = m.add_sequence();
+    std::vector<float> all;
+    (void)m.prefill(s, tokens, &all);
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      double scale = 0;
+      for (double v : ref[t]) scale = std::max(scale, std::abs(v));
+      for (std::size_t v = 0; v < V; ++v)
+        ASSERT_NEAR(all[t * V + v], ref[t][v], 1e-4 * (1 + scale)) << "chunk=" << chunk << " t=" << t << " v=" << v;
+    }
+  }
+}
+
+TEST(Forward, ABatchedStepEqualsSingleSteps) {
+  const LlamaWeights w = random_llama_weights(small_config(), 13, 0.08f);
+  LlamaModel m(w);
+  const std::vector<int> prompt = {'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'};
+  const AttentionMethod methods[] = {Dense{}, SparQ::for_ratio(4), Baseline{.kind = BaselineKind::sink_window}};
+  const SeqId base = m.add_sequence();
+  (void)m.prefill(base, prompt);
+  std::vector<SeqId> batched, single;
+  for (std::size_t i = 0; i < 3; ++i) batched.push_back(m.fork(base)), single.push_back(m.fork(base));
+  const std::size_t V = w.config.vocab_size;
+  std::vector<float> logits;
+  for (int step = 0; step < 6; ++step) {
+    std::vector<StepItem> items;
+    for (std::size_t i = 0; i < 3; ++i) items.push_back({batched[i], 'x' + step, &methods[i], nullptr});
+    m.step(items, logits);
+    for (std::size_t i = 0; i < 3; ++i) {
+      const auto one = m.step(single[i], 'x' + step, methods[i]);
+      for (std::size_t v = 0; v < V; ++v)
+        ASSERT_NEAR(logits[i * V + v], one[v], 1e-5 * (1 + std::abs(one[v]))) << "method " << i << " step " << step;
+    }
+  }
+  const StepItem twice[] = {{batched[0], 1, &methods[0], nullptr}, {batched[0], 2, &methods[0], nullptr}};
+  EXPECT_THROW(m.step(twice, logits), Error);
+}
+
+std::vector<int> greedy(LlamaModel& m, const std::vector<int>& prompt, int n, const AttentionMethod& method) {
   const SeqId s = m.add_sequence();
   (void)m.prefill(s, std::span(prompt).first(prompt.size() - 1));
   std::vector<int> out;
   int next = prompt.back();
   for (int i = 0; i < n; ++i) out.push_back(next = argmax(m.step(s, next, method)));
-  m.cache().remove_sequence(s);
+  m.remove_sequence(s);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -86,6 +87,103 @@ TEST_F(ModelCli, PerplexityAndTrace) {
   EXPECT_EQ(q.shape, (std::vector<std::size_t>{63, 2, 64}));
   const auto k = sparq::read_npy(trace / manifest["files"][1]["k"].get<std::string>());
   EXPECT_EQ(k.shape, (std::vector<std::size_t>{63, 1, 64}));
+}
+
+TEST_F(ModelCli, BaselinesRunEndToEndAndEqualDenseAtRatioOne) {
+  // An SPQLM v2 bf16 model with its SHA-256 sidecar, 4 query heads on 2 KV heads.
+  const sparq::model::LlamaConfig c{
+      .dim = 128, .hidden_dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .vocab_size = 256, .seq_len = 256};
+  const fs::path v2 = dir_ / "v2.bin";
+  sparq::model::write_checkpoint_file(
+      v2, sparq::model::encode_spqlm_checkpoint(sparq::model::random_llama_weights(c, 8, 0.1f), sparq::DType::bf16));
+  const std::string common = "generate --model " + v2.string() + " --require-hash --prompt 'The pass key is 123' ";
+  Result r =
+      run(common + "--tokens 12 --method dense,sparq:8,sparq-per-head-real:8,oracle:8,h2o:8,window:8 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 6u);
+  EXPECT_EQ(j["results"][2]["method"], "sparq-per-head-real:8");
+  EXPECT_TRUE(j["model"]["hash_verified"].get<bool>());
+  EXPECT_EQ(j["model"]["format"], "SPQLM v2");
+  for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"].size(), 12u) << m["method"];
+  // At ratio 1 the equal-bytes budget covers the cache: every baseline is dense attention.
+  r = run(common + "--tokens 12 --method dense,oracle,h2o,window --ratio 1 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  for (const auto& m : j["results"]) EXPECT_EQ(m["tokens"], j["results"][0]["tokens"]) << m["method"];
+  // Bytes read: at ratio 1 a baseline reads every key and value row, as dense does; SparQ
+  // at 8 reads several times less.
+  for (std::size_t i = 1; i < j["results"].size(); ++i)  // [0] is dense
+    EXPECT_NEAR(j["results"][i]["transfer_vs_dense"].get<double>(), 1.0, 0.01) << j["results"][i]["method"];
+  r = run(common + "--tokens 4 --method dense,sparq:8,window:8 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["results"][0]["bytes_per_step"].get<double>(), 0.0);
+  EXPECT_GT(j["results"][1]["transfer_vs_dense"].get<double>(), 2.0) << r.out;
+  EXPECT_GT(j["results"][2]["transfer_vs_dense"].get<double>(), 2.0) << r.out;
+  // A trace whose prompt part ends early: sparq eval then replays the rest of the prompt too.
+  r = run(common + "--tokens 4 --method dense --trace " + (dir_ / "tr").string() + " --trace-prefill 5", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto manifest = nlohmann::json::parse(std::ifstream(dir_ / "tr" / "manifest.json"));
+  EXPECT_EQ(manifest["prefill"], 5);
+  EXPECT_EQ(manifest["positions"], 19 + 4 - 1);  // "The pass key is 123" and the tokens fed back
+  EXPECT_EQ(manifest["rope"]["base"], 10000.0);
+  // A replaced model is refused, naming both hashes; --require-hash needs a sidecar.
+  std::ofstream(v2.string() + ".sha256", std::ios::trunc) << std::string(64, '0') << "  v2.bin\n";
+  r = run(common + "--tokens 1", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("SHA-256 mismatch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(std::string(64, '0')), std::string::npos) << r.err;
+  fs::remove(v2.string() + ".sha256");
+  r = run(common + "--tokens 1", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no hash file"), std::string::npos) << r.err;
+}
+
+TEST_F(ModelCli, PasskeyRunsResumesAndRefusesAnotherRunsResults) {
+  {
+    std::ofstream held(dir_ / "heldout.txt");
+    for (int i = 0; i < 400; ++i) held << "Line " << i << " of the held-out text, words and more words.\n";
+  }
+  const fs::path results = dir_ / "results.jsonl";
+  const std::string common = "passkey --model " + model_.string() + " --heldout " + (dir_ / "heldout.txt").string() +
+                             " --lengths 400,512 --depths 20,80 --keys 2 --method dense,window:1,sparq:4 --results " +
+                             results.string();
+  Result r = run(common + " --key-range 0:1 --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompts_run"], 4);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["results"][0]["all"]["total"], 4);
+  // window:1 keeps every position: the same answers as dense.
+  std::map<std::string, std::map<std::string, bool>> correct;
+  {
+    std::ifstream in(results);
+    std::string line;
+    int lines = 0;
+    while (std::getline(in, line)) {
+      const auto rec = nlohmann::json::parse(line);
+      correct[rec["method"]][rec["length"].dump() + rec["depth"].dump()] = rec["correct"];
+      ++lines;
+    }
+    EXPECT_EQ(lines, 12);
+  }
+  EXPECT_EQ(correct["window:1"], correct["dense"]);
+  // The rest of the keys: only the missing prompts run; the table covers all 8.
+  r = run(common + " --json", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompts_run"], 4);
+  EXPECT_EQ(j["results"][1]["all"]["total"], 8);
+  r = run(common + " --json", dir_);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["prompts_run"], 0);
+  r = run(common + " --by-depth", dir_);
+  EXPECT_NE(r.out.find("| method | 400 | 512 | all | prompts |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| 80% |"), std::string::npos) << r.out;
+  // Another seed's prompts are another run.
+  r = run(common + " --seed 5", dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
 TEST_F(ModelCli, TruncatedModelIsAUsageError) {

@@ -1,8 +1,9 @@
 """A minimal copy of the project's PyTorch model (tools/train/model.py on branch `train`,
 not on main yet): the same modules, parameter names and conventions (RMSNorm eps 1e-5,
 RoPE on adjacent pairs with base 10000, GQA head h -> KV head h // g), without training
-helpers. Plus a writer of llama2.c-layout f32 checkpoints (include/sparq/tools/model/
-llama_checkpoint.hpp) so `sparq generate` runs the same weights.
+helpers. Plus writers of llama2.c-layout f32 and SPQLM v2 (f16/bf16, with the SHA-256
+sidecar) checkpoints (include/sparq/tools/model/llama_checkpoint.hpp) so `sparq generate`
+runs the same weights.
 
 When tools/train/model.py lands, the generation test should import it instead."""
 import math
@@ -150,6 +151,40 @@ def random_model(cfg, seed, std=0.08):
             else:
                 p.normal_(0.0, std)
     return model.eval()
+
+
+def round_weights(model, dtype=torch.bfloat16):
+    """Rounds every parameter to `dtype` (kept in float32): the weights a 16-bit file holds."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(dtype).float())
+    return model
+
+
+SPQLM_HEADER = struct.Struct("<8sII7i2f")
+
+
+def write_spqlm(model, path, dtype="bf16"):
+    """The model as an SPQLM version 2 checkpoint (tools/train/export.py's format) and its
+    sidecar path.sha256."""
+    import hashlib
+    c = model.cfg
+    code, tdtype = {"f16": (1, torch.float16), "bf16": (2, torch.bfloat16)}[dtype]
+    blocks = list(model.layers)
+    tensors = [model.tok_embeddings.weight]
+    for get in (lambda b: b.attn_norm.weight, lambda b: b.attn.wq.weight, lambda b: b.attn.wk.weight,
+                lambda b: b.attn.wv.weight, lambda b: b.attn.wo.weight, lambda b: b.ffn_norm.weight,
+                lambda b: b.ffn.w1.weight, lambda b: b.ffn.w2.weight, lambda b: b.ffn.w3.weight):
+        tensors += [get(b) for b in blocks]
+    tensors += [model.norm.weight, model.output.weight]
+    with open(path, "wb") as f:
+        f.write(SPQLM_HEADER.pack(b"SPQLM\0\0\0", 2, code, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
+                                  c.vocab_size, c.seq_len, c.rope_theta, c.norm_eps))
+        for t in tensors:
+            f.write(t.detach().float().contiguous().to(tdtype).view(torch.int16).numpy().tobytes())
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    with open(path + ".sha256", "w") as f:
+        f.write(f"{digest}  {path.rsplit('/', 1)[-1]}\n")
 
 
 def write_llama2c(model, path):

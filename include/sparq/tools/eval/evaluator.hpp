@@ -23,6 +23,7 @@ struct EvalOptions {
   std::size_t steps = 0;            // decode steps evaluated, evenly spaced; 0: all
   std::size_t sinks = 4;            // sink-window's sink positions
   std::size_t block_tokens = 256;   // of the cache sparq::decode reads
+  bool per_head = false;            // also summarize every (layer, query head)
   // Called after each layer with (layers done, layers total); may be empty.
   std::function<void(std::size_t, std::size_t)> progress;
 };
@@ -31,6 +32,9 @@ struct MethodResult {
   EvalMethod method;
   double ratio = 0;
   std::vector<Summary> per_layer;  // aligned with EvalResult::layers
+  // With EvalOptions::per_head: [layer index][query head] (bytes and transfer are per
+  // layer, so they are left 0 here).
+  std::vector<std::vector<Summary>> per_head;
   Summary overall;
 };
 

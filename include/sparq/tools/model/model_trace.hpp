@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "sparq/tools/model/llama_model.hpp"
@@ -18,13 +20,17 @@ namespace sparq::cli {
 
 class TraceRecorder {
  public:
-  // Starts recording the queries `model` computes (replaces its query observer).
+  // Starts recording the queries `model` computes for the followed sequences (replaces
+  // its query observer).
   explicit TraceRecorder(model::LlamaModel& model);
   ~TraceRecorder();
   TraceRecorder(const TraceRecorder&) = delete;
   TraceRecorder& operator=(const TraceRecorder&) = delete;
 
-  // Resumes / stops recording (positions recorded again overwrite earlier ones).
+  // Records the queries of `seq` too: a fork continues the positions of the sequence it
+  // was forked from (positions recorded again overwrite earlier ones).
+  void follow(SeqId seq) { followed_.insert(seq); }
+  // Resumes / stops recording.
   void start();
   void stop();
   // Writes the trace of `seq` (its first `tokens.size()` positions, whose queries must
@@ -35,6 +41,7 @@ class TraceRecorder {
 
  private:
   model::LlamaModel& model_;
+  std::set<SeqId> followed_;
   std::vector<std::vector<float>> q_;  // per layer [positions][n_heads][head_dim]
 };
 
