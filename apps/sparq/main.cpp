@@ -22,6 +22,7 @@
   X(perplexity)              \
   X(roofline)                \
   X(layouts)                 \
+  X(bench_model)             \
   /* add new subcommands above this line */
 
 namespace sparq::cli {
