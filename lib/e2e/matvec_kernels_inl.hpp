@@ -24,6 +24,8 @@ void Q8WidenRows<Arch>::operator()(Arch, const PackedView& m, const float* x, st
     B acc[kTileRows];
     for (auto& a : acc) a = B(0.0f);
     for (std::size_t c = 0; c < m.chunks; ++c, w += kTileRows * kChunkBytes) {
+      __builtin_prefetch(w + kPrefetchBytes, 0, 3);
+      __builtin_prefetch(w + kPrefetchBytes + kTileRows * kChunkBytes / 2, 0, 3);
       const float* xc = x + c * kQ8ChunkCols;
       for (std::size_t p = 0; p < P; ++p) {
         const B xv = B::load_aligned(xc + p * W);
@@ -54,6 +56,8 @@ void Bf16Rows<Arch>::operator()(Arch, const PackedView& m, const float* x_pairs,
     B acc[kTileRows];
     for (auto& a : acc) a = B(0.0f);
     for (std::size_t c = 0; c < m.chunks; ++c, w += kTileRows * kChunkBytes) {
+      __builtin_prefetch(w + kPrefetchBytes, 0, 3);
+      __builtin_prefetch(w + kPrefetchBytes + kTileRows * kChunkBytes / 2, 0, 3);
       for (std::size_t g = 0; g < G; ++g) {
         const float* xg = x_pairs + c * kBf16ChunkCols + g * 2 * W;
         const B xe = B::load_aligned(xg);

@@ -16,6 +16,8 @@ void q8_vnni_rows(const PackedView& m, const std::uint8_t* x_u8, float x_scale, 
     __m512i acc[kTileRows];
     for (auto& a : acc) a = _mm512_setzero_si512();
     for (std::size_t c = 0; c < m.chunks; ++c, w += kTileRows * kChunkBytes) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchBytes + kTileRows * kChunkBytes / 2), _MM_HINT_T0);
       const __m512i xv = _mm512_load_si512(x_u8 + c * kChunkBytes);
       for (std::size_t r = 0; r < kTileRows; ++r)
         acc[r] = _mm512_dpbusd_epi32(acc[r], xv, _mm512_load_si512(w + r * kChunkBytes));
