@@ -11,6 +11,7 @@
 // byte_model[{context, method, weight_bytes, attention_bytes, total_bytes,
 // predicted_speedup}] (per token, whole model), results[{threads, context, method, steps,
 // tokens_per_s, token_seconds, attention_seconds, rest_seconds, speedup, predicted_speedup,
+// attention_speedup,
 // step{matvec, attention, append, other, head, total} (seconds, timed layers), matvec_bytes,
 // matvec_gb_per_s, matvec_bw_fraction, attention_bytes, attention_gb_per_s,
 // attention_bw_fraction, read_gb_per_s, read_gb_per_s_before, read_gb_per_s_after}],
@@ -57,8 +58,11 @@ struct Options {
 // paper's repository): end-to-end speed-up at ratio 8 by context.
 constexpr std::pair<std::size_t, double> kOfficial[] = {{4096, 1.14}, {16384, 1.57}, {65536, 2.06}, {131072, 2.54}};
 
+// Decimal units, as GB/s are.
 std::string gb(double bytes) {
-  return fmt::format("{:.2f} GB", bytes * 1e-9);
+  if (bytes >= 1e9) return fmt::format("{:.2f} GB", bytes * 1e-9);
+  if (bytes >= 1e6) return fmt::format("{:.2f} MB", bytes * 1e-6);
+  return fmt::format("{:.1f} kB", bytes * 1e-3);
 }
 
 BenchModelOptions to_options(const Options& o) {
@@ -155,6 +159,7 @@ nlohmann::ordered_json to_json(const BenchModelOptions& b, const BenchModelResul
                     {"rest_seconds", x.rest_seconds},
                     {"speedup", x.speedup},
                     {"predicted_speedup", x.predicted_speedup},
+                    {"attention_speedup", x.attention_speedup},
                     {"step",
                      {{"matvec", x.median.matvec},
                       {"attention", x.median.attention},
@@ -181,19 +186,18 @@ void print_text(const BenchModelOptions& b, const BenchModelResult& r) {
   const LayerShape& s = b.shape;
   fmt::print("shape      {}: d_model {}, {}/{} heads of {}, MLP {} (SwiGLU), vocab {}, {} layers\n", s.name, s.d_model,
              s.q_heads, s.kv_heads, s.head_dim, s.ffn, s.vocab, s.model_layers);
-  fmt::print("weights    {}{}, {:.1f} MB per layer{}; KV cache {} (K, d-major K, V), {} tokens per block\n",
+  fmt::print("weights    {}{}, {} per layer{}; KV cache {} (K, d-major K, V), {} tokens per block\n",
              to_string(b.weights),
              b.weights == WeightFormat::q8 ? fmt::format(" (int8, f32 row scales; kernel {})", to_string(r.q8_kernel))
                                            : std::string(" (widened to f32)"),
-             double(layer_weight_bytes(s, b.weights)) * 1e-6,
-             b.classifier ? fmt::format(", classifier {:.1f} MB", double(classifier_bytes(s, b.weights)) * 1e-6)
+             gb(double(layer_weight_bytes(s, b.weights))),
+             b.classifier ? fmt::format(", classifier {}", gb(double(classifier_bytes(s, b.weights))))
                           : std::string(", no classifier"),
              to_string(b.kv_dtype), b.block_tokens);
   fmt::print("machine    {}, {} cores, isa {}\n", r.machine.cpu_model, r.machine.cores, to_string(r.isa));
-  fmt::print(
-      "timed      {} of {} layers{} (weights {:.2f} GB, cache {:.2f} GiB: built in {:.1f} s, filled in {:.1f} s)\n",
-      r.plan.layers, s.model_layers, b.classifier ? " + classifier" : "", double(r.weight_bytes) * 1e-9,
-      double(r.cache_bytes) / double(1ull << 30), r.build_seconds, r.fill_seconds);
+  fmt::print("timed      {} of {} layers{} (weights {}, cache {}: built in {:.1f} s, filled in {:.1f} s)\n",
+             r.plan.layers, s.model_layers, b.classifier ? " + classifier" : "", gb(double(r.weight_bytes)),
+             gb(double(r.cache_bytes)), r.build_seconds, r.fill_seconds);
   if (!r.plan.fits) fmt::print("warning    --layers={} is more than fits in the memory budget\n", r.plan.layers);
   fmt::print("per token  whole model: t = {}/{} x (step - head) + head\n\n", s.model_layers, r.plan.layers);
 
@@ -209,21 +213,24 @@ void print_text(const BenchModelOptions& b, const BenchModelResult& r) {
     }
   }
 
-  fmt::print(
-      "\nmeasured: median of {} steps per method, alternating; attention = decode + KV append; "
-      "%BW of the read bandwidth measured before and after each block\n",
-      b.repeats);
-  fmt::print("{:>3} {:>8}  {:<9} {:>7} {:>8} {:>7} {:>9} {:>16} {:>9} {:>7} {:>5} {:>7} {:>5} {:>7}\n", "thr",
-             "context", "method", "tok/s", "speed-up", "model", "ms/token", "attention", "rest", "mv GB/s", "%BW",
-             "at GB/s", "%BW", "read");
+  fmt::print("\nmeasured: median of {} steps per method in alternating order\n", b.repeats);
+  fmt::print("{:>3} {:>8}  {:<9} {:>7} {:>8} {:>7} {:>9} {:>16} {:>9} {:>7} {:>7} {:>4} {:>7} {:>4} {:>6}\n", "thr",
+             "context", "method", "tok/s", "speed-up", "model", "ms/token", "attention", "rest", "attn x", "mv GB/s",
+             "%BW", "at GB/s", "%BW", "read");
   for (const BenchRow& x : r.rows)
     fmt::print(
-        "{:>3} {:>8}  {:<9} {:>7.2f} {:>7.2f}x {:>6.2f}x {:>9.1f} {:>9.1f} ({:>3.0f}%) {:>9.1f} {:>7.1f} {:>4.0f}% "
-        "{:>7.1f} {:>4.0f}% {:>7.1f}\n",
+        "{:>3} {:>8}  {:<9} {:>7.3f} {:>7.2f}x {:>6.2f}x {:>9.1f} {:>9.1f} ({:>3.0f}%) {:>9.1f} {:>6.2f}x {:>7.1f} "
+        "{:>3.0f}% "
+        "{:>7.1f} {:>3.0f}% {:>6.1f}\n",
         x.threads, perf::count_label(x.context), x.method, x.tokens_per_s, x.speedup, x.predicted_speedup,
         x.token_seconds * 1e3, x.attention_seconds * 1e3, 100 * x.attention_seconds / x.token_seconds,
-        x.rest_seconds * 1e3, x.matvec_gb_per_s, 100 * x.matvec_bw_fraction, x.attention_gb_per_s,
+        x.rest_seconds * 1e3, x.attention_speedup, x.matvec_gb_per_s, 100 * x.matvec_bw_fraction, x.attention_gb_per_s,
         100 * x.attention_bw_fraction, x.read_gb_per_s);
+  fmt::print(
+      "(tok/s, ms/token, attention, rest: per token of the whole model; speed-up: over the first method; model: the\n"
+      " byte model's speed-up; attention: decode + KV append, and its share of the token; attn x: the first method's\n"
+      " attention time over this one's; mv, at GB/s: weight matvecs and decode of the timed layers; %BW: of read,\n"
+      " the mean of the read bandwidth measured right before and right after each thread count's block, GB/s)\n");
   if (s.name == "llama2-7b") {
     std::string line;
     for (const auto& [c, x] : kOfficial)

@@ -247,6 +247,7 @@ BenchModelResult run_bench_model(const BenchModelOptions& o, const BenchProgress
       }
       for (std::size_t i = first; i < rows.size(); ++i) {
         rows[i].speedup = rows[first].token_seconds / rows[i].token_seconds;
+        rows[i].attention_speedup = rows[first].attention_seconds / rows[i].attention_seconds;
         rows[i].predicted_speedup = double(rows[first].model_bytes.total()) / double(rows[i].model_bytes.total());
       }
     }

@@ -91,6 +91,7 @@ struct BenchRow {
   double rest_seconds = 0.0;       // token_seconds - attention_seconds
   double speedup = 0.0;            // the baseline method's token_seconds / this row's
   double predicted_speedup = 0.0;  // byte model at equal bandwidth, against the baseline
+  double attention_speedup = 0.0;  // the baseline's attention_seconds / this row's
   TokenBytes model_bytes;          // byte model, per token
   // Measured over the timed layers (+ head):
   std::uint64_t matvec_bytes = 0;     // per step
