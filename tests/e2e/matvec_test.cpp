@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "sparq/error.hpp"
@@ -44,32 +45,15 @@ std::vector<float> random_vector(std::size_t n, std::uint32_t seed, float scale 
   return v;
 }
 
-// Restores the automatic ISA choice when a test ends.
-struct IsaGuard {
-  ~IsaGuard() { force_isa(std::nullopt); }
-};
-
 struct Variant {
   WeightFormat format;
   Q8Kernel kernel;
   std::string name() const {
-    return std::string(to_string(format)) + (format == WeightFormat::q8 ? "/" + std::string(to_string(kernel)) : "");
+    return std::string(to_string(format)) + (format == WeightFormat::q8 ? "_" + std::string(to_string(kernel)) : "");
   }
 };
-
-// Runs f(isa) for every compiled ISA the CPU runs, with it forced; names the others.
-template <class F>
-void for_each_isa(F&& f) {
-  IsaGuard guard;
-  for (const Isa isa : compiled_isas()) {
-    if (!cpu_supports(isa)) {
-      std::printf("[  SKIPPED ] isa=%s: this CPU does not run it\n", std::string(to_string(isa)).c_str());
-      continue;
-    }
-    force_isa(isa);
-    f(isa);
-  }
-}
+const Variant kVariants[] = {
+    {WeightFormat::q8, Q8Kernel::widen}, {WeightFormat::q8, Q8Kernel::vnni}, {WeightFormat::bf16, Q8Kernel::automatic}};
 
 void check_matvec(Isa isa, const Variant& variant, const Case& shape, tbb::task_arena* arena) {
   const auto [M, K] = shape;
@@ -101,25 +85,38 @@ void check_matvec(Isa isa, const Variant& variant, const Case& shape, tbb::task_
   }
 }
 
-TEST(PackedMatrix, MatchesDoubleReferenceOnEveryIsa) {
-  const Variant variants[] = {{WeightFormat::q8, Q8Kernel::widen},
-                              {WeightFormat::q8, Q8Kernel::vnni},
-                              {WeightFormat::bf16, Q8Kernel::automatic}};
+// One test per (compiled ISA, format/kernel): forces the ISA for its duration and skips,
+// naming what is missing, when this CPU cannot run it.
+class PackedMatrixIsa : public ::testing::TestWithParam<std::tuple<Isa, Variant>> {
+ protected:
+  void SetUp() override {
+    const auto [isa, variant] = GetParam();
+    if (!cpu_supports(isa)) GTEST_SKIP() << "ISA " << to_string(isa) << " is compiled but this CPU cannot run it";
+    force_isa(isa);
+    if (variant.format == WeightFormat::q8 && variant.kernel == Q8Kernel::vnni &&
+        !(isa == Isa::avx512 && cpu_supports_vnni()))
+      GTEST_SKIP() << "q8 vnni needs the avx512 ISA and AVX512-VNNI (isa=" << to_string(isa)
+                   << ", vnni=" << cpu_supports_vnni() << ")";
+  }
+  void TearDown() override { force_isa(std::nullopt); }
+};
+
+TEST_P(PackedMatrixIsa, MatchesDoubleReference) {
+  const auto [isa, variant] = GetParam();
   tbb::task_arena two(2);
-  for_each_isa([&](Isa isa) {
-    for (const Variant& v : variants) {
-      if (v.format == WeightFormat::q8 && v.kernel == Q8Kernel::vnni && !(isa == Isa::avx512 && cpu_supports_vnni())) {
-        std::printf("[  SKIPPED ] q8/vnni on isa=%s: needs avx512 and AVX512-VNNI\n",
-                    std::string(to_string(isa)).c_str());
-        continue;
-      }
-      for (const Case& c : kShapes) {
-        check_matvec(isa, v, c, nullptr);
-        check_matvec(isa, v, c, &two);
-      }
-    }
-  });
+  for (const Case& c : kShapes) {
+    check_matvec(isa, variant, c, nullptr);
+    check_matvec(isa, variant, c, &two);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, PackedMatrixIsa,
+                         ::testing::Combine(::testing::ValuesIn(compiled_isas().begin(), compiled_isas().end()),
+                                            ::testing::ValuesIn(kVariants)),
+                         [](const ::testing::TestParamInfo<std::tuple<Isa, Variant>>& info) {
+                           return std::string(to_string(std::get<0>(info.param))) + "_" +
+                                  std::get<1>(info.param).name();
+                         });
 
 TEST(PackedMatrix, StoredWeightsAreTheRoundedInputs) {
   const std::size_t M = 9, K = 77;
