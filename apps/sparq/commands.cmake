@@ -8,3 +8,4 @@ list(APPEND SPARQ_APP_SOURCES generate.cpp perplexity.cpp model_cli.cpp passkey.
 list(APPEND SPARQ_APP_SOURCES roofline.cpp roofline_report.cpp)
 list(APPEND SPARQ_APP_SOURCES layouts.cpp)
 list(APPEND SPARQ_APP_SOURCES soak.cpp)
+list(APPEND SPARQ_APP_SOURCES bench_model.cpp)

@@ -25,6 +25,7 @@
   X(roofline)                \
   X(layouts)                 \
   X(soak)                    \
+  X(bench_model)             \
   /* add new subcommands above this line */
 
 namespace sparq::cli {
