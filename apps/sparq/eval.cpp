@@ -30,6 +30,7 @@ struct EvalCliOptions {
   std::vector<std::int64_t> layers;
   std::int64_t steps = 0;
   std::int64_t sinks = 4;
+  std::string d_major_type = "same";
   bool json = false, csv = false, per_layer = false, per_head = false;
   std::string plot;
   // --make-synthetic
@@ -56,6 +57,7 @@ eval::EvalOptions to_eval_options(const EvalCliOptions& o) {
   for (std::int64_t l : o.layers) e.layers.push_back(std::size_t(l));
   e.steps = std::size_t(o.steps);
   e.sinks = std::size_t(o.sinks);
+  e.d_major_type = *parse_d_major_type(o.d_major_type);
   e.per_head = o.per_head;
   if (::isatty(2))
     e.progress = [](std::size_t done, std::size_t total) {
@@ -137,6 +139,10 @@ Action setup(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--sinks", o->sinks, "Sink positions of sink-window")
       ->transform(integer_in(0, kMaxInt64))
+      ->capture_default_str();
+  cmd.add_option("--d-major-type", o->d_major_type,
+                 "d-major key copy of the replayed cache: same (f32) or int8 (per-block scales): what SparQ ranks on")
+      ->check(CLI::IsMember({"same", "int8"}))
       ->capture_default_str();
   auto* json = cmd.add_flag("--json", o->json, "Print the results as JSON");
   cmd.add_flag("--csv", o->csv, "Print the results as CSV (one row per method, ratio and layer)")->excludes(json);

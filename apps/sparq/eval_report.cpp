@@ -46,9 +46,9 @@ std::string eval_text(const eval::EvalResult& r, const std::string& trace, bool 
   const auto& m = r.manifest;
   std::string out = fmt::format(
       "sparq eval {}: {} layer(s) of {} evaluated, {} q heads / {} KV heads, d={}, {} positions ({} prompt), {} "
-      "decode step(s) evaluated, isa={}\n",
+      "decode step(s) evaluated, isa={}, d-major copy {}\n",
       trace, r.layers.size(), m.shape.layers, m.shape.q_heads, m.shape.kv_heads, m.shape.head_dim, m.positions,
-      m.prefill, r.steps.size(), r.isa);
+      m.prefill, r.steps.size(), r.isa, to_string(r.d_major_type));
   if (!m.source.empty()) out += fmt::format("source: {}\n", m.source);
   out += fmt::format("dense: {:.0f} bytes per step per layer; methods at equal bytes (see docs/eval-traces.md)\n\n",
                      r.dense_bytes_overall);
@@ -82,6 +82,7 @@ nlohmann::ordered_json eval_json(const eval::EvalResult& r, const std::string& t
                    {"head_dim", m.shape.head_dim}, {"positions", m.positions},   {"prefill", m.prefill},
                    {"source", m.source},           {"scale", m.softmax_scale()}};
   j["isa"] = r.isa;
+  j["d_major_type"] = std::string(to_string(r.d_major_type));
   j["layers"] = r.layers;
   j["steps"] = r.steps;
   nlohmann::ordered_json dense;

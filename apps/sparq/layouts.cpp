@@ -1,154 +1,216 @@
-// `sparq layouts`: what each key layout costs SparQ, and what it costs in memory.
+// `sparq layouts`: which storage makes SparQ fastest, at what cost to dense decode and
+// memory. Compares the key layouts (S-major, d-major, both, fused: each position's key and
+// value side by side) and, where the layout keeps both key copies, the d-major copy in the
+// cache's dtype or in int8 with per-block scales (DESIGN §4).
 //
-// SparQ stage 1 reads r components of every key: cheap from the d-major copy (r rows
-// of B contiguous elements per block), expensive from S-major rows (whole rows are in
-// the same cache lines). Stage 2 gathers k whole key rows: cheap S-major, expensive
-// d-major (d lines per row). Keeping both layouts is fastest and costs S·d·b more
-// memory per KV head (+50% over K and V). For every (dtype, layout, block size) this
-// tool fills a cold cache, times SparQ and dense (interleaved, median), and reports
-// bytes touched per phase (from the profile), time, GB/s, speed-up against dense on the
-// same cache, and the memory of each layout (KVCache::memory_usage()).
+// SparQ stage 1 reads r components of every key: cheap from the d-major copy (r rows of
+// B contiguous elements per block; half the bytes again in int8), expensive from S-major
+// rows (whole rows share cache lines). Stage 2 gathers k whole key and value rows: cheap
+// S-major (two runs of d elements per position, one run of 2d when fused), expensive
+// d-major (d lines per key). For every (dtype, layout, d-major type, block size) the tool
+// fills a cold cache; all caches are kept, so the timed calls (SparQ then dense, each on
+// the next layer of its cache's rotation) interleave over every configuration: a machine
+// whose bandwidth drifts slows them all alike. It measures the streaming read bandwidth
+// before and after, and reports per configuration the median time, GB/s and % of that
+// bandwidth for SparQ and dense, stage 1 and stage 2 bytes and GB/s (from the profile),
+// bytes moved, the memory of one layer, and recommends one storage per dtype:
+// the fastest SparQ among configurations whose dense decode is within 10% of the fastest
+// dense and whose memory is no more than the `both` layout's; 256-token blocks and the
+// exact copy are preferred when within 5% of it (the int8 copy changes which positions
+// are fetched: its accuracy is measured with `sparq eval` / `passkey`, docs/performance.md).
 //
-// memory_bytes and its parts are for one layer of the sequence (all KV heads).
-// --json fields: tool, config{...}, results[{dtype, layout, block_tokens, memory_bytes,
-// kv_bytes, memory_overhead, sparq_seconds, dense_seconds, sparq_bytes, stage1_bytes,
-// topk_bytes, stage2_bytes, model_bytes, dense_bytes, sparq_gb_per_s, dense_gb_per_s,
-// speedup_vs_dense, byte_ratio_vs_dense, repeats}], recommendation, interrupted.
+// --json fields: tool, config{seq_len, q_heads, kv_heads, head_dim, ratio, r, k, window,
+// threads, repeats, working_set_bytes}, machine{cpu_model, read_gb_per_s_before,
+// read_gb_per_s_after}, results[{dtype, layout, d_major_type, variant, block_tokens,
+// memory_bytes, k_s_major_bytes, k_d_major_bytes, values_bytes, kv_bytes,
+// memory_overhead, sparq_seconds, dense_seconds, sparq_bytes, stage1_bytes, topk_bytes,
+// stage2_bytes, model_bytes, dense_bytes, sparq_gb_per_s, dense_gb_per_s,
+// sparq_bandwidth_fraction, dense_bandwidth_fraction, stage1_gb_per_s, stage2_gb_per_s,
+// speedup_vs_dense, byte_ratio_vs_dense, repeats}], recommendations[{dtype, layout,
+// d_major_type, block_tokens, line}], recommendation (the lines joined), notes[],
+// interrupted. memory_bytes and its parts are for one layer of the sequence (all KV heads).
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cli.hpp"
+#include "layouts_run.hpp"
 #include "options.hpp"
 #include "perf_common.hpp"
 #include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/roofline.hpp"
 
 namespace sparq::cli {
+namespace layouts {
 namespace {
 
-struct LayoutsOptions {
-  std::uint64_t seq_len = 16384;
-  std::string heads = "32/8";
-  std::int64_t head_dim = 128;
-  std::vector<std::string> dtypes{"bf16"};
-  std::vector<std::string> layouts{"both", "s-major", "d-major"};
-  std::vector<std::uint64_t> block_tokens{64, 256, 1024};
-  double ratio = 8.0;
-  std::optional<std::int64_t> r, k, window;
-  std::int64_t threads = 0;
-  std::int64_t repeats = 7;
-  std::uint64_t working_set = 256ull << 20;
-  bool json = false, csv = false;
-};
-
-struct Result {
-  DType dtype = DType::bf16;
-  KeyLayout layout = KeyLayout::both;
-  std::size_t block = 0;
-  MemoryUsage memory;
-  std::uint64_t kv_bytes = 0;  // K and V once each: the memory without a second key copy
-  std::vector<double> sparq_times, dense_times;
-  Profile sparq_profile, dense_profile;
-  std::uint64_t model_bytes = 0;
-
-  [[nodiscard]] double sparq_s() const { return perf::median(sparq_times); }
-  [[nodiscard]] double dense_s() const { return perf::median(dense_times); }
-  [[nodiscard]] std::uint64_t per_call(const Profile& p, Phase ph, std::size_t n) const {
-    return n ? p[ph].bytes_read / n : 0;
+// The (layout, d-major type) pairs asked for that exist: int8 needs both key copies
+// (both, fused); a layout without a d-major copy runs once. Skipped pairs go to `notes`.
+std::vector<Variant> variants(const LayoutsOptions& o, std::vector<std::string>& notes) {
+  std::vector<KeyLayout> layouts;
+  for (const auto& item : o.layouts) {
+    const auto l = parse_key_layout(item);
+    if (!l) usage_error(fmt::format("--layouts: '{}' is not one of both, s-major, d-major, fused", item));
+    layouts.push_back(*l);
   }
-  [[nodiscard]] std::uint64_t sparq_bytes() const {
-    return sparq_times.empty() ? 0 : sparq_profile.total().bytes_read / sparq_times.size();
+  std::vector<DMajorType> types;
+  for (const auto& item : o.d_major_types) {
+    const auto t = parse_d_major_type(item);
+    if (!t) usage_error(fmt::format("--d-major-types: '{}' is not one of same, int8", item));
+    types.push_back(*t);
   }
-  [[nodiscard]] std::uint64_t dense_bytes() const {
-    return dense_times.empty() ? 0 : dense_profile.total().bytes_read / dense_times.size();
+  if (layouts.empty()) usage_error("--layouts is empty: give at least one of both, s-major, d-major, fused");
+  if (types.empty()) usage_error("--d-major-types is empty: give same, int8 or both");
+  std::vector<Variant> out;
+  const auto add = [&](Variant v) {
+    for (const Variant& w : out)
+      if (w.layout == v.layout && w.d_major_type == v.d_major_type) return;
+    out.push_back(v);
+  };
+  for (KeyLayout l : layouts) {
+    if (!has_d_major(l)) {  // no d-major copy: its type means nothing
+      add({l, DMajorType::same});
+      continue;
+    }
+    for (DMajorType t : types) {
+      if (t == DMajorType::int8 && !has_s_major(l)) {
+        notes.push_back(
+            fmt::format("{}+int8 not run: an int8 d-major copy needs the S-major keys (both or fused)", to_string(l)));
+        continue;
+      }
+      add({l, t});
+    }
   }
-  [[nodiscard]] double overhead() const {
-    const double total = double(memory.k_s_major + memory.k_d_major + memory.values);
-    return kv_bytes ? total / double(kv_bytes) - 1.0 : 0.0;
-  }
-  [[nodiscard]] double speedup() const { return sparq_s() > 0 ? dense_s() / sparq_s() : 0.0; }
-  [[nodiscard]] bool complete() const { return !sparq_times.empty() && !dense_times.empty(); }
-};
-
-std::string layout_name(KeyLayout l) {
-  return std::string(to_string(l));
+  if (out.empty())
+    usage_error(
+        "--layouts/--d-major-types: nothing to compare: an int8 d-major copy needs a layout with both key "
+        "copies (both or fused)");
+  return out;
 }
 
-// The layout whose best block size is fastest; within it the fastest block size, the
-// default 256 when it is within 5% (timings on a shared machine are noisy); and what
-// the layouts without a second key copy give.
-std::string recommend(const std::vector<Result>& results, std::size_t S, std::size_t d) {
-  const Result* best = nullptr;
-  for (const Result& r : results)
-    if (r.complete() && (!best || r.sparq_s() < best->sparq_s())) best = &r;
-  if (!best) return "no complete measurement";
-  for (const Result& r : results)
-    if (r.complete() && r.layout == best->layout && r.dtype == best->dtype && r.block == 256 &&
-        r.sparq_s() <= 1.05 * best->sparq_s())
-      best = &r;
-  std::string line = fmt::format(
-      "for S={}, d={}, {}: keep {} key layout{} with {}-token blocks (SparQ {:.1f}x faster than dense, {:+.0f}% memory "
-      "over K+V)",
-      size_label(S), d, to_string(best->dtype), layout_name(best->layout), best->layout == KeyLayout::both ? "s" : "",
-      best->block, best->speedup(), best->overhead() * 100);
-  for (KeyLayout other : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major}) {
-    if (other == best->layout) continue;
-    const Result* alt = nullptr;
-    for (const Result& r : results)
-      if (r.complete() && r.layout == other && r.dtype == best->dtype && (!alt || r.sparq_s() < alt->sparq_s()))
-        alt = &r;
-    if (alt)
-      line += fmt::format("; {}{}: {:.1f}x ({:+.0f}% memory)", layout_name(other),
-                          other == KeyLayout::both ? "" : " only", alt->speedup(), alt->overhead() * 100);
+// The rule stated in layouts.cpp's header, for the results of one dtype.
+Recommendation recommend(const Run& run, DType dtype) {
+  std::vector<const Result*> rs;
+  for (const Result& r : run.results)
+    if (r.complete() && r.dtype == dtype) rs.push_back(&r);
+  Recommendation rec;
+  if (rs.empty()) {
+    rec.line = fmt::format("{}: no complete measurement", to_string(dtype));
+    return rec;
   }
-  return line;
+  double fastest_dense = rs.front()->dense_s(), both_overhead = -1.0;
+  for (const Result* r : rs) {
+    fastest_dense = std::min(fastest_dense, r->dense_s());
+    if (r->variant.layout == KeyLayout::both && r->variant.d_major_type == DMajorType::same)
+      both_overhead = std::max(both_overhead, r->overhead());
+  }
+  const auto acceptable = [&](const Result* r) {
+    return r->dense_s() <= kDenseSlack * fastest_dense && (both_overhead < 0 || r->overhead() <= both_overhead + 0.01);
+  };
+  const Result* best = nullptr;
+  for (const Result* r : rs)
+    if (acceptable(r) && (!best || r->sparq_s() < best->sparq_s())) best = r;
+  const bool any_acceptable = best != nullptr;
+  if (!best)
+    for (const Result* r : rs)
+      if (!best || r->sparq_s() < best->sparq_s()) best = r;
+  // Within 5%: the default block size, then the exact copy (int8 changes the selection).
+  const double limit = kSameBlock * best->sparq_s();
+  for (const Result* r : rs)
+    if (r->variant.layout == best->variant.layout && r->variant.d_major_type == best->variant.d_major_type &&
+        r->block == 256 && r->sparq_s() <= limit && (acceptable(r) || !any_acceptable))
+      best = r;
+  for (const Result* r : rs)
+    if (best->variant.d_major_type == DMajorType::int8 && r->variant.layout == best->variant.layout &&
+        r->variant.d_major_type == DMajorType::same && r->block == best->block && r->sparq_s() <= limit &&
+        (acceptable(r) || !any_acceptable))
+      best = r;
+  rec.chosen = best;
+  rec.line = fmt::format(
+      "for S={}, d={}, {}: {} with {}-token blocks: SparQ {:.3f} ms, {:.2f}x faster than dense; dense {:.2f}x the "
+      "fastest dense; {:+.0f}% memory over K+V ({})",
+      size_label(run.seq_len), run.head_dim, to_string(dtype), variant_name(best->variant), best->block,
+      best->sparq_s() * 1e3, best->speedup(), best->dense_s() / fastest_dense, best->overhead() * 100,
+      any_acceptable ? fmt::format("the fastest SparQ with dense within {:.0f}% of the fastest and no more memory "
+                                   "than `both`",
+                                   (kDenseSlack - 1) * 100)
+                     : std::string("no configuration kept dense and memory within bounds: the fastest SparQ"));
+  // The best of every other variant, for the trade-off.
+  std::vector<Variant> seen{best->variant};
+  for (const Result* r : rs) {
+    bool done = false;
+    for (const Variant& v : seen) done |= v.layout == r->variant.layout && v.d_major_type == r->variant.d_major_type;
+    if (done) continue;
+    seen.push_back(r->variant);
+    const Result* alt = r;
+    for (const Result* q : rs)
+      if (q->variant.layout == r->variant.layout && q->variant.d_major_type == r->variant.d_major_type &&
+          q->sparq_s() < alt->sparq_s())
+        alt = q;
+    rec.line += fmt::format("; {}: SparQ {:.2f}x of {}'s time, dense {:.2f}x, {:+.0f}% memory",
+                            variant_name(alt->variant), alt->sparq_s() / best->sparq_s(), variant_name(best->variant),
+                            alt->dense_s() / best->dense_s(), alt->overhead() * 100);
+  }
+  return rec;
 }
 
 int run(const LayoutsOptions& o) {
   perf::check_r(o.r, o.head_dim);
-  const std::size_t S = o.seq_len;
+  Run run;
+  run.seq_len = o.seq_len;
   const perf::Heads heads = perf::parse_heads(o.heads);
-  const auto d = std::size_t(o.head_dim);
+  run.q_heads = heads.q;
+  run.kv_heads = heads.kv;
+  run.head_dim = std::size_t(o.head_dim);
+  const std::size_t S = run.seq_len, d = run.head_dim;
   std::vector<DType> dtypes;
   for (const auto& item : o.dtypes) {
     const auto t = parse_dtype(item);
     if (!t) usage_error(fmt::format("--dtypes: '{}' is not one of f32, f16, bf16", item));
     dtypes.push_back(*t);
   }
-  std::vector<KeyLayout> layouts;
-  for (const auto& item : o.layouts) {
-    const auto l = parse_key_layout(item);
-    if (!l) usage_error(fmt::format("--layouts: '{}' is not one of both, s-major, d-major", item));
-    layouts.push_back(*l);
-  }
+  if (dtypes.empty()) usage_error("--dtypes is empty: give at least one of f32, f16, bf16");
+  const std::vector<Variant> vars = variants(o, run.notes);
   const std::vector<std::size_t> blocks(o.block_tokens.begin(), o.block_tokens.end());
-  const std::uint64_t working_set = o.working_set;
   const SparQ sparq = perf::sparq_for(o.ratio, o.r, o.k, o.window);
   const std::size_t group = heads.q / heads.kv;
-  const SparQResolved params = sparq.resolve(d, S, group);  // validates k, r against S and d
+  run.params = sparq.resolve(d, S, group);  // validates k, r against S and d
   const Method sparq_method = sparq, dense_method = Dense{};
 
-  const std::size_t threads = o.threads ? std::size_t(o.threads) : std::max(1u, std::thread::hardware_concurrency());
-  tbb::task_arena arena{static_cast<int>(threads)};
+  run.machine = describe_machine();
+  run.threads = o.threads ? std::size_t(o.threads) : std::max(1u, std::thread::hardware_concurrency());
+  tbb::task_arena arena{static_cast<int>(run.threads)};
   perf::StopOnSigint stop;
-  const std::size_t configs = dtypes.size() * layouts.size() * blocks.size();
-  perf::Progress progress(configs * (1 + std::size_t(o.repeats)));
-  std::vector<Result> results;
+  const std::size_t configs = dtypes.size() * vars.size() * blocks.size();
+  perf::Progress progress(2 + configs * (1 + std::size_t(o.repeats)));
+  progress.show("measuring read bandwidth");
+  const ReadBandwidthMeter meter(std::size_t(o.bw_buffer.value_or(0)), run.threads);
+  const ReadBandwidthOptions streaming{.thread_counts = {run.threads}};
+  run.read_gb_per_s_before = meter.measure(streaming).samples.front().gb_per_s;
+  progress.step("");
+
+  // Every configuration's cache stays alive so that the timed calls can interleave.
+  std::vector<ColdCaches> colds;
+  std::vector<perf::Queries> queries;
   for (DType dt : dtypes)
-    for (KeyLayout lay : layouts)
+    for (const Variant& var : vars)
       for (std::size_t B : blocks) {
         if (stop.stop_requested()) break;
-        const std::string tag = fmt::format("{} {} B={}", to_string(dt), layout_name(lay), B);
-        CacheConfig config{.kv_heads = heads.kv, .head_dim = d, .dtype = dt, .block_tokens = B, .layouts = lay};
+        const std::string tag = fmt::format("{} {} B={}", to_string(dt), variant_name(var), B);
+        CacheConfig config{.kv_heads = heads.kv,
+                           .head_dim = d,
+                           .dtype = dt,
+                           .block_tokens = B,
+                           .layouts = var.layout,
+                           .d_major_type = var.d_major_type};
         // SparQ and dense alternate: at least 3 layers, an odd number.
-        config.layers = rotation_layers(working_set, stored_bytes_per_layer(config, S), 3, 2);
+        config.layers = rotation_layers(o.working_set, stored_bytes_per_layer(config, S), 3, 2);
         auto cold = build_cold_caches({.config = config, .seq_len = S}, [&](double f) {
           progress.show(fmt::format("{}: filling {:.0f}%", tag, f * 100));
           return !stop.stop_requested();
@@ -157,117 +219,46 @@ int run(const LayoutsOptions& o) {
         if (cold.layers == 0) break;
         Result res;
         res.dtype = dt;
-        res.layout = lay;
+        res.variant = var;
         res.block = B;
         // Per layer of the one sequence (all KV heads): the rotation's layer count varies
-        // with the layout and block size, the memory of one layer does not.
+        // with the storage, the memory of one layer does not.
         res.memory = cold.cache->memory_usage();
         for (std::size_t* part : {&res.memory.k_s_major, &res.memory.k_d_major, &res.memory.values,
                                   &res.memory.metadata, &res.memory.blocks_in_use})
           *part /= cold.layers;
         res.kv_bytes = 2 * std::uint64_t(res.memory.values);  // K once + V (same size per block)
-        res.model_bytes = sparq_model_bytes(S, d, dt, params, group) * heads.kv;
-        const perf::Queries queries(cold, heads.q, d, 99);
-        {
-          Profile scratch;
-          (void)perf::timed_decode(cold, sparq_method, queries, arena, scratch);
-          (void)perf::timed_decode(cold, dense_method, queries, arena, scratch);
-        }
-        for (std::int64_t rep = 0; rep < o.repeats && !stop.stop_requested(); ++rep) {
-          res.sparq_times.push_back(perf::timed_decode(cold, sparq_method, queries, arena, res.sparq_profile));
-          if (stop.stop_requested()) break;
-          res.dense_times.push_back(perf::timed_decode(cold, dense_method, queries, arena, res.dense_profile));
-          progress.step(fmt::format("{}: repeat {}/{}", tag, rep + 1, o.repeats));
-        }
-        results.push_back(std::move(res));
+        const StorageModel storage{.layouts = var.layout, .d_major_type = var.d_major_type, .block_tokens = B};
+        res.model_bytes = sparq_model_bytes(S, d, dt, run.params, group, storage) * heads.kv;
+        queries.emplace_back(cold, heads.q, d, 99);
+        Profile scratch;  // warm-up: first use of the arena, page tables
+        (void)perf::timed_decode(cold, sparq_method, queries.back(), arena, scratch);
+        (void)perf::timed_decode(cold, dense_method, queries.back(), arena, scratch);
+        colds.push_back(std::move(cold));
+        run.results.push_back(std::move(res));
       }
-  progress.finish();
-  const bool interrupted = stop.stop_requested();
-  const std::string recommendation = recommend(results, S, d);
-
-  if (o.json) {
-    nlohmann::json j;
-    j["tool"] = "layouts";
-    j["config"] = {{"seq_len", S},
-                   {"q_heads", heads.q},
-                   {"kv_heads", heads.kv},
-                   {"head_dim", d},
-                   {"ratio", o.ratio},
-                   {"r", params.r},
-                   {"k", params.k},
-                   {"window", params.window},
-                   {"threads", threads},
-                   {"repeats", o.repeats},
-                   {"working_set_bytes", working_set}};
-    auto rows = nlohmann::json::array();
-    for (const Result& r : results) {
-      if (!r.complete()) continue;
-      const std::size_t n = r.sparq_times.size();
-      rows.push_back(
-          {{"dtype", std::string(to_string(r.dtype))},
-           {"layout", layout_name(r.layout)},
-           {"block_tokens", r.block},
-           {"memory_bytes", r.memory.total()},
-           {"k_s_major_bytes", r.memory.k_s_major},
-           {"k_d_major_bytes", r.memory.k_d_major},
-           {"values_bytes", r.memory.values},
-           {"kv_bytes", r.kv_bytes},
-           {"memory_overhead", r.overhead()},
-           {"sparq_seconds", r.sparq_s()},
-           {"dense_seconds", r.dense_s()},
-           {"sparq_bytes", r.sparq_bytes()},
-           {"stage1_bytes", r.per_call(r.sparq_profile, Phase::stage1, n)},
-           {"topk_bytes", r.per_call(r.sparq_profile, Phase::topk, n)},
-           {"stage2_bytes", r.per_call(r.sparq_profile, Phase::stage2, n)},
-           {"model_bytes", r.model_bytes},
-           {"dense_bytes", r.dense_bytes()},
-           {"sparq_gb_per_s", r.sparq_s() > 0 ? double(r.sparq_bytes()) / r.sparq_s() * 1e-9 : 0.0},
-           {"dense_gb_per_s", r.dense_s() > 0 ? double(r.dense_bytes()) / r.dense_s() * 1e-9 : 0.0},
-           {"speedup_vs_dense", r.speedup()},
-           {"byte_ratio_vs_dense", r.sparq_bytes() ? double(r.dense_bytes()) / double(r.sparq_bytes()) : 0.0},
-           {"repeats", n}});
+  for (std::int64_t rep = 0; rep < o.repeats && !stop.stop_requested(); ++rep)
+    for (std::size_t i = 0; i < colds.size() && !stop.stop_requested(); ++i) {
+      Result& res = run.results[i];
+      res.sparq_times.push_back(perf::timed_decode(colds[i], sparq_method, queries[i], arena, res.sparq_profile));
+      res.dense_times.push_back(perf::timed_decode(colds[i], dense_method, queries[i], arena, res.dense_profile));
+      progress.step(fmt::format("repeat {}/{}", rep + 1, o.repeats));
     }
-    j["results"] = rows;
-    j["recommendation"] = recommendation;
-    j["interrupted"] = interrupted;
-    fmt::print("{}\n", j.dump(2));
-  } else if (o.csv) {
-    fmt::print(
-        "dtype,layout,block_tokens,memory_bytes,memory_overhead,sparq_ms,dense_ms,stage1_bytes,stage2_bytes,"
-        "sparq_bytes,model_bytes,sparq_gb_per_s,speedup_vs_dense\n");
-    for (const Result& r : results) {
-      if (!r.complete()) continue;
-      const std::size_t n = r.sparq_times.size();
-      fmt::print("{},{},{},{},{:.4f},{:.6f},{:.6f},{},{},{},{},{:.3f},{:.3f}\n", to_string(r.dtype),
-                 layout_name(r.layout), r.block, r.memory.total(), r.overhead(), r.sparq_s() * 1e3, r.dense_s() * 1e3,
-                 r.per_call(r.sparq_profile, Phase::stage1, n), r.per_call(r.sparq_profile, Phase::stage2, n),
-                 r.sparq_bytes(), r.model_bytes, double(r.sparq_bytes()) / r.sparq_s() * 1e-9, r.speedup());
-    }
-  } else {
-    fmt::print("sparq layouts: S={}, {} query / {} KV heads, d={}, SparQ r={} k={} window={}, {} thr, median of {}\n",
-               size_label(S), heads.q, heads.kv, d, params.r, params.k, params.window, threads, o.repeats);
-    fmt::print("{:<5} {:<8} {:>5} {:>10} {:>7} {:>11} {:>11} {:>11} {:>7} {:>10} {:>7} {:>10} {:>8}\n", "dtype",
-               "layout", "B", "memory", "extra", "stage1", "stage2", "sparq B", "model", "sparq", "GB/s", "dense",
-               "speedup");
-    for (const Result& r : results) {
-      if (!r.complete()) continue;
-      const std::size_t n = r.sparq_times.size();
-      fmt::print(
-          "{:<5} {:<8} {:>5} {:>10} {:>+6.0f}% {:>11} {:>11} {:>11} {:>6.2f}x {:>7.3f} ms {:>7.1f} {:>7.3f} ms "
-          "{:>7.2f}x\n",
-          to_string(r.dtype), layout_name(r.layout), r.block, perf::human_bytes(double(r.memory.total())),
-          r.overhead() * 100, perf::human_bytes(double(r.per_call(r.sparq_profile, Phase::stage1, n))),
-          perf::human_bytes(double(r.per_call(r.sparq_profile, Phase::stage2, n))),
-          perf::human_bytes(double(r.sparq_bytes())),
-          r.model_bytes ? double(r.sparq_bytes()) / double(r.model_bytes) : 0.0, r.sparq_s() * 1e3,
-          double(r.sparq_bytes()) / r.sparq_s() * 1e-9, r.dense_s() * 1e3, r.speedup());
-    }
-    fmt::print(
-        "(memory: one layer, all KV heads; extra: over K+V once; stage1/stage2/sparq B: bytes per "
-        "call from the profile; model: sparq B / DESIGN §1 model)\n");
-    fmt::print("recommendation: {}\n", recommendation);
+  run.interrupted = stop.stop_requested();
+  if (!run.interrupted) {
+    progress.show("measuring read bandwidth again");
+    run.read_gb_per_s_after = meter.measure(streaming).samples.front().gb_per_s;
   }
-  if (interrupted) {
+  progress.finish();
+  for (DType dt : dtypes) run.recommendations.push_back(recommend(run, dt));
+
+  if (o.json)
+    fmt::print("{}\n", to_json(o, run).dump(2));
+  else if (o.csv)
+    print_csv(run);
+  else
+    print_text(o, run);
+  if (run.interrupted) {
     fmt::print(stderr, "sparq layouts: interrupted: printed what was measured so far\n");
     return perf::kExitInterrupted;
   }
@@ -276,6 +267,14 @@ int run(const LayoutsOptions& o) {
 
 Action setup(CLI::App& cmd) {
   auto o = std::make_shared<LayoutsOptions>();
+  cmd.footer(
+      "Compares, on cold caches and in one interleaved run: key layouts (both: S-major K, V and a d-major K copy; "
+      "fused: [B][key|value] rows and the d-major copy; s-major or d-major only), the d-major copy's element type "
+      "(same as the cache, or int8 with per-block scales: half of stage 1's bytes), block sizes and element types. "
+      "Per configuration: SparQ and dense median time, GB/s and % of the read bandwidth measured before the runs, "
+      "stage 1/2 bytes and GB/s, memory of one layer; then a recommendation: the fastest SparQ whose dense is "
+      "within 10% of the fastest dense and whose memory is at most the `both` layout's. All caches are kept at once "
+      "(about configurations x --working-set of memory). Details: docs/roofline.md.");
   cmd.add_option("--seq-len", o->seq_len, "Cache length S, e.g. 16k (k = 1024)")
       ->transform(size_in(1, 1ull << 30))
       ->default_str("16k");
@@ -286,13 +285,17 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--dtypes", o->dtypes, "Storage types to compare, e.g. bf16,f32")
       ->delimiter(',')
       ->capture_default_str();
-  cmd.add_option("--layouts", o->layouts, "Key layouts to compare: both, s-major, d-major")
+  cmd.add_option("--layouts", o->layouts, "Key layouts to compare: both, s-major, d-major, fused")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd.add_option("--d-major-types", o->d_major_types,
+                 "Element types of the d-major copy to compare: same, int8 (int8 only with both or fused)")
       ->delimiter(',')
       ->capture_default_str();
   cmd.add_option("--block-tokens", o->block_tokens, "Block sizes to compare, e.g. 64,256,1024")
       ->delimiter(',')
       ->transform(size_in(1, 1 << 16))
-      ->default_str("64,256,1024");
+      ->default_str("256");
   cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1")
       ->check(number_at_least(1.0))
       ->capture_default_str();
@@ -307,18 +310,25 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--repeats", o->repeats, "Timed calls per configuration (median reported)")
       ->transform(integer_in(1, perf::kMaxRepeats))
       ->capture_default_str();
-  cmd.add_option("--working-set", o->working_set, "Bytes the timed calls rotate over (cold data), e.g. 256M")
+  cmd.add_option("--working-set", o->working_set,
+                 "Bytes each configuration's timed calls rotate over (cold data), e.g. 256M")
       ->transform(size_in(1, 1ull << 40))
       ->default_str("256M");
+  cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])")
+      ->transform(size_in(1ull << 20, 1ull << 40));
   auto* json = cmd.add_flag("--json", o->json, "Print JSON (fields listed in apps/sparq/layouts.cpp)");
   cmd.add_flag("--csv", o->csv, "Print the table as CSV with a header row")->excludes(json);
   return [o] { return run(*o); };
 }
 
 }  // namespace
+}  // namespace layouts
 
 Subcommand layouts_subcommand() {
-  return {"layouts", "Compare key layouts, block sizes and element types for SparQ: bytes, time, memory", &setup};
+  return {"layouts",
+          "Compare key layouts (both, s-major, d-major, fused), int8 d-major copies and block sizes: time, GB/s, "
+          "bytes, memory; recommend one",
+          &layouts::setup};
 }
 
 }  // namespace sparq::cli

@@ -43,6 +43,11 @@ void add_model_run_options(CLI::App& cmd, ModelRunOptions& o) {
   cmd.add_option("--dtype", o.dtype, "Storage type of the cached K/V")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
+  cmd.add_option("--d-major-type", o.d_major_type,
+                 "Element type of the d-major key copy SparQ's stage 1 ranks positions on: same (as --dtype) or "
+                 "int8 (per-block scales, half the bytes)")
+      ->check(CLI::IsMember({"same", "int8"}))
+      ->capture_default_str();
   cmd.add_option("--block-tokens", o.block_tokens, "Tokens per cache block")
       ->transform(integer_in(1, 1 << 16))
       ->capture_default_str();
@@ -73,10 +78,12 @@ LoadedModel load_model(const ModelRunOptions& o, bool attention_mass) {
                 fmt::format("{}: vocab_size={} cannot hold byte tokens: need >= 256", o.model, w.config.vocab_size));
   LoadedModel m;
   m.info = w.info;
-  m.model = std::make_unique<model::LlamaModel>(w, model::ModelOptions{.dtype = *parse_dtype(o.dtype),
-                                                                       .block_tokens = std::size_t(o.block_tokens),
-                                                                       .prefill_chunk = std::size_t(o.prefill_chunk),
-                                                                       .attention_mass = attention_mass});
+  m.model =
+      std::make_unique<model::LlamaModel>(w, model::ModelOptions{.dtype = *parse_dtype(o.dtype),
+                                                                 .block_tokens = std::size_t(o.block_tokens),
+                                                                 .d_major_type = *parse_d_major_type(o.d_major_type),
+                                                                 .prefill_chunk = std::size_t(o.prefill_chunk),
+                                                                 .attention_mass = attention_mass});
   return m;
 }
 
@@ -92,6 +99,7 @@ nlohmann::ordered_json model_json(const ModelRunOptions& o, const LoadedModel& m
                  {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
                  {"seq_len", c.seq_len}, {"rope_theta", c.rope_theta}, {"norm_eps", c.norm_eps}};
   j["kv_dtype"] = o.dtype;
+  j["d_major_type"] = o.d_major_type;
   j["blas"] = model::blas_in_use();
   return j;
 }

@@ -39,6 +39,7 @@ struct ModelRunOptions {
   std::string gqa;           // "", "shared", "per-head"
   std::int64_t sinks = 4;
   std::string dtype = "f32";
+  std::string d_major_type = "same";  // same | int8: the d-major key copy SparQ ranks on
   std::int64_t block_tokens = 64;
   std::int64_t prefill_chunk = 256;
   bool json = false;

@@ -12,8 +12,9 @@
 //    (node_byte_shares); each row's bytes are split over the nodes by the measured share.
 // 3. Measures the bandwidth of each SparQ row's two scattered access patterns (stage 1:
 //    runs of a key component over a head's blocks laid side by side in the d-major
-//    area; stage 2: rows of head_dim elements in each block's K and V; as many as the
-//    profile counted): a
+//    area, int8 with --d-major-type int8; stage 2: rows of head_dim elements in each
+//    block's K and V, or one run of key and value per position with --layout fused; as
+//    many as the profile counted; floor_pattern() in roofline_run.hpp): a
 //    row's floor is its phases' bytes at the bandwidth of their pattern, SparQ's
 //    speed-up bound dense's floor over its own. The streaming read bandwidth is measured
 //    right before and right after the patterns; the set is measured again (up to 3
@@ -130,49 +131,43 @@ NodePlacement locate(const ColdCaches& cold, Placement placement, std::size_t kv
 std::size_t d_major_run_bytes(const ColdCaches& cold) {
   const LayerView v = cold.cache->view(cold.seqs.front(), 0);
   if (!has_d_major(v.layouts) || v.blocks_per_head == 0) return 0;
-  const std::size_t run = v.block_tokens * size_of(v.dtype);
+  const std::size_t run = v.block_tokens * v.d_major_bytes();
   std::size_t runs = 1;
   for (std::size_t b = 0; b + 1 < v.blocks_per_head; ++b)
     runs += v.key_block_d_major(0, b + 1) != v.key_block_d_major(0, b) + run;
   return v.blocks_per_head * run / runs;
 }
 
-// The read bandwidth of each SparQ row's two scattered patterns (identical patterns
-// measured once): stage 1 reads r of the d rows of each stretch of a KV head's d-major
-// keys (runs of d_major_run_bytes, groups of d runs side by side); stage 2 rows of
-// head_dim elements inside each block's S-major K and V (2 x block_tokens rows, blocks as
-// far apart as in the cache); runs per group from the bytes the profile counted.
-void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t block_tokens, std::size_t elem,
-                       std::size_t head_dim, std::size_t kv_heads, std::size_t batch) {
+// The read bandwidth of each SparQ row's two scattered patterns (floor_pattern();
+// identical patterns measured once), runs per group from the bytes the profile counted.
+void measure_scattered(Run& run, const ReadBandwidthMeter& meter, const CacheConfig& config, std::size_t batch) {
   std::map<ScatteredPattern, double> measured;
   for (Row& row : run.rows) row.scattered.clear();
-  const auto line_multiple = [](std::size_t b) {
-    return std::min<std::size_t>((b + 63) / 64 * 64, ScatteredPattern::kMaxRunBytes);
-  };
   for (Row& row : run.rows) {
     if (row.method == "dense" || row.times.empty() || !row.layers) continue;
-    const std::size_t blocks = kv_heads * batch * ((row.seq_len + block_tokens - 1) / block_tokens);
-    const std::size_t stride = std::size_t(double(row.working_set) / double(row.layers) / double(blocks)) / 64 * 64;
-    const std::size_t region = head_dim * block_tokens * elem;  // one block's S-major K
-    const std::size_t run1 = line_multiple(row.d_major_run_bytes ? row.d_major_run_bytes : block_tokens * elem);
-    const std::size_t stretches = kv_heads * batch * ((row.seq_len * elem + run1 - 1) / run1);
-    for (const auto& [phase, run_len, group, groups, group_stride] :
-         {std::tuple{Phase::stage1, run1, head_dim * run1, stretches, head_dim * run1},
-          std::tuple{Phase::stage2, line_multiple(head_dim * elem), std::min(2 * region / 64 * 64, stride), blocks,
-                     stride}}) {
+    const std::size_t blocks =
+        config.kv_heads * batch * ((row.seq_len + config.block_tokens - 1) / config.block_tokens);
+    const FloorGeometry g{
+        .seq_len = row.seq_len,
+        .head_dim = config.head_dim,
+        .kv_heads = config.kv_heads,
+        .batch = batch,
+        .block_tokens = config.block_tokens,
+        .elem = size_of(config.dtype),
+        .d_major_elem = row.d_major_elem,
+        .layouts = config.layouts,
+        .d_major_run_bytes = row.d_major_run_bytes,
+        .block_stride = std::size_t(double(row.working_set) / double(row.layers) / double(blocks)) / 64 * 64};
+    for (const Phase phase : {Phase::stage1, Phase::stage2}) {
       const double per_call = double(row.profile[phase].bytes_read) / double(row.times.size());
-      ScatteredPattern p{.run_bytes = run_len, .group_bytes = group, .group_stride_bytes = group_stride};
-      if (per_call <= 0 || p.group_bytes < p.run_bytes) continue;
-      const std::size_t runs_in_group = p.group_bytes / p.run_bytes;
-      p.runs_per_group = std::clamp<std::size_t>(
-          std::size_t(std::llround(per_call / double(groups) / double(p.run_bytes))), 1, runs_in_group);
-      if (p.runs_per_group == runs_in_group) continue;  // every run of the region: a streaming read (k >= S)
-      auto it = measured.find(p);
+      const std::optional<ScatteredPattern> p = floor_pattern(phase, g, per_call);
+      if (!p) continue;
+      auto it = measured.find(*p);
       if (it == measured.end())
         it = measured
-                 .emplace(p, meter.measure({.thread_counts = {run.threads}, .scattered = p}).samples.front().gb_per_s)
+                 .emplace(*p, meter.measure({.thread_counts = {run.threads}, .scattered = *p}).samples.front().gb_per_s)
                  .first;
-      row.scattered.push_back({phase, p, it->second});
+      row.scattered.push_back({phase, *p, it->second});
     }
   }
 }
@@ -183,17 +178,15 @@ void measure_scattered(Run& run, const ReadBandwidthMeter& meter, std::size_t bl
 // once, against 2.0-2.8x otherwise), so a set whose two streaming figures differ by more
 // than kSteadyTolerance is measured again, up to kFloorAttempts times; the last set is
 // kept and flagged when it never held still.
-void measure_floor_ceilings(Run& run, const ReadBandwidthMeter& meter, const RooflineOptions& o, DType dtype,
-                            std::size_t head_dim, std::size_t kv_heads, perf::Progress& progress,
-                            const perf::StopOnSigint& stop) {
+void measure_floor_ceilings(Run& run, const ReadBandwidthMeter& meter, const CacheConfig& config, std::size_t batch,
+                            perf::Progress& progress, const perf::StopOnSigint& stop) {
   const ReadBandwidthOptions streaming{.thread_counts = {run.threads}};
   FloorCeilings& f = run.floor_ceilings;
   for (f.attempts = 1; f.attempts <= kFloorAttempts; ++f.attempts) {
     progress.show(fmt::format("measuring the floor's ceilings{}",
                               f.attempts > 1 ? fmt::format(" again (attempt {})", f.attempts) : ""));
     f.streaming_before_gb_per_s = meter.measure(streaming).samples.front().gb_per_s;
-    measure_scattered(run, meter, std::size_t(o.block_tokens), size_of(dtype), head_dim, kv_heads,
-                      std::size_t(o.batch));
+    measure_scattered(run, meter, config, batch);
     run.bw_after = meter.measure(streaming).samples.front();
     if (run.floor_steady() || f.attempts == kFloorAttempts || stop.stop_requested()) break;
   }
@@ -228,6 +221,10 @@ int run(const RooflineOptions& o) {
   const std::vector<std::uint64_t>& seq_lens = o.seq_lens;
   const DType dtype = *parse_dtype(o.dtype);
   const Placement placement = *parse_placement(o.placement);
+  const KeyLayout layout = *parse_key_layout(o.layout);
+  const DMajorType d_major_type = *parse_d_major_type(o.d_major_type);
+  const StorageModel storage{
+      .layouts = layout, .d_major_type = d_major_type, .block_tokens = std::size_t(o.block_tokens)};
   const auto d = std::size_t(o.head_dim);
   const std::size_t group = heads.q / heads.kv;
   const ModelShape shape{.layers = 1, .q_heads = heads.q, .kv_heads = heads.kv, .head_dim = d};
@@ -270,7 +267,8 @@ int run(const RooflineOptions& o) {
                          .head_dim = d,
                          .dtype = dtype,
                          .block_tokens = std::size_t(o.block_tokens),
-                         .layouts = KeyLayout::both,
+                         .layouts = layout,
+                         .d_major_type = d_major_type,
                          .placement = placement};
   for (std::size_t si = 0; si < seq_lens.size() && !stop.stop_requested(); ++si) {
     const std::size_t S = seq_lens[si];
@@ -300,7 +298,8 @@ int run(const RooflineOptions& o) {
       row.layers = cold.layers;
       row.working_set = stored_bytes_per_layer(cold.cache->config(), S) * o.batch * cold.layers;
       row.d_major_run_bytes = run_bytes;
-      row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch));
+      row.d_major_elem = d_major_type == DMajorType::int8 ? 1 : size_of(dtype);
+      row.model = model_cost(row.m, shape, S, dtype, std::size_t(o.batch), storage);
       run.rows.push_back(std::move(row));
     }
     // Warm-up: one untimed call per method (first use of the arena, page tables).
@@ -319,7 +318,7 @@ int run(const RooflineOptions& o) {
   }
   run.interrupted = stop.stop_requested();
   if (!run.interrupted) {
-    measure_floor_ceilings(run, meter, o, dtype, d, heads.kv, progress, stop);
+    measure_floor_ceilings(run, meter, base, std::size_t(o.batch), progress, stop);
   }
   progress.finish();
   finish(run);
@@ -378,6 +377,14 @@ Action setup(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
       ->transform(integer_in(1, 1 << 16))
+      ->capture_default_str();
+  cmd.add_option("--layout", o->layout,
+                 "Key layout: both (S-major K, V, d-major K) or fused ([B][key|value] rows + d-major K)")
+      ->check(CLI::IsMember({"both", "fused"}))
+      ->capture_default_str();
+  cmd.add_option("--d-major-type", o->d_major_type,
+                 "Element type of the d-major key copy stage 1 reads: same (the dtype) or int8 (+ per-block scales)")
+      ->check(CLI::IsMember({"same", "int8"}))
       ->capture_default_str();
   cmd.add_option("--placement", o->placement, "NUMA placement of the cache blocks")
       ->check(CLI::IsMember({"local", "interleave", "by-head"}))

@@ -44,10 +44,18 @@ std::vector<double> rounded(const std::vector<double>& v) {
 nlohmann::json to_json(const RooflineOptions& o, const Run& run, const perf::Heads& heads) {
   nlohmann::json j;
   j["tool"] = "roofline";
-  j["config"] = {
-      {"q_heads", heads.q}, {"kv_heads", heads.kv}, {"head_dim", o.head_dim},         {"dtype", o.dtype},
-      {"batch", o.batch},   {"repeats", o.repeats}, {"block_tokens", o.block_tokens}, {"placement", o.placement},
-      {"gqa", o.gqa},       {"ratios", o.ratios}};
+  j["config"] = {{"q_heads", heads.q},
+                 {"kv_heads", heads.kv},
+                 {"head_dim", o.head_dim},
+                 {"dtype", o.dtype},
+                 {"batch", o.batch},
+                 {"repeats", o.repeats},
+                 {"block_tokens", o.block_tokens},
+                 {"placement", o.placement},
+                 {"gqa", o.gqa},
+                 {"ratios", o.ratios},
+                 {"layout", o.layout},
+                 {"d_major_type", o.d_major_type}};
   auto bw = nlohmann::json::array();
   for (const auto& s : run.bw_before.samples)
     bw.push_back({{"threads", s.threads},
@@ -193,8 +201,11 @@ void print_table(const RooflineOptions& o, const Run& run, const perf::Heads& he
   std::size_t calls = 0;
   for (const Row& r : run.rows)
     if (!r.times.empty()) calls = calls ? std::min(calls, r.times.size()) : r.times.size();
-  fmt::print("\nresults: one layer, {} query / {} KV heads, d={}, {}, batch {}; median of {} cold calls{}\n", heads.q,
-             heads.kv, o.head_dim, o.dtype, o.batch, calls, run.interrupted ? " (interrupted)" : "");
+  fmt::print(
+      "\nresults: one layer, {} query / {} KV heads, d={}, {}, {} layout, {} d-major copy, batch {}; median of {} "
+      "cold calls{}\n",
+      heads.q, heads.kv, o.head_dim, o.dtype, o.layout, o.d_major_type, o.batch, calls,
+      run.interrupted ? " (interrupted)" : "");
   fmt::print("{:>6}  {:<12} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>7} {:>8} {:>8}\n", "S", "method", "time", "GB/s",
              "%BW", "GFLOP/s", "FLOP/B", "bytes", "model", "speedup", "bytes/x");
   for (const Row& r : run.rows) {

@@ -31,6 +31,8 @@ struct RooflineOptions {
   std::int64_t batch = 1;
   std::int64_t repeats = 15;
   std::int64_t block_tokens = 256;
+  std::string layout = "both";        // both | fused (the layouts with both key copies)
+  std::string d_major_type = "same";  // same | int8
   std::string placement = "local";
   std::optional<std::uint64_t> working_set;  // bytes; unset: auto_working_set()
   std::optional<std::uint64_t> bw_buffer;    // bytes; unset: default_read_buffer_bytes()
@@ -71,6 +73,7 @@ struct Row {
   std::size_t layers = 0;
   std::uint64_t working_set = 0;
   std::size_t d_major_run_bytes = 0;  // mean run of one key component over a head's blocks (d_major_run_bytes())
+  std::size_t d_major_elem = 0;       // bytes of one element of the d-major copy (1: int8)
   std::vector<double> times;
   Profile profile;
   ModelCost model;
@@ -93,6 +96,53 @@ struct Row {
   }
   [[nodiscard]] std::string label() const { return method == "dense" ? "dense" : fmt::format("sparq c={:g}", ratio); }
 };
+
+// The cache as the floor's probes see it (one row's rotation).
+struct FloorGeometry {
+  std::size_t seq_len = 0, head_dim = 0, kv_heads = 0, batch = 1, block_tokens = 0;
+  std::size_t elem = 0;          // bytes of a K/V element
+  std::size_t d_major_elem = 0;  // bytes of a d-major element (1: int8)
+  KeyLayout layouts = KeyLayout::both;
+  std::size_t d_major_run_bytes = 0;  // mean stage-1 run; 0: one block's row
+  std::size_t block_stride = 0;       // bytes from one block to the next in the cache
+};
+
+// The scattered read pattern of SparQ's stage 1 or 2 when it reads `bytes_per_call`;
+// nullopt when the stage reads every run of its region (a streaming read) or nothing.
+// Stage 1: runs of one key component over a head's blocks (d_major_run_bytes), d of them
+// side by side per stretch of the d-major copy. Stage 2: per block, the selected rows of
+// its K and V regions: two runs of d·elem per position, or one run of 2·d·elem when the
+// layout is fused ([B][key | value]). Runs are rounded up to whole cache lines.
+[[nodiscard]] inline std::optional<ScatteredPattern> floor_pattern(Phase phase, const FloorGeometry& g,
+                                                                   double bytes_per_call) {
+  const auto line_multiple = [](std::size_t b) {
+    return std::min<std::size_t>((b + 63) / 64 * 64, ScatteredPattern::kMaxRunBytes);
+  };
+  const auto ceil_div = [](std::size_t a, std::size_t b) { return (a + b - 1) / b; };
+  if (bytes_per_call <= 0 || g.block_tokens == 0 || g.head_dim == 0) return std::nullopt;
+  ScatteredPattern p;
+  std::size_t groups = 0;
+  if (phase == Phase::stage1) {
+    p.run_bytes = line_multiple(g.d_major_run_bytes ? g.d_major_run_bytes : g.block_tokens * g.d_major_elem);
+    p.group_bytes = p.group_stride_bytes = g.head_dim * p.run_bytes;
+    groups = g.kv_heads * g.batch * ceil_div(g.seq_len * g.d_major_elem, p.run_bytes);
+  } else if (phase == Phase::stage2) {
+    const std::size_t row = g.head_dim * g.elem;
+    const std::size_t region = row * g.block_tokens;  // one block's K (or V) rows
+    p.run_bytes = line_multiple(g.layouts == KeyLayout::fused ? 2 * row : row);
+    p.group_bytes = std::min(2 * region / 64 * 64, g.block_stride);
+    p.group_stride_bytes = g.block_stride;
+    groups = g.kv_heads * g.batch * ceil_div(g.seq_len, g.block_tokens);
+  } else {
+    return std::nullopt;
+  }
+  if (groups == 0 || p.group_bytes < p.run_bytes) return std::nullopt;
+  const std::size_t runs_in_group = p.group_bytes / p.run_bytes;
+  p.runs_per_group = std::clamp<std::size_t>(
+      std::size_t(std::llround(bytes_per_call / double(groups) / double(p.run_bytes))), 1, runs_in_group);
+  if (p.runs_per_group == runs_in_group) return std::nullopt;  // every run of the region: streaming
+  return p;
+}
 
 // How the floor's ceilings were measured (measure_floor_ceilings in roofline.cpp): the
 // streaming read bandwidth right before SparQ's scattered patterns (the one right after

@@ -77,7 +77,8 @@ class LayerRun {
                    .dtype = DType::f32,
                    .block_tokens = block,
                    .capacity_tokens = (n + block - 1) / block * block,
-                   .layouts = KeyLayout::both});
+                   .layouts = KeyLayout::both,
+                   .d_major_type = o_.d_major_type});
     const SeqId seq = cache.add_sequence();
     std::size_t next = 0;  // index into steps_
     for (std::size_t p = 0; p < n; ++p) {
@@ -252,6 +253,7 @@ EvalResult run_eval(const TraceManifest& manifest, const LayerLoader& load, cons
   EvalResult r;
   r.manifest = manifest;
   r.isa = std::string(to_string(active_isa()));
+  r.d_major_type = options.d_major_type;
   if (options.layers.empty())
     for (std::size_t l = 0; l < manifest.shape.layers; ++l) r.layers.push_back(l);
   else

@@ -48,7 +48,8 @@ LlamaModel::LlamaModel(const LlamaWeights& w, const ModelOptions& options)
                          .dtype = options.dtype,
                          .block_tokens = options.block_tokens,
                          .capacity_tokens = options.capacity_tokens ? options.capacity_tokens : 8 * w.config.seq_len,
-                         .layouts = options.layouts}) {
+                         .layouts = options.layouts,
+                         .d_major_type = options.d_major_type}) {
   if (options.prefill_chunk == 0)
     throw Error(ErrorCode::invalid_argument, "prefill_chunk=0 is invalid: must be at least 1");
   if (!(config_.norm_eps > 0.0f) || !(config_.rope_theta > 0.0f))

@@ -10,18 +10,34 @@ std::uint64_t dense_model_bytes(std::size_t seq_len, std::size_t head_dim, DType
   return 2ull * seq_len * head_dim * size_of(dtype);
 }
 
-std::uint64_t sparq_model_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype, const SparQResolved& p,
-                                std::size_t group) noexcept {
+SparqModelBytes sparq_model_phase_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype, const SparQResolved& p,
+                                        std::size_t group, const StorageModel& storage) noexcept {
   const std::uint64_t b = size_of(dtype);
+  SparqModelBytes m;
   // k >= S: every row is fetched, α = 1 exactly; no approximate scores and no v̄ needed.
-  if (p.k >= seq_len) return dense_model_bytes(seq_len, head_dim, dtype);
+  if (p.k >= seq_len) {
+    m.stage2 = dense_model_bytes(seq_len, head_dim, dtype);
+    return m;
+  }
   const std::size_t g = p.gqa == GqaSelection::per_head ? std::max<std::size_t>(group, 1) : 1;
   const std::uint64_t rows = std::min<std::uint64_t>(std::uint64_t(g) * p.r, head_dim);
   const std::uint64_t k_eff = std::min<std::uint64_t>(p.k, seq_len);
   const std::uint64_t fetched = std::min<std::uint64_t>(g * k_eff, seq_len);
-  std::uint64_t bytes = seq_len * rows * b + 2 * fetched * head_dim * b;
-  if (p.reallocation) bytes += 4ull * head_dim;
-  return bytes;
+  if (storage.d_major_type == DMajorType::int8) {
+    const std::uint64_t B = std::max<std::size_t>(storage.block_tokens, 1);
+    const std::uint64_t blocks = (seq_len + B - 1) / B;  // one f32 scale per selected row per block
+    m.stage1 = seq_len * rows + blocks * rows * sizeof(float);
+  } else {
+    m.stage1 = seq_len * rows * b;
+  }
+  m.stage2 = 2 * fetched * head_dim * b;
+  if (p.reallocation) m.reallocation = 4ull * head_dim;
+  return m;
+}
+
+std::uint64_t sparq_model_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype, const SparQResolved& p,
+                                std::size_t group, const StorageModel& storage) noexcept {
+  return sparq_model_phase_bytes(seq_len, head_dim, dtype, p, group, storage).total();
 }
 
 std::uint64_t dense_model_flops(std::size_t seq_len, std::size_t head_dim, std::size_t group) noexcept {
@@ -36,7 +52,7 @@ std::uint64_t sparq_model_flops(std::size_t seq_len, std::size_t head_dim, const
 }
 
 ModelCost model_cost(const Method& method, const ModelShape& shape, std::size_t seq_len, DType dtype,
-                     std::size_t sequences) {
+                     std::size_t sequences, const StorageModel& storage) {
   shape.validate();
   const std::size_t g = shape.group();
   ModelCost per_head;
@@ -44,7 +60,7 @@ ModelCost model_cost(const Method& method, const ModelShape& shape, std::size_t 
     per_head = {dense_model_bytes(seq_len, shape.head_dim, dtype), dense_model_flops(seq_len, shape.head_dim, g)};
   } else {
     const SparQResolved p = std::get<SparQ>(method).resolve(shape.head_dim, seq_len, g);
-    per_head = {sparq_model_bytes(seq_len, shape.head_dim, dtype, p, g),
+    per_head = {sparq_model_bytes(seq_len, shape.head_dim, dtype, p, g, storage),
                 sparq_model_flops(seq_len, shape.head_dim, p, g)};
   }
   const std::uint64_t n = std::uint64_t(shape.kv_heads) * sequences;

@@ -1,6 +1,7 @@
-// `sparq roofline`'s check that the memory floor's ceilings come from one bandwidth mode:
-// the streaming figures right before and right after the scattered patterns must agree
-// within 10% of the larger (apps/sparq/roofline_run.hpp).
+// `sparq roofline`'s memory floor (apps/sparq/roofline_run.hpp): the scattered patterns
+// its probes read for each layout and d-major type, and the check that its ceilings come
+// from one bandwidth mode (the streaming figures right before and right after the
+// scattered patterns must agree within 10% of the larger).
 #include <gtest/gtest.h>
 
 #include "roofline_run.hpp"
@@ -29,6 +30,63 @@ TEST(RooflineFloor, FloorIsSteadyOnlyWhenBothFiguresWereMeasured) {
   run.floor_ceilings.attempts = 0;
   run.bw_after->gb_per_s = 40.0;
   EXPECT_FALSE(run.floor_steady());
+}
+
+// S = 1024 in 256-token blocks, 2 KV heads, d = 128, bf16: 8 blocks, each 1 MiB apart.
+FloorGeometry small(KeyLayout layouts, std::size_t d_major_elem) {
+  return {.seq_len = 1024,
+          .head_dim = 128,
+          .kv_heads = 2,
+          .batch = 1,
+          .block_tokens = 256,
+          .elem = 2,
+          .d_major_elem = d_major_elem,
+          .layouts = layouts,
+          .d_major_run_bytes = 4 * 256 * d_major_elem,  // a head's 4 blocks side by side
+          .block_stride = 1 << 20};
+}
+
+TEST(RooflineFloor, Stage2ReadsTwoRowsPerPositionOrOneFusedRun) {
+  // k = 64 positions per head: 2 heads x 64 x (K + V rows of 256 bytes) = 65536 bytes.
+  const double bytes = 2.0 * 64 * 2 * 256;
+  const auto both = floor_pattern(Phase::stage2, small(KeyLayout::both, 2), bytes);
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->run_bytes, 256u);              // one key or value row
+  EXPECT_EQ(both->runs_per_group, 32u);          // 65536 / 8 blocks / 256
+  EXPECT_EQ(both->group_bytes, 2u * 256 * 256);  // the block's K and V regions
+  EXPECT_EQ(both->group_stride_bytes, 1u << 20);
+  const auto fused = floor_pattern(Phase::stage2, small(KeyLayout::fused, 2), bytes);
+  ASSERT_TRUE(fused);
+  EXPECT_EQ(fused->run_bytes, 512u);              // key | value: one run per position
+  EXPECT_EQ(fused->runs_per_group, 16u);          // 65536 / 8 blocks / 512
+  EXPECT_EQ(fused->group_bytes, 2u * 256 * 256);  // [B][key | value], the same region
+  EXPECT_EQ(fused->runs_per_group * fused->run_bytes, both->runs_per_group * both->run_bytes);
+  // Every row of every block: a streaming read, no scattered ceiling.
+  EXPECT_FALSE(floor_pattern(Phase::stage2, small(KeyLayout::fused, 2), 2.0 * 1024 * 512));
+  EXPECT_FALSE(floor_pattern(Phase::stage2, small(KeyLayout::fused, 2), 0.0));
+}
+
+TEST(RooflineFloor, Stage1RunsShrinkWithTheInt8Copy) {
+  // r = 16 rows of each head's d-major copy: bf16 runs of 4 x 256 x 2 = 2048 bytes.
+  const auto same = floor_pattern(Phase::stage1, small(KeyLayout::both, 2), 2.0 * 16 * 2048);
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->run_bytes, 2048u);
+  EXPECT_EQ(same->runs_per_group, 16u);  // one group (stretch) per head
+  EXPECT_EQ(same->group_bytes, 128u * 2048);
+  EXPECT_EQ(same->group_stride_bytes, 128u * 2048);
+  // int8: runs of 1024 bytes; the profile's bytes include the scales (2 heads x 4 blocks x
+  // one line of 16 floats), which round away: 16 runs per group still.
+  const auto int8 = floor_pattern(Phase::stage1, small(KeyLayout::fused, 1), 2.0 * 16 * 1024 + 2 * 4 * 64);
+  ASSERT_TRUE(int8);
+  EXPECT_EQ(int8->run_bytes, 1024u);
+  EXPECT_EQ(int8->runs_per_group, 16u);
+  EXPECT_EQ(int8->group_bytes, 128u * 1024);
+  // Without a measured run length, one block's row: 256 int8 = 256 bytes.
+  FloorGeometry g = small(KeyLayout::both, 1);
+  g.d_major_run_bytes = 0;
+  EXPECT_EQ(floor_pattern(Phase::stage1, g, 1000.0)->run_bytes, 256u);
+  // Phases other than the two stages stream.
+  EXPECT_FALSE(floor_pattern(Phase::topk, small(KeyLayout::both, 2), 1000.0));
 }
 
 }  // namespace

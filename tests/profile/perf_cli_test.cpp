@@ -1,5 +1,5 @@
-// `sparq roofline` and `sparq layouts` end to end on tiny problems: --json parses, has
-// its documented fields, and every derived figure is consistent with the row's own
+// `sparq roofline` end to end on tiny problems (`sparq layouts`: tests/cli/cli_layouts_test.cpp):
+// --json parses, has its documented fields, and every derived figure is consistent with the row's own
 // (bytes equal to DESIGN §1's model, GB/s = bytes / time, % = GB/s / the ceiling,
 // speed-ups, floors); --csv has a header, --plot writes an SVG, bad options exit 2 with
 // a one-line error naming the option. Times are never compared with a target.
@@ -51,7 +51,6 @@ Result run(const std::string& args, const std::string& prefix = "") {
 // Small and quick: 1 thread, 16 MiB read buffer, 32 MiB rotation (first touch of fresh
 // memory is slow in some VMs: ~1 s for 64 MiB here).
 const std::string kTinyRoofline = "roofline --seq-lens 1k --repeats 2 --threads 1 --bw-buffer 16M --working-set 32M";
-const std::string kTinyLayouts = "layouts --seq-len 1k --repeats 2 --threads 1 --working-set 16M --block-tokens 64,256";
 
 TEST(RooflineCli, JsonHasTheDocumentedFields) {
   const Result r = run(kTinyRoofline + " --heads 8/2 --head-dim 64 --ratio 4,8 --json");
@@ -59,9 +58,9 @@ TEST(RooflineCli, JsonHasTheDocumentedFields) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("tool"), "roofline");
   const auto& m = j.at("machine");
-  for (const char* key : {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa",
-                          "threads", "read_buffer_bytes", "read_bandwidth", "read_gb_per_s_before",
-                          "read_gb_per_s_after", "fma_peak_gflops", "ridge_intensity"})
+  for (const char* key :
+       {"cpu_model", "cores", "hardware_threads", "numa_nodes", "llc_bytes", "isa", "threads", "read_buffer_bytes",
+        "read_bandwidth", "read_gb_per_s_before", "read_gb_per_s_after", "fma_peak_gflops", "ridge_intensity"})
     EXPECT_TRUE(m.contains(key)) << key;
   EXPECT_EQ(m.at("threads"), 1);
   ASSERT_TRUE(j.contains("placement"));
@@ -268,77 +267,6 @@ TEST(RooflineCli, BadOptionsExit2WithOneLine) {
     EXPECT_EQ(r.err.rfind("sparq roofline: error:", 0), 0u) << args << ": " << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << args << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << args;
-  }
-}
-
-TEST(LayoutsCli, JsonHasTheDocumentedFields) {
-  const Result r = run(kTinyLayouts + " --json");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j.at("tool"), "layouts");
-  EXPECT_FALSE(j.at("recommendation").get<std::string>().empty());
-  const auto& results = j.at("results");
-  ASSERT_EQ(results.size(), 6u);  // 3 layouts x 2 block sizes
-  for (const auto& row : results) {
-    for (const char* key :
-         {"dtype", "layout", "block_tokens", "memory_bytes", "kv_bytes", "memory_overhead", "sparq_seconds",
-          "dense_seconds", "sparq_bytes", "stage1_bytes", "topk_bytes", "stage2_bytes", "model_bytes", "dense_bytes",
-          "sparq_gb_per_s", "dense_gb_per_s", "speedup_vs_dense", "byte_ratio_vs_dense", "repeats"})
-      EXPECT_TRUE(row.contains(key)) << key;
-    const std::string layout = row.at("layout");
-    const double overhead = row.at("memory_overhead");
-    // Both layouts keep a second key copy: +50% over K and V; one layout: +0%.
-    if (layout == "both")
-      EXPECT_NEAR(overhead, 0.5, 1e-9);
-    else
-      EXPECT_NEAR(overhead, 0.0, 1e-9);
-    // Derived columns from the row's own figures; with both layouts SparQ moves exactly
-    // the model's bytes.
-    const double sparq_s = row.at("sparq_seconds"), dense_s = row.at("dense_seconds");
-    const double sparq_b = row.at("sparq_bytes"), dense_b = row.at("dense_bytes");
-    EXPECT_NEAR(row.at("sparq_gb_per_s").get<double>(), sparq_b / sparq_s * 1e-9, 1e-9 * sparq_b / sparq_s * 1e-9);
-    EXPECT_NEAR(row.at("dense_gb_per_s").get<double>(), dense_b / dense_s * 1e-9, 1e-9 * dense_b / dense_s * 1e-9);
-    EXPECT_NEAR(row.at("speedup_vs_dense").get<double>(), dense_s / sparq_s, 1e-9 * dense_s / sparq_s);
-    EXPECT_NEAR(row.at("byte_ratio_vs_dense").get<double>(), dense_b / sparq_b, 1e-12 * dense_b / sparq_b);
-    EXPECT_EQ(row.at("stage1_bytes").get<std::uint64_t>() + row.at("topk_bytes").get<std::uint64_t>() +
-                  row.at("stage2_bytes").get<std::uint64_t>(),
-              row.at("sparq_bytes").get<std::uint64_t>())
-        << layout;
-    if (layout == "both") {
-      EXPECT_EQ(row.at("sparq_bytes"), row.at("model_bytes"));
-    }
-  }
-}
-
-TEST(LayoutsCli, ShowsWhyTheDMajorCopyExists) {
-  const Result r = run(kTinyLayouts + " --json");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  std::uint64_t both = 0, s_major = 0, d_major = 0;
-  for (const auto& row : j.at("results")) {
-    if (row.at("block_tokens") != 256) continue;
-    const std::string l = row.at("layout");
-    (l == "both" ? both : l == "s-major" ? s_major : d_major) = row.at("sparq_bytes").get<std::uint64_t>();
-  }
-  // Counted bytes, not times: deterministic. Stage 1 from S-major rows reads whole rows;
-  // stage 2 from the d-major copy reads a line per component.
-  EXPECT_LT(both, s_major);
-  EXPECT_LT(both, d_major);
-}
-
-TEST(LayoutsCli, CsvHasAHeaderAndBadOptionsExit2) {
-  const Result r = run(kTinyLayouts + " --csv");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out.rfind("dtype,layout,block_tokens,memory_bytes", 0), 0u) << r.out;
-  const std::pair<const char*, const char*> cases[] = {
-      {"--layouts diagonal", "--layouts"}, {"--dtypes f8", "--dtypes"}, {"--block-tokens 0", "--block-tokens"},
-      {"--seq-len 1q", "--seq-len"},       {"--ratio nan", "--ratio"},  {"--repeats 0", "--repeats"},
-  };
-  for (const auto& [args, needle] : cases) {
-    const Result bad = run(std::string("layouts ") + args);
-    EXPECT_EQ(bad.exit_code, 2) << args << ": " << bad.err;
-    EXPECT_EQ(bad.err.rfind("sparq layouts: error:", 0), 0u) << args << ": " << bad.err;
-    EXPECT_NE(bad.err.find(needle), std::string::npos) << args << ": " << bad.err;
   }
 }
 

@@ -35,6 +35,52 @@ TEST(TransferModel, PerHeadSelectionIsBoundedByTheUnion) {
   EXPECT_EQ(sparq_model_bytes(600, 128, DType::bf16, p, 16), 600ull * 128 * 2 + 2ull * 600 * 128 * 2);
 }
 
+TEST(TransferModel, Int8DMajorCopyHalvesStage1PlusScales) {
+  // S = 1000, B = 256: 4 blocks (the last partial); r = 8 of d = 64, k = 100, bf16.
+  const SparQResolved p{.r = 8, .k = 100, .window = 25, .reallocation = false};
+  const StorageModel int8{.layouts = KeyLayout::both, .d_major_type = DMajorType::int8, .block_tokens = 256};
+  const SparqModelBytes m = sparq_model_phase_bytes(1000, 64, DType::bf16, p, 1, int8);
+  EXPECT_EQ(m.stage1, 1000u * 8 * 1 + 4u * 8 * 4);  // int8 rows + one f32 scale per row per block
+  EXPECT_EQ(m.stage2, 2u * 100 * 64 * 2);           // stage 2 reads the exact keys: unchanged
+  EXPECT_EQ(m.reallocation, 0u);
+  EXPECT_EQ(sparq_model_bytes(1000, 64, DType::bf16, p, 1, int8), 8128u + 25600u);
+  // The same copy: S·r·b; the default storage is that.
+  EXPECT_EQ(sparq_model_phase_bytes(1000, 64, DType::bf16, p, 1, {}).stage1, 1000u * 8 * 2);
+  // Per-block scales depend on B: 1000 tokens in 64-token blocks is 16 blocks.
+  EXPECT_EQ(sparq_model_phase_bytes(1000, 64, DType::bf16, p, 1, {.d_major_type = DMajorType::int8, .block_tokens = 64})
+                .stage1,
+            8000u + 16u * 8 * 4);
+  // f32: the int8 copy is a quarter of stage 1 (plus scales).
+  EXPECT_EQ(sparq_model_phase_bytes(1000, 64, DType::f32, p, 1, int8).stage1, 8128u);
+  // Per-head selection, g = 4: up to 32 rows, each with its scale.
+  SparQResolved per_head = p;
+  per_head.gqa = GqaSelection::per_head;
+  EXPECT_EQ(sparq_model_phase_bytes(1000, 64, DType::bf16, per_head, 4, int8).stage1, 1000u * 32 + 4u * 32 * 4);
+  // k >= S: dense, no stage 1 whatever the copy.
+  EXPECT_EQ(sparq_model_bytes(100, 64, DType::bf16, {.r = 8, .k = 100}, 1, int8),
+            dense_model_bytes(100, 64, DType::bf16));
+}
+
+TEST(TransferModel, FusedRowsMoveTheSameBytes) {
+  // [B][key | value]: stage 2 reads one run of 2·d·b per position instead of two runs of
+  // d·b; the bytes are the same (the floor's access pattern is what changes).
+  const SparQResolved p{.r = 16, .k = 256, .window = 64, .reallocation = true};
+  const StorageModel fused{.layouts = KeyLayout::fused};
+  EXPECT_EQ(sparq_model_bytes(4096, 128, DType::bf16, p, 4, fused), sparq_model_bytes(4096, 128, DType::bf16, p, 4));
+  const SparqModelBytes m = sparq_model_phase_bytes(4096, 128, DType::bf16, p, 4, fused);
+  EXPECT_EQ(m.stage1, 4096u * 16 * 2);
+  EXPECT_EQ(m.stage2, 256u * (2 * 128 * 2));
+  EXPECT_EQ(m.reallocation, 4u * 128);
+  // Fused + int8 at c = 8 (Llama-3-8B layer, S = 16k, B = 256): stage 1 halves, and the
+  // total is ~10.7x fewer bytes than dense instead of 8x.
+  const ModelShape llama{.layers = 1, .q_heads = 32, .kv_heads = 8, .head_dim = 128};
+  const StorageModel fused_int8{.layouts = KeyLayout::fused, .d_major_type = DMajorType::int8};
+  const ModelCost c = model_cost(SparQ::for_ratio(8), llama, 16384, DType::bf16, 1, fused_int8);
+  EXPECT_EQ(c.bytes, 8 * (16384ull * 16 + 64ull * 16 * 4 + 2ull * 1024 * 128 * 2));
+  const double ratio = double(model_cost(Dense{}, llama, 16384, DType::bf16).bytes) / double(c.bytes);
+  EXPECT_NEAR(ratio, 10.6, 0.1) << "bytes=" << c.bytes;
+}
+
 TEST(TransferModel, ModelCostResolvesTheDefaults) {
   const ModelShape llama{.layers = 1, .q_heads = 32, .kv_heads = 8, .head_dim = 128};
   const ModelCost dense = model_cost(Dense{}, llama, 4096, DType::bf16);

@@ -36,14 +36,38 @@ struct Ceilings {
 // Dense: every K and V row once: 2·S·d·b.
 [[nodiscard]] std::uint64_t dense_model_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype) noexcept;
 
+// How the cache stores what SparQ reads (CacheConfig's fields of the same names). Only
+// d_major_type changes the bytes: an int8 copy makes stage 1 read S·r bytes plus one f32
+// scale per selected component per block; the fused layout ([B][key | value]) moves the
+// same 2·k·d·b in stage 2, as k runs of 2·d·b instead of 2·k runs of d·b (what changes is
+// the access pattern, and so the memory floor of `sparq roofline`).
+struct StorageModel {
+  KeyLayout layouts = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;
+  std::size_t block_tokens = 256;  // >= 1
+};
+
+// SparQ's model bytes split by phase, for one KV head.
+struct SparqModelBytes {
+  std::uint64_t stage1 = 0;        // S·rows·e (+ ceil(S/B)·rows·4 scales for int8)
+  std::uint64_t stage2 = 0;        // 2·fetched·d·b
+  std::uint64_t reallocation = 0;  // 4·d with reallocation (v̄ read as f32)
+  [[nodiscard]] std::uint64_t total() const noexcept { return stage1 + stage2 + reallocation; }
+};
+[[nodiscard]] SparqModelBytes sparq_model_phase_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype,
+                                                      const SparQResolved& params, std::size_t group = 1,
+                                                      const StorageModel& storage = {}) noexcept;
+
 // SparQ with shared selection: S·r·b (r rows of the d-major keys) + 2·k_eff·d·b (the
 // fetched K and V rows, k_eff = min(k, S)) + 4·d with reallocation (v̄ read as f32).
 // With per-head selection (group g) the heads may choose different rows: this returns
 // the upper bound min(g·r, d) rows and min(g·k_eff, S) positions. When k >= S every
 // row is fetched and α = 1 exactly: no stage 1 and no v̄ are needed, and the model is
 // dense_model_bytes().
+// `storage` as in sparq_model_phase_bytes(): the int8 copy halves (bf16/f16) stage 1.
 [[nodiscard]] std::uint64_t sparq_model_bytes(std::size_t seq_len, std::size_t head_dim, DType dtype,
-                                              const SparQResolved& params, std::size_t group = 1) noexcept;
+                                              const SparQResolved& params, std::size_t group = 1,
+                                              const StorageModel& storage = {}) noexcept;
 
 // FLOPs of the same step for the g query heads of one KV head (dot products and the
 // weighted sum; softmax, top-k and exp are not counted). Dense: 4·g·S·d.
@@ -60,7 +84,7 @@ struct ModelCost {
   std::uint64_t flops = 0;
 };
 [[nodiscard]] ModelCost model_cost(const Method& method, const ModelShape& shape, std::size_t seq_len, DType dtype,
-                                   std::size_t sequences = 1);
+                                   std::size_t sequences = 1, const StorageModel& storage = {});
 
 // --- Placing a measurement on the roofline.
 struct RooflinePoint {

@@ -19,11 +19,12 @@ namespace sparq::eval {
 struct EvalOptions {
   std::vector<double> ratios = {2, 4, 8, 16};  // each >= 1
   std::vector<EvalMethod> methods = {std::begin(kAllMethods), std::end(kAllMethods)};
-  std::vector<std::size_t> layers;  // empty: every layer
-  std::size_t steps = 0;            // decode steps evaluated, evenly spaced; 0: all
-  std::size_t sinks = 4;            // sink-window's sink positions
-  std::size_t block_tokens = 256;   // of the cache sparq::decode reads
-  bool per_head = false;            // also summarize every (layer, query head)
+  std::vector<std::size_t> layers;             // empty: every layer
+  std::size_t steps = 0;                       // decode steps evaluated, evenly spaced; 0: all
+  std::size_t sinks = 4;                       // sink-window's sink positions
+  std::size_t block_tokens = 256;              // of the cache sparq::decode reads
+  DMajorType d_major_type = DMajorType::same;  // of its d-major key copy (int8: approximate ranking)
+  bool per_head = false;                       // also summarize every (layer, query head)
   // Called after each layer with (layers done, layers total); may be empty.
   std::function<void(std::size_t, std::size_t)> progress;
 };
@@ -45,7 +46,8 @@ struct EvalResult {
   std::vector<double> dense_bytes_per_step;  // per layer (Profile of sparq::decode)
   double dense_bytes_overall = 0;
   std::string isa;
-  std::vector<MethodResult> rows;  // methods × ratios, in the order of the options
+  DMajorType d_major_type = DMajorType::same;  // EvalOptions::d_major_type
+  std::vector<MethodResult> rows;              // methods × ratios, in the order of the options
 };
 
 // The decode positions evaluated: every one of [prefill, positions) when steps is 0 or

@@ -63,6 +63,8 @@ struct ModelOptions {
   std::size_t block_tokens = 64;    // cache block size
   std::size_t capacity_tokens = 0;  // 0: 8 * seq_len
   KeyLayout layouts = KeyLayout::both;
+  // int8: SparQ's stage 1 ranks positions on an int8 d-major copy (half its bytes).
+  DMajorType d_major_type = DMajorType::same;
   std::size_t prefill_chunk = 256;  // tokens per forward pass of a prefill
   // Record, during prefill, the attention every prompt position receives (H2O's starting
   // scores): about one more QK^T of the prompt per layer.
