@@ -14,3 +14,4 @@
 #include "sparq/topology.hpp"
 #include "sparq/types.hpp"
 #include "sparq/version.hpp"
+#include "sparq/workspace.hpp"
