@@ -66,9 +66,9 @@ void KVCache::Impl::append_parts(const std::string& what, std::span<const Append
         for (std::size_t h = 0; h < H; ++h) block_heads.push_back(h);
     }
   }
-  std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
-  std::vector<std::size_t> tables_before(parts.size());
+  std::vector<std::size_t> tables_before(parts.size());  // allocated before the blocks are taken
   for (std::size_t i = 0; i < parts.size(); ++i) tables_before[i] = table_bytes(*parts[i].seq);
+  std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
   try {
     for (std::size_t i = 0; i < parts.size(); ++i)
       for (std::size_t l = 0; l < parts[i].layers; ++l) {
