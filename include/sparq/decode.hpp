@@ -7,7 +7,15 @@
 // (kv_head_end - kv_head_begin) * g of them.
 //
 // Results are deterministic: bit-identical for the same inputs and ISA whatever the
-// thread count (fixed chunking, fixed merge order, ties broken by position).
+// thread count (fixed chunking, fixed merge order, ties broken by position), and with or
+// without a Workspace.
+//
+// Memory. A call allocates what it needs for its own batch (per-chunk partial results)
+// and frees it before returning. The kernels' per-thread scratch is the exception: it is
+// reused across calls, in thread_local buffers by default (each TBB worker keeps the
+// scratch of the largest call it served until the thread exits), or in a caller-owned
+// sparq::Workspace passed as DecodeOptions::workspace (bounded by the largest call it
+// served, freed by Workspace::release() or its destructor: sparq/workspace.hpp).
 #pragma once
 
 #include <cstddef>
@@ -18,6 +26,7 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
+#include "sparq/workspace.hpp"
 
 #include <oneapi/tbb/task_arena.h>
 
@@ -40,6 +49,11 @@ struct DecodeOptions {
   std::size_t kv_head_end = ~std::size_t{0};  // ~0: all heads; otherwise at most kv_heads
   Profile* profile = nullptr;                 // accumulated into when given
   tbb::task_arena* arena = nullptr;           // run inside the caller's arena when given
+  // Scratch memory (sparq/workspace.hpp). Null: each thread that runs kernels keeps its
+  // own thread_local scratch, grown to the largest call it served and kept for the
+  // thread's life. Given: the scratch lives in the workspace, bounded as its header says
+  // and freed with it; outputs are bit-identical either way.
+  Workspace* workspace = nullptr;
 };
 
 // Validates everything (unknown sequence, sizes, non-finite q, S = 0, method

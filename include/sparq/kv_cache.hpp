@@ -51,6 +51,7 @@
 #include <span>
 #include <vector>
 
+#include "sparq/rows.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq {
@@ -173,18 +174,30 @@ class KVCache {
   [[nodiscard]] bool contains(SeqId seq) const;
   [[nodiscard]] std::vector<SeqId> sequences() const;
 
-  // Appends n_tokens to one layer: keys and values are [n_tokens][kv_heads][head_dim]
-  // f32 (converted to the storage type, rounding to nearest even). Throws, changing
-  // nothing: shape_mismatch on a size mismatch (also when n_tokens*kv_heads*head_dim
-  // overflows); non_finite_input on NaN, inf, or a finite value the storage type cannot
-  // hold (|x| >= 65520 in f16, >= 3.3961775e38 in bf16: refused, never stored as inf),
-  // naming its [token, head, component]; capacity_exhausted when the pool cannot
-  // supply the new blocks.
-  void append(SeqId seq, std::size_t layer, std::span<const float> keys, std::span<const float> values,
-              std::size_t n_tokens);
+  // Appends n_tokens to one layer: keys and values are [n_tokens][kv_heads][head_dim],
+  // each f32 values (a span, vector or array converts to Rows) or f16/bf16 bit patterns
+  // (Rows::f16, Rows::bf16; sparq/rows.hpp), read in place with no f32 round trip. An
+  // element of the cache's dtype is copied bit for bit; any other is converted, rounding
+  // to nearest even, so the stored bits never depend on the source type, only on the
+  // value. Throws, changing nothing: shape_mismatch on a size mismatch (also when
+  // n_tokens*kv_heads*head_dim overflows); non_finite_input on NaN, inf, or a finite value
+  // the storage type cannot hold (|x| >= 65520 in f16, >= 3.3961775e38 in bf16: refused,
+  // never stored as inf), naming its [token, head, component]; capacity_exhausted when
+  // the pool cannot supply the new blocks.
+  void append(SeqId seq, std::size_t layer, Rows keys, Rows values, std::size_t n_tokens);
   // Appends to every layer at once: keys/values are [layers][n_tokens][kv_heads][head_dim].
   // All layers or none, with the errors of append (positions name the layer too).
-  void append_all_layers(SeqId seq, std::span<const float> keys, std::span<const float> values, std::size_t n_tokens);
+  void append_all_layers(SeqId seq, Rows keys, Rows values, std::size_t n_tokens);
+  // Appends one token to each of `seqs` at one layer (a server's decode step over its
+  // slots): keys/values are [seqs.size()][kv_heads][head_dim], row b for seqs[b], typed
+  // as in append. All or nothing across the batch: every id, size and value is checked,
+  // every sequence claimed for writing and every block the batch needs taken from the
+  // pool in one step before anything is written, so on any error no sequence changes.
+  // Throws the errors of append (positions name the batch row as "token"), and
+  // invalid_argument when an id appears twice (one token per sequence and call),
+  // unknown_sequence, or concurrent_use when any of them is in use. An empty batch
+  // does nothing.
+  void append_batch(std::span<const SeqId> seqs, std::size_t layer, Rows keys, Rows values);
 
   // Drops the last n tokens of every layer (n may not exceed the shortest layer).
   void truncate(SeqId seq, std::size_t n_tokens);

@@ -158,13 +158,24 @@ SPARQ_C_EXPORT sparq_status sparq_cache_length(const sparq_cache* cache, sparq_s
 SPARQ_C_EXPORT sparq_status sparq_cache_append(sparq_cache* cache, sparq_seq_id seq, size_t layer, const float* keys,
                                                const float* values, size_t n_tokens);
 /* The same from IEEE binary16 or bfloat16 bit patterns (e.g. a model's f16 or bf16
- * activations). For now they are widened to f32 in a temporary buffer of
- * 2 * n_tokens * kv_heads * head_dim floats, freed before returning (docs/c-api.md); the
- * stored values are the same as a direct conversion would give, since widening is exact. */
+ * activations), read in place: no f32 buffer is made. An element of the cache's dtype is
+ * copied bit for bit, any other converted (round to nearest even), so the cache stores
+ * exactly what sparq_cache_append of the same values (widened exactly) stores. Non-finite
+ * values and values beyond the storage's range are rejected as there. */
 SPARQ_C_EXPORT sparq_status sparq_cache_append_f16(sparq_cache* cache, sparq_seq_id seq, size_t layer,
                                                    const uint16_t* keys, const uint16_t* values, size_t n_tokens);
 SPARQ_C_EXPORT sparq_status sparq_cache_append_bf16(sparq_cache* cache, sparq_seq_id seq, size_t layer,
                                                     const uint16_t* keys, const uint16_t* values, size_t n_tokens);
+/* Since 0.2. Appends one token to each of n_seqs distinct sequences at one layer (a
+ * server's decode step over its slots). keys and values are [n_seqs][kv_heads][head_dim]
+ * elements of `dtype` (a sparq_dtype: float for F32, uint16_t bit patterns for F16 and
+ * BF16), row b for seqs[b]. All or nothing: when any id is unknown, repeated
+ * (SPARQ_ERR_INVALID_ARGUMENT) or in use by another thread, any value non-finite, or the
+ * pool cannot hold every new block, no sequence changes. n_seqs = 0 does nothing
+ * (pointers must still be non-NULL). */
+SPARQ_C_EXPORT sparq_status sparq_cache_append_batch(sparq_cache* cache, size_t layer, const sparq_seq_id* seqs,
+                                                     size_t n_seqs, int32_t dtype, const void* keys,
+                                                     const void* values);
 
 /* One stored key or value row of KV head `head` at position pos, as f32 (the stored,
  * rounded value): out has head_dim floats. */

@@ -10,6 +10,8 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
+#include "sparq/rows.hpp"
 #include "sparq/topology.hpp"
 #include "sparq/types.hpp"
 #include "sparq/version.hpp"
+#include "sparq/workspace.hpp"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernel_api.hpp"
+#include "kernels/scratch.hpp"
 #include "api/node_decode.hpp"
 #include "sparq/error.hpp"
 
@@ -106,8 +107,31 @@ void check_length(std::size_t s, SeqId seq, std::size_t layer, const std::string
                                         str(layer) + ": attention needs S >= 1");
 }
 
-kernels::Common common_for(const CallShape& c, std::size_t group, const DecodeOptions& options) {
+// Holds options.workspace for one call: one decode at a time per workspace.
+class WorkspaceClaim {
+ public:
+  explicit WorkspaceClaim(Workspace* ws) : impl_(ws ? &ws->impl() : nullptr) {
+    if (impl_ && impl_->in_use.exchange(true)) {
+      impl_ = nullptr;
+      fail(ErrorCode::concurrent_use, "options.workspace is in use by another decode: give each thread that "
+                                      "decodes concurrently its own sparq::Workspace");
+    }
+  }
+  ~WorkspaceClaim() {
+    if (impl_) impl_->in_use.store(false);
+  }
+  WorkspaceClaim(const WorkspaceClaim&) = delete;
+  WorkspaceClaim& operator=(const WorkspaceClaim&) = delete;
+  [[nodiscard]] Workspace::Impl* get() const noexcept { return impl_; }
+
+ private:
+  Workspace::Impl* impl_;
+};
+
+kernels::Common common_for(const CallShape& c, std::size_t group, const DecodeOptions& options,
+                           const WorkspaceClaim& ws) {
   kernels::Common k;
+  k.workspace = ws.get();
   k.kv_begin = c.kv_begin;
   k.kv_end = c.kv_end;
   k.group = group;
@@ -166,7 +190,8 @@ void decode(const KVCache& cache, std::size_t layer, const Method& method, std::
     tasks.push_back(t);
   }
   if (tasks.empty()) return;
-  const kernels::Common common = common_for(c, *n_q / c.n_kv, options);
+  const WorkspaceClaim ws(options.workspace);
+  const kernels::Common common = common_for(c, *n_q / c.n_kv, options, ws);
   run_in(options.arena, options.profile, [&] {
     const api::DecodeKernel kernel = sparq ? &kernels::sparq_decode : &kernels::dense_decode;
     if (api::splits_by_node(cache, options.arena))  // by-head placement: each node decodes its own heads
@@ -190,7 +215,8 @@ void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span
   check_size(out.size(), q.size(), "out", "n_new*q_heads*head_dim (" + str(n_new) + "*" + str(n_q) + "*" + str(c.d) + ")");
   check_finite(q, "q");
   const kernels::CausalTask task{view, q.data(), out.data(), n_new};
-  const kernels::Common common = common_for(c, n_q / c.n_kv, options);
+  const WorkspaceClaim ws(options.workspace);
+  const kernels::Common common = common_for(c, n_q / c.n_kv, options, ws);
   run_in(options.arena, options.profile, [&] { kernels::dense_decode_causal(task, common); });
   check_output_finite(out, c.d, "decode_causal");
 }

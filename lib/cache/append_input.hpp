@@ -4,8 +4,8 @@
 
 #include <cstddef>
 #include <optional>
-#include <span>
 
+#include "sparq/rows.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::append_input {
@@ -17,16 +17,19 @@ struct Shape {
   std::size_t n_tokens = 0;
   std::size_t kv_heads = 0;
   std::size_t head_dim = 0;
+  const char* count = "n_tokens";  // what n_tokens counts, in messages ("n_seqs" for a batch)
+  const char* row = "token";       // one of them, in positions ("batch row")
 };
 
 // Throws Error(shape_mismatch) naming `name`, its size and the expected product; also
 // when that product overflows size_t (a huge n_tokens), rather than letting it wrap.
-void check_size(std::span<const float> x, const char* name, const Shape& shape);
+void check_size(const Rows& x, const char* name, const Shape& shape);
 
-// Throws Error(non_finite_input) at the first element that is NaN or infinite, or finite
+// Throws Error(non_finite_input) at the first element (of any source type, widened
+// exactly) that is NaN or infinite, or finite
 // but beyond what `dtype` can hold (it would be stored as inf: |x| >= 65520 in f16,
 // >= 3.3961775e38 in bf16), naming its position [layer, token, head, component], its
 // value and the storage's largest finite value. Requires check_size to have passed.
-void check_storable(std::span<const float> x, const char* name, const Shape& shape, DType dtype);
+void check_storable(const Rows& x, const char* name, const Shape& shape, DType dtype);
 
 }  // namespace sparq::append_input

@@ -73,8 +73,13 @@ std::vector<SeqId> KVCache::sequences() const {
   return out;
 }
 
-void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, std::span<const float> values,
-                     std::size_t n_tokens) {
+namespace {
+Source source_of(const Rows& r) {
+  return {static_cast<const std::byte*>(r.data()), r.dtype()};
+}
+}  // namespace
+
+void KVCache::append(SeqId s, std::size_t layer, Rows keys, Rows values, std::size_t n_tokens) {
   impl_->check_layer(layer);
   const append_input::Shape shape{std::nullopt, n_tokens, impl_->heads(), impl_->d()};
   append_input::check_size(keys, "keys", shape);
@@ -85,11 +90,11 @@ void KVCache::append(SeqId s, std::size_t layer, std::span<const float> keys, st
   if (n_tokens == 0) return;
   const std::string what =
       "append of " + std::to_string(n_tokens) + " tokens to layer " + std::to_string(layer) + " of " + seq_name(s);
-  impl_->append_layers(what, *guard.seq, layer, 1, keys.data(), values.data(), keys.size(), n_tokens);
+  const AppendPart part{guard.seq, layer, 1, source_of(keys), source_of(values), keys.size()};
+  impl_->append_parts(what, {&part, 1}, n_tokens);
 }
 
-void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<const float> values,
-                                std::size_t n_tokens) {
+void KVCache::append_all_layers(SeqId s, Rows keys, Rows values, std::size_t n_tokens) {
   const std::size_t L = impl_->config.layers;
   const append_input::Shape shape{L, n_tokens, impl_->heads(), impl_->d()};
   append_input::check_size(keys, "keys", shape);
@@ -100,7 +105,41 @@ void KVCache::append_all_layers(SeqId s, std::span<const float> keys, std::span<
   if (n_tokens == 0) return;
   const std::string what =
       "append of " + std::to_string(n_tokens) + " tokens to all " + std::to_string(L) + " layers of " + seq_name(s);
-  impl_->append_layers(what, *guard.seq, 0, L, keys.data(), values.data(), keys.size() / L, n_tokens);
+  const AppendPart part{guard.seq, 0, L, source_of(keys), source_of(values), keys.size() / L};
+  impl_->append_parts(what, {&part, 1}, n_tokens);
+}
+
+void KVCache::append_batch(std::span<const SeqId> seqs, std::size_t layer, Rows keys, Rows values) {
+  impl_->check_layer(layer);
+  const append_input::Shape shape{std::nullopt, seqs.size(), impl_->heads(), impl_->d(), "n_seqs", "batch row"};
+  append_input::check_size(keys, "keys", shape);
+  append_input::check_size(values, "values", shape);
+  append_input::check_storable(keys, "keys", shape, impl_->config.dtype);
+  append_input::check_storable(values, "values", shape, impl_->config.dtype);
+  std::unordered_map<SeqId, std::size_t> first_at;
+  for (std::size_t b = 0; b < seqs.size(); ++b)
+    if (const auto [it, fresh] = first_at.try_emplace(seqs[b], b); !fresh)
+      throw Error(ErrorCode::invalid_argument, "seqs[" + std::to_string(b) + "]=" + std::to_string(seqs[b]) +
+                                                   " repeats seqs[" + std::to_string(it->second) +
+                                                   "]: a batch appends one token per sequence, each at most once");
+  if (seqs.empty()) return;
+  // Claim every sequence before the first write; any refusal releases those claimed.
+  std::vector<AppendPart> parts;
+  parts.reserve(seqs.size());
+  struct Release {
+    std::vector<AppendPart>& parts;
+    ~Release() {
+      for (const AppendPart& p : parts) p.seq->writing.store(false);
+    }
+  } release{parts};
+  const std::size_t row = impl_->heads() * impl_->d();
+  const Source k = source_of(keys), v = source_of(values);
+  for (std::size_t b = 0; b < seqs.size(); ++b)
+    parts.push_back(
+        AppendPart{&impl_->claim_write(seqs[b]), layer, 1, {k.at(b * row), k.type}, {v.at(b * row), v.type}, 0});
+  const std::string what =
+      "append of one token to each of " + std::to_string(seqs.size()) + " sequences at layer " + std::to_string(layer);
+  impl_->append_parts(what, parts, 1);
 }
 
 void KVCache::truncate(SeqId s, std::size_t n_tokens) {

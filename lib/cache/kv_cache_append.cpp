@@ -53,41 +53,62 @@ LayerPlan KVCache::Impl::plan_layer(const LayerState& st, std::size_t n) const {
   return p;
 }
 
-void KVCache::Impl::append_layers(const std::string& what, Sequence& seq, std::size_t first, std::size_t layers,
-                                  const float* keys, const float* values, std::size_t per_layer, std::size_t n) {
+void KVCache::Impl::append_parts(const std::string& what, std::span<const AppendPart> parts, std::size_t n) {
   const std::size_t H = heads();
-  std::vector<LayerPlan> plans(layers);
-  std::vector<std::size_t> block_heads;  // per block to take: its KV head, layer after layer
-  for (std::size_t l = 0; l < layers; ++l) {
-    const LayerPlan p = plans[l] = plan_layer(seq.layers[first + l], n);
-    for (std::size_t b = p.have; b < p.need + p.cow; ++b)
-      for (std::size_t h = 0; h < H; ++h) block_heads.push_back(h);
-  }
-  std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
-  const std::size_t tables_before = table_bytes(seq);
-  try {
-    for (std::size_t l = 0; l < layers; ++l) {
-      LayerState& st = seq.layers[first + l];
-      st.blocks.reserve(plans[l].need * H);
-      if (layout.d_major_rows) st.d_major.reserve(plans[l].need * H);
-      if (int8_copy()) st.d_major_scales.reserve(plans[l].need * H);
+  std::vector<std::vector<LayerPlan>> plans(parts.size());
+  std::vector<std::size_t> block_heads;  // per block to take: its KV head, part after part, layer after layer
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const AppendPart& part = parts[i];
+    plans[i].resize(part.layers);
+    for (std::size_t l = 0; l < part.layers; ++l) {
+      const LayerPlan p = plans[i][l] = plan_layer(part.seq->layers[part.first + l], n);
+      for (std::size_t b = p.have; b < p.need + p.cow; ++b)
+        for (std::size_t h = 0; h < H; ++h) block_heads.push_back(h);
     }
+  }
+  std::vector<std::size_t> tables_before(parts.size());  // allocated before the blocks are taken
+  for (std::size_t i = 0; i < parts.size(); ++i) tables_before[i] = table_bytes(*parts[i].seq);
+  std::vector<std::byte*> fresh = pool.acquire(block_heads, what.c_str());  // may throw: nothing changed yet
+  try {
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      for (std::size_t l = 0; l < parts[i].layers; ++l) {
+        LayerState& st = parts[i].seq->layers[parts[i].first + l];
+        const std::size_t need = plans[i][l].need * H;
+        st.blocks.reserve(need);
+        if (layout.d_major_rows) st.d_major.reserve(need);
+        if (int8_copy()) st.d_major_scales.reserve(need);
+      }
   } catch (...) {
     for (std::size_t i = 0; i < fresh.size(); ++i) pool.release(fresh[i], block_heads[i]);
-    account(tables_before, seq);
+    for (std::size_t i = 0; i < parts.size(); ++i) account(tables_before[i], *parts[i].seq);
     throw;
   }
   // From here on nothing throws.
   std::size_t at = 0;
-  for (std::size_t l = 0; l < layers; ++l) {
-    commit_layer(seq.layers[first + l], plans[l], fresh.data() + at, keys + l * per_layer, values + l * per_layer, n);
-    at += (plans[l].need - plans[l].have + plans[l].cow) * H;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const AppendPart& part = parts[i];
+    for (std::size_t l = 0; l < part.layers; ++l) {
+      const LayerPlan& p = plans[i][l];
+      const Source k{part.keys.at(l * part.per_layer), part.keys.type};
+      const Source v{part.values.at(l * part.per_layer), part.values.type};
+      commit_layer(part.seq->layers[part.first + l], p, fresh.data() + at, k, v, n);
+      at += (p.need - p.have + p.cow) * H;
+    }
+    account(tables_before[i], *part.seq);
   }
-  account(tables_before, seq);
 }
 
-void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, const float* keys,
-                                 const float* values, std::size_t n) noexcept {
+void KVCache::Impl::store_row(std::byte* dst, const std::byte* src, DType src_type) const noexcept {
+  const DType t = config.dtype;
+  if (src_type == t) {
+    std::memcpy(dst, src, d() * size_of(t));  // bit for bit (f32: what element::store does too)
+    return;
+  }
+  for (std::size_t i = 0; i < d(); ++i) element::store(dst, i, t, element::load(src, i, src_type));
+}
+
+void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, Source keys,
+                                 Source values, std::size_t n) noexcept {
   const std::size_t H = heads(), D = d(), Bt = B();
   const std::size_t off0 = st.length % Bt;
   if (p.cow) {
@@ -109,19 +130,22 @@ void KVCache::Impl::commit_layer(LayerState& st, const LayerPlan& p, std::byte* 
     const std::size_t b = pos / Bt, off = pos % Bt;
     for (std::size_t h = 0; h < H; ++h) {
       std::byte* blk = st.blocks[b * H + h];
-      const float* k = keys + (tok * H + h) * D;
-      const float* v = values + (tok * H + h) * D;
+      const std::byte* k = keys.at((tok * H + h) * D);
+      const std::byte* v = values.at((tok * H + h) * D);
       sync_block_sum(blk, off);
-      if (layout.k_s_major_offset != LayerView::kNoRegion)
-        for (std::size_t i = 0; i < D; ++i) element::store(key_s(blk, off), i, t, k[i]);
+      if (layout.k_s_major_offset != LayerView::kNoRegion) store_row(key_s(blk, off), k, keys.type);
       if (layout.d_major_rows && !int8_copy()) {
         std::byte* col = st.d_major[b * H + h] + off * eb;
-        for (std::size_t i = 0; i < D; ++i) element::store(col + i * pool.d_major_stride(), 0, t, k[i]);
+        const std::size_t stride = pool.d_major_stride();
+        if (keys.type == t)  // bit for bit, one element per row of the copy
+          for (std::size_t i = 0; i < D; ++i) std::memcpy(col + i * stride, k + i * eb, eb);
+        else
+          for (std::size_t i = 0; i < D; ++i) element::store(col + i * stride, 0, t, element::load(k, i, keys.type));
       }
+      store_row(val(blk, off), v, values.type);
       double* bsum = pool.value_sum(blk);
       double* lsum = st.value_sum.data() + h * D;
       for (std::size_t i = 0; i < D; ++i) {
-        element::store(val(blk, off), i, t, v[i]);
         const double stored = element::load(val(blk, off), i, t);
         bsum[i] += stored;
         lsum[i] += stored;

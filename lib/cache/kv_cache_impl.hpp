@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,14 +71,33 @@ struct LayerPlan {
   bool cow = false;
 };
 
+// Where an append reads its keys or values: elements of `type` from `data` (a Rows).
+struct Source {
+  const std::byte* data = nullptr;
+  DType type = DType::f32;
+  [[nodiscard]] const std::byte* at(std::size_t element) const noexcept { return data + element * size_of(type); }
+};
+
+// One sequence's share of an append: `layers` consecutive layers from `first`, layer l's
+// rows starting at element l * per_layer of keys and values.
+struct AppendPart {
+  Sequence* seq = nullptr;
+  std::size_t first = 0;
+  std::size_t layers = 1;
+  Source keys, values;
+  std::size_t per_layer = 0;
+};
+
 }  // namespace cache_impl
 
+using cache_impl::AppendPart;
 using cache_impl::blocks_for;
 using cache_impl::LayerPlan;
 using cache_impl::LayerState;
 using cache_impl::seq_name;
 using cache_impl::Sequence;
 using cache_impl::set_length;
+using cache_impl::Source;
 using cache_impl::table_bytes;
 
 struct KVCache::Impl {
@@ -120,7 +140,9 @@ struct KVCache::Impl {
     Sequence* seq;
     ~WriteGuard() { seq->writing.store(false); }
   };
-  WriteGuard begin_write(SeqId s) const {
+  WriteGuard begin_write(SeqId s) const { return WriteGuard{&claim_write(s)}; }
+  // begin_write without the guard: the caller stores false into `writing` when done.
+  Sequence& claim_write(SeqId s) const {
     std::shared_lock lock(map_mutex);
     Sequence& seq = find_locked(s);
     bool expected = false;
@@ -130,7 +152,7 @@ struct KVCache::Impl {
       seq.writing.store(false);
       throw Error(ErrorCode::concurrent_use, seq_name(s) + " is being read (decode or fork) by another thread");
     }
-    return WriteGuard{&seq};
+    return seq;
   }
 
   // Reader access to one sequence (decode, view, fork): fails rather than races when a
@@ -194,17 +216,18 @@ struct KVCache::Impl {
 
   // The blocks one layer of an append of n tokens takes.
   [[nodiscard]] LayerPlan plan_layer(const LayerState& st, std::size_t n) const;
-  // Appends n tokens to `layers` consecutive layers from `first`, all or none: every
-  // block all of them need is taken from the pool in one step (atomically against other
-  // appends) and every table grown before the first write, so a failure (pool exhausted,
-  // the system refusing memory) leaves the sequence as it was. Layer l's keys and values
-  // start at l * per_layer floats.
-  void append_layers(const std::string& what, Sequence& seq, std::size_t first, std::size_t layers, const float* keys,
-                     const float* values, std::size_t per_layer, std::size_t n);
+  // Appends n tokens to every part (its sequence's layers), all or none: every block all
+  // of them need is taken from the pool in one step (atomically against other appends)
+  // and every table grown before the first write, so a failure (pool exhausted, the
+  // system refusing memory) leaves every sequence as it was. The caller holds each
+  // part's sequence for writing; parts name distinct sequences.
+  void append_parts(const std::string& what, std::span<const AppendPart> parts, std::size_t n);
   // Writes n tokens into a layer with the blocks its plan took (new blocks first, then the
   // copies of a shared last block); the layer's tables have room for them.
-  void commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, const float* keys, const float* values,
+  void commit_layer(LayerState& st, const LayerPlan& p, std::byte* const* fresh, Source keys, Source values,
                     std::size_t n) noexcept;
+  // Stores d source elements as one row of the cache's dtype (a copy when the types match).
+  void store_row(std::byte* dst, const std::byte* src, DType src_type) const noexcept;
 };
 
 }  // namespace sparq

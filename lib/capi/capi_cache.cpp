@@ -5,7 +5,6 @@
 #include <string>
 
 #include "capi/capi_status.hpp"
-#include "capi/half_input.hpp"
 #include "capi/handles.hpp"
 #include "sparq/kv_cache.hpp"
 
@@ -61,20 +60,27 @@ const KVCache& cache_of(const sparq_cache* c) {
   return c->cache;
 }
 
-// Keys/values of one layer's append: non-NULL, with a size that fits in size_t.
-std::size_t append_size(const KVCache& cache, const void* keys, const void* values, std::size_t n_tokens) {
+// Keys/values of one layer's append (or a batch's): non-NULL, with a size that fits in size_t.
+std::size_t append_size(const KVCache& cache, const void* keys, const void* values, std::size_t n_tokens,
+                        const char* rule = "n_tokens*kv_heads*head_dim") {
   require(keys, "keys");
   require(values, "values");
   const CacheConfig& c = cache.config();
-  return capi::checked_product(n_tokens, c.kv_heads, c.head_dim, "n_tokens*kv_heads*head_dim");
+  return capi::checked_product(n_tokens, c.kv_heads, c.head_dim, rule);
 }
 
-sparq_status append_half(sparq_cache* cache, sparq_seq_id seq, size_t layer, const uint16_t* keys,
-                         const uint16_t* values, size_t n_tokens, capi::Half type) {
+// A C buffer of n elements of `dtype` as Rows (f32 floats or 16-bit bit patterns).
+Rows rows_of(DType dtype, const void* p, std::size_t n) {
+  if (dtype == DType::f32) return std::span(static_cast<const float*>(p), n);
+  return {std::span(static_cast<const std::uint16_t*>(p), n), dtype};
+}
+
+sparq_status append_typed(sparq_cache* cache, sparq_seq_id seq, size_t layer, const void* keys, const void* values,
+                          size_t n_tokens, DType dtype) {
   return guarded([&] {
     KVCache& kv = cache_of(cache);
-    (void)append_size(kv, keys, values, n_tokens);
-    capi::append_half(kv, seq, layer, keys, values, n_tokens, type);
+    const std::size_t n = append_size(kv, keys, values, n_tokens);
+    kv.append(seq, layer, rows_of(dtype, keys, n), rows_of(dtype, values, n), n_tokens);
   });
 }
 
@@ -171,21 +177,32 @@ sparq_status sparq_cache_length(const sparq_cache* cache, sparq_seq_id seq, size
 
 sparq_status sparq_cache_append(sparq_cache* cache, sparq_seq_id seq, size_t layer, const float* keys,
                                 const float* values, size_t n_tokens) {
-  return guarded([&] {
-    KVCache& kv = cache_of(cache);
-    const std::size_t n = append_size(kv, keys, values, n_tokens);
-    kv.append(seq, layer, std::span(keys, n), std::span(values, n), n_tokens);
-  });
+  return append_typed(cache, seq, layer, keys, values, n_tokens, DType::f32);
 }
 
 sparq_status sparq_cache_append_f16(sparq_cache* cache, sparq_seq_id seq, size_t layer, const uint16_t* keys,
                                     const uint16_t* values, size_t n_tokens) {
-  return append_half(cache, seq, layer, keys, values, n_tokens, capi::Half::f16);
+  return append_typed(cache, seq, layer, keys, values, n_tokens, DType::f16);
 }
 
 sparq_status sparq_cache_append_bf16(sparq_cache* cache, sparq_seq_id seq, size_t layer, const uint16_t* keys,
                                      const uint16_t* values, size_t n_tokens) {
-  return append_half(cache, seq, layer, keys, values, n_tokens, capi::Half::bf16);
+  return append_typed(cache, seq, layer, keys, values, n_tokens, DType::bf16);
+}
+
+sparq_status sparq_cache_append_batch(sparq_cache* cache, size_t layer, const sparq_seq_id* seqs, size_t n_seqs,
+                                      int32_t dtype, const void* keys, const void* values) {
+  return guarded([&] {
+    KVCache& kv = cache_of(cache);
+    require(seqs, "seqs");
+    if (dtype < 0 || dtype > 2)
+      throw Error(ErrorCode::invalid_argument,
+                  "dtype=" + std::to_string(dtype) + " is not a valid sparq_dtype: must be in [0, 2]");
+    const std::size_t n = append_size(kv, keys, values, n_seqs, "n_seqs*kv_heads*head_dim");
+    const auto t = DType(dtype);
+    static_assert(sizeof(sparq_seq_id) == sizeof(SeqId));
+    kv.append_batch(std::span(seqs, n_seqs), layer, rows_of(t, keys, n), rows_of(t, values, n));
+  });
 }
 
 sparq_status sparq_cache_read_key(const sparq_cache* cache, sparq_seq_id seq, size_t layer, size_t head, size_t pos,

@@ -3,8 +3,15 @@
 #include <string>
 
 #include "sparq/error.hpp"
+#include "sparq/rows.hpp"
 
 namespace sparq {
+
+Rows::Rows(std::span<const std::uint16_t> bits, DType dtype) : data_(bits.data()), size_(bits.size()), dtype_(dtype) {
+  if (dtype == DType::f32)
+    throw Error(ErrorCode::invalid_argument,
+                "Rows of 16-bit elements cannot have dtype=f32: use f16 or bf16, or pass f32 values as floats");
+}
 
 std::string_view to_string(DType t) noexcept {
   switch (t) {

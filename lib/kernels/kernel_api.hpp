@@ -12,6 +12,7 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
+#include "sparq/workspace.hpp"
 
 namespace sparq::kernels {
 
@@ -33,6 +34,7 @@ struct Common {
   float scale = 0.0f;     // softmax scale, already resolved (never 0)
   Isa isa = Isa::generic;
   Profile* profile = nullptr;  // accumulate per-phase stats when not null
+  Workspace::Impl* workspace = nullptr;  // scratch slots; null: thread_local scratch
 };
 
 // Dense causal attention of a prefill chunk (decode_causal): the n_new queries are the

@@ -16,10 +16,8 @@ other op. Limits of torch 1.13 (Debian 12), written down in docs/python.md:
 - kernels are Python functions (torch.library's Python registration); there is no
   torch.compile in 1.13, and no autograd: the ops are for inference (run them under
   torch.inference_mode() or torch.no_grad()).
-A failure raises sparq.Error. prefill is all-or-nothing; decode_step checks every sequence,
-shape and value before appending anything, so only a full pool (capacity_exhausted) or a
-concurrent writer can stop it part-way, leaving the earlier sequences of the batch one token
-longer (the error names the sequence) until the cache appends a batch in one call.
+A failure raises sparq.Error and leaves the cache as it was: prefill makes one append, and
+decode_step one KVCache.append_batch for the whole batch (all or nothing).
 """
 import weakref
 
@@ -75,12 +73,6 @@ def _method_of(name, ratio, r, k, window, reallocation, gqa):
                  reallocation=None if reallocation < 0 else bool(reallocation), gqa=gqa)
 
 
-def _check_finite(name, t):
-    if not bool(torch.isfinite(t).all()):
-        bad = (~torch.isfinite(t)).flatten().nonzero()[0].item()
-        raise _error("non_finite_input", f"{name}[{bad}] = {t.flatten()[bad].item()}: inputs must be finite")
-
-
 def _decode_step_cpu(query, key, value, cache, layer, seqs, method, ratio, r, k, window, reallocation, gqa, scale):
     kv = _cache_of(cache)
     m = _method_of(method, ratio, r, k, window, reallocation, gqa)
@@ -89,22 +81,9 @@ def _decode_step_cpu(query, key, value, cache, layer, seqs, method, ratio, r, k,
                      " must be [B, q_heads, d], [B, kv_heads, d], [B, kv_heads, d]")
     if len(seqs) != query.shape[0]:
         raise _error("shape_mismatch", f"len(seqs)={len(seqs)} but query has batch {query.shape[0]}")
-    if len(set(seqs)) != len(seqs):
-        raise _error("invalid_argument", "seqs has a sequence twice: one token per sequence and step")
-    # Everything an append could reject is checked before the first one (see the module doc).
-    if not 0 <= layer < kv.layers:
-        raise _error("invalid_argument", f"layer={layer} is out of range: must be in [0, {kv.layers - 1}]")
-    for s in seqs:
-        if s not in kv:
-            raise _error("unknown_sequence", f"sequence {s} is not in the cache (never added, or removed)")
-    if list(key.shape[1:]) != [kv.kv_heads, kv.head_dim]:
-        raise _error("shape_mismatch", f"key has shape {list(key.shape)}: must be [B, kv_heads={kv.kv_heads}, "
-                     f"head_dim={kv.head_dim}]")
-    _check_finite("key", key)
-    _check_finite("value", value)
-    key, value = key.contiguous(), value.contiguous()
-    for b, s in enumerate(seqs):
-        kv.append(s, layer, key[b], value[b])
+    # One all-or-nothing append for the batch: it checks ids (unknown, repeated), shapes and
+    # values, and a failure leaves every sequence as it was.
+    kv.append_batch(list(seqs), layer, key, value)
     return _sparq.decode(kv, layer, m, list(seqs), query, scale=scale)
 
 

@@ -7,7 +7,6 @@
 
 #include "arrays.hpp"
 #include "bindings.hpp"
-#include "capi/half_input.hpp"
 #include "sparq/error.hpp"
 #include "sparq/kv_cache.hpp"
 
@@ -45,26 +44,49 @@ std::size_t tokens_of(const Array& a, const CacheConfig& c, const std::string& n
   return nd == 3 ? a.shape[0] : 1;
 }
 
-void append_arrays(KVCache& cache, SeqId seq, std::size_t layer, const Array& k, const Array& v, std::size_t n_tokens,
-                   bool all_layers) {
+// An input's elements as Rows: f32, f16 and bf16 in place (no widening), f64 narrowed
+// into `scratch`.
+Rows rows_of(const Array& a, std::vector<float>& scratch) {
+  switch (a.elem) {
+    case Elem::f16:
+      return Rows::f16({static_cast<const std::uint16_t*>(a.data), a.size()});
+    case Elem::bf16:
+      return Rows::bf16({static_cast<const std::uint16_t*>(a.data), a.size()});
+    case Elem::f32:
+    case Elem::f64:
+      break;
+  }
+  return as_f32(a, scratch);
+}
+
+void check_same_shape(const Array& k, const Array& v) {
   if (k.shape != v.shape)
     fail(ErrorCode::shape_mismatch,
          "values have shape " + v.shape_string() + " but keys have shape " + k.shape_string() + ": they must be equal");
-  const bool half = k.elem == v.elem && (k.elem == Elem::f16 || k.elem == Elem::bf16);
-  if (half && !all_layers) {  // one temporary f32 buffer for both (capi/half_input.hpp)
-    const capi::Half type = k.elem == Elem::f16 ? capi::Half::f16 : capi::Half::bf16;
-    const py::gil_scoped_release nogil;
-    capi::append_half(cache, seq, layer, static_cast<const std::uint16_t*>(k.data),
-                      static_cast<const std::uint16_t*>(v.data), n_tokens, type);
-    return;
-  }
+}
+
+void append_arrays(KVCache& cache, SeqId seq, std::size_t layer, const Array& k, const Array& v, std::size_t n_tokens,
+                   bool all_layers) {
+  check_same_shape(k, v);
   const py::gil_scoped_release nogil;
   std::vector<float> ks, vs;
-  const std::span<const float> kf = as_f32(k, ks), vf = as_f32(v, vs);
+  const Rows kr = rows_of(k, ks), vr = rows_of(v, vs);
   if (all_layers)
-    cache.append_all_layers(seq, kf, vf, n_tokens);
+    cache.append_all_layers(seq, kr, vr, n_tokens);
   else
-    cache.append(seq, layer, kf, vf, n_tokens);
+    cache.append(seq, layer, kr, vr, n_tokens);
+}
+
+void append_batch(KVCache& cache, const std::vector<SeqId>& seqs, std::size_t layer, const Array& k, const Array& v) {
+  check_same_shape(k, v);
+  const CacheConfig& c = cache.config();
+  if (k.ndim() != 3 || k.shape[0] != seqs.size() || k.shape[1] != c.kv_heads || k.shape[2] != c.head_dim)
+    fail(ErrorCode::shape_mismatch,
+         "keys have shape " + k.shape_string() + ": must be [len(seqs)=" + std::to_string(seqs.size()) +
+             ", kv_heads=" + std::to_string(c.kv_heads) + ", head_dim=" + std::to_string(c.head_dim) + "]");
+  const py::gil_scoped_release nogil;
+  std::vector<float> ks, vs;
+  cache.append_batch(seqs, layer, rows_of(k, ks), rows_of(v, vs));
 }
 
 py::dict config_dict(const CacheConfig& c) {
@@ -164,10 +186,23 @@ another use of it raises sparq.Error(code='concurrent_use').)")
           },
           py::arg("seq"), py::arg("layer"), py::arg("keys"), py::arg("values"),
           R"(Appends tokens to one layer: keys and values are [n_tokens, kv_heads, head_dim]
-(or [kv_heads, head_dim] for one token). float16/bfloat16 inputs are widened to float32 in
-one temporary buffer (exact; a temporary round trip until the cache appends them directly).
-Raises sparq.Error, changing nothing, on a shape mismatch, non-finite input, an unknown
-sequence, or when the pool cannot hold the new blocks. Releases the GIL.)")
+(or [kv_heads, head_dim] for one token). float16 and bfloat16 inputs are read in place with
+no float32 round trip: elements of the cache's dtype are copied bit for bit, others rounded
+to nearest even (the same bits a float32 append of the same values stores). Raises
+sparq.Error, changing nothing, on a shape mismatch, non-finite input, an unknown sequence,
+or when the pool cannot hold the new blocks. Releases the GIL.)")
+      .def(
+          "append_batch",
+          [](KVCache& cache, const std::vector<SeqId>& seqs, std::size_t layer, py::handle keys, py::handle values) {
+            const Array k = input_array(keys, "keys"), v = input_array(values, "values");
+            append_batch(cache, seqs, layer, k, v);
+          },
+          py::arg("seqs"), py::arg("layer"), py::arg("keys"), py::arg("values"),
+          R"(Appends one token to each of the distinct sequences `seqs` at one layer (a decode
+step over a server's slots): keys and values are [len(seqs), kv_heads, head_dim], row b for
+seqs[b], typed as in append. All or nothing: on sparq.Error (an unknown or repeated id, a
+sequence in use, a shape mismatch, non-finite input, a full pool) no sequence changes.
+Releases the GIL.)")
       .def(
           "append_all_layers",
           [](KVCache& cache, SeqId seq, py::handle keys, py::handle values) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "sparq/kv_cache.hpp"
@@ -43,6 +45,35 @@ inline LayerDump dump_layer(const KVCache& c, SeqId s, std::size_t layer) {
       c.read_value(s, layer, h, j, std::span(out.values).subspan((j * H + h) * d, d));
     }
   return out;
+}
+
+// Where the stored bits of (a, sa) and (b, sb) differ in one layer (S-major keys, values,
+// the d-major copy and its int8 scales, the value mean), or "" when they do not.
+inline std::string storage_difference(const KVCache& a, SeqId sa, const KVCache& b, SeqId sb, std::size_t layer) {
+  const auto la = a.lock_for_read(sa);
+  const auto lb = b.lock_for_read(sb);
+  const LayerView x = a.view(sa, layer), y = b.view(sb, layer);
+  if (x.length != y.length) return "lengths " + std::to_string(x.length) + " and " + std::to_string(y.length);
+  const std::size_t d = x.head_dim, row = d * size_of(x.dtype);
+  auto at = [](const char* what, std::size_t h, std::size_t j) {
+    return std::string(what) + " head " + std::to_string(h) + " pos " + std::to_string(j);
+  };
+  for (std::size_t h = 0; h < x.kv_heads; ++h) {
+    for (std::size_t j = 0; j < x.length; ++j) {
+      if (has_s_major(x.layouts) && std::memcmp(x.key_row(h, j), y.key_row(h, j), row) != 0) return at("key", h, j);
+      if (std::memcmp(x.value_row(h, j), y.value_row(h, j), row) != 0) return at("value", h, j);
+      if (has_d_major(x.layouts))
+        for (std::size_t i = 0; i < d; ++i)
+          if (std::memcmp(x.key_d_major(h, j, i), y.key_d_major(h, j, i), x.d_major_bytes()) != 0)
+            return at("d-major key", h, j) + " component " + std::to_string(i);
+    }
+    if (x.d_major_type == DMajorType::int8)
+      for (std::size_t blk = 0; blk < x.blocks_per_head; ++blk)
+        if (std::memcmp(x.d_major_scale(h, blk), y.d_major_scale(h, blk), d * sizeof(float)) != 0)
+          return "int8 scales head " + std::to_string(h) + " block " + std::to_string(blk);
+  }
+  if (std::memcmp(x.value_mean, y.value_mean, x.kv_heads * d * sizeof(float)) != 0) return "value mean";
+  return "";
 }
 
 }  // namespace sparq::test

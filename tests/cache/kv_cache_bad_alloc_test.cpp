@@ -1,7 +1,7 @@
 // Every allocation the cache makes may fail: this binary replaces the global operator
 // new with one that throws std::bad_alloc at the n-th allocation of the calling thread,
-// and runs each writer (add_sequence, append, append_all_layers, fork, truncate) with
-// the failure at n = 0, 1, 2, ... until it succeeds. Each failure must leave the cache
+// and runs each writer (add_sequence, append, append_all_layers, append_batch, fork,
+// truncate) with the failure at n = 0, 1, 2, ... until it succeeds. Each failure must leave the cache
 // exactly as it was: sequences, lengths, data, block accounting, and no block kept
 // alive by a failed fork. Its own binary, since the replaced operator new applies to
 // the whole process.
@@ -124,6 +124,12 @@ TEST(CacheBadAllocTest, EveryWriterLeavesTheCacheAsItWas) {
   fail_each_allocation([](KVCache& c, SeqId a, SeqId) { c.append(a, 1, tokens(4), tokens(4), 4); }, "append");
   fail_each_allocation([](KVCache& c, SeqId, SeqId b) { c.append_all_layers(b, tokens(4, L), tokens(4, L), 4); },
                        "append_all_layers after fork");
+  fail_each_allocation(
+      [](KVCache& c, SeqId a, SeqId b) {
+        const SeqId seqs[] = {a, b};  // both copy their shared block
+        c.append_batch(seqs, 1, tokens(2), tokens(2));
+      },
+      "append_batch after fork");
   fail_each_allocation([](KVCache& c, SeqId a, SeqId) { (void)c.fork(a); }, "fork");
   fail_each_allocation([](KVCache& c, SeqId a, SeqId) { c.truncate(a, 2); }, "truncate");
   fail_each_allocation([](KVCache& c, SeqId, SeqId b) { c.remove_sequence(b); }, "remove_sequence");

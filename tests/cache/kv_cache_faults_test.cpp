@@ -153,6 +153,23 @@ TEST(CacheFaultTest, RefusedCopyOnWriteAfterAForkChangesNeitherSequence) {
   EXPECT_EQ(blocks, int(2 * H * L));
 }
 
+TEST(CacheFaultTest, RefusedBlockInABatchAppendChangesNoSequence) {
+  auto make = [] {
+    Fresh f{std::make_unique<KVCache>(config()), {}};
+    const SeqId a = f.cache->add_sequence(), b = f.cache->add_sequence(), c = f.cache->add_sequence();
+    f.cache->append(a, 0, tokens(1), tokens(1), 1);  // half full: no new block
+    f.cache->append(b, 0, tokens(2), tokens(2), 2);  // full: a new block per head
+    f.seqs = {a, b, c, f.cache->fork(a)};             // c empty: a first block; the fork copies a's
+    return std::pair(std::move(f.cache), f.seqs);
+  };
+  // New blocks per head: b's next, c's first, and the private copies of a's shared block
+  // for a and its fork; the refusal falls in every sequence's share in turn.
+  const int blocks = refuse_each_block(
+      make, [](KVCache& c, const std::vector<SeqId>& s) { c.append_batch(s, 0, tokens(4), tokens(4)); },
+      "append_batch");
+  EXPECT_EQ(blocks, int(4 * H));
+}
+
 TEST(CacheFaultTest, ForkTakesNoBlocksSoARefusingSystemCannotFailIt) {
   KVCache cache(config());
   const SeqId a = cache.add_sequence();

@@ -1,10 +1,13 @@
 """The PyTorch model generates the same tokens with its attention through sparq's torch ops
 as `sparq generate` (the C++ runner) does on the same checkpoint, dense and SparQ.
 
-The model is tests/python/tiny_llama.py, a minimal copy of tools/train/model.py; only its
-attention modules are swapped for SparqAttention, which calls sparq.torch_ops.attention."""
+The model is the project's own PyTorch definition, tools/train/model.py (the one the
+checkpoint was trained with), at a tiny size with seeded random weights; only its attention
+modules are swapped for SparqAttention, which calls sparq.torch_ops.attention."""
 import copy
+import importlib.util
 import os
+import struct
 import tempfile
 
 import pytest
@@ -14,7 +17,19 @@ import torch.nn as nn
 import sparq
 import sparq.torch_ops as ops
 from sparq_test_util import run_cli
-from tiny_llama import ModelConfig, apply_rope, random_model, write_llama2c
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load_train_model():
+    spec = importlib.util.spec_from_file_location("sparq_train_model", os.path.join(ROOT, "tools", "train", "model.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+train_model = _load_train_model()
+apply_rope = train_model.apply_rope
 
 PROMPT = "The quick brown fox jumps"
 TOKENS = 24
@@ -74,9 +89,42 @@ def generate_plain(model, prompt, n):
     return out
 
 
+def random_model(seed, std=0.08):
+    """A tiny model (the trained one's architecture at dim 64) with seeded weights larger than
+    the training init, so attention is far from uniform and tokens depend on it."""
+    cfg = train_model.ModelConfig(dim=64, hidden_dim=96, n_layers=2, n_heads=4, n_kv_heads=2, seq_len=256)
+    model = train_model.Transformer(cfg)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.normal_(0.0, std, generator=gen)
+    return model.eval()
+
+
+def write_llama2c(model, path):
+    """The model as a llama2.c f32 checkpoint with a separate classifier (sparq generate reads
+    it; f32, so both sides compute with the same weights)."""
+    c = model.cfg
+    blocks = list(model.layers)
+    tensors = [model.tok_embeddings.weight]
+    for get in (lambda b: b.attn_norm.weight, lambda b: b.attn.wq.weight, lambda b: b.attn.wk.weight,
+                lambda b: b.attn.wv.weight, lambda b: b.attn.wo.weight, lambda b: b.ffn_norm.weight,
+                lambda b: b.ffn.w1.weight, lambda b: b.ffn.w2.weight, lambda b: b.ffn.w3.weight):
+        tensors += [get(b) for b in blocks]
+    tensors += [model.norm.weight, model.rope_cos, model.rope_sin, model.output.weight]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<7i", c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, -c.vocab_size,
+                            c.seq_len))
+        for t in tensors:
+            f.write(t.detach().float().contiguous().numpy().tobytes())
+
+
 @pytest.fixture(scope="module")
 def checkpoint():
-    model = random_model(ModelConfig(), seed=5)
+    model = random_model(seed=5)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "tiny.bin")
         write_llama2c(model, path)

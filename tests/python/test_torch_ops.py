@@ -87,8 +87,10 @@ def test_decode_step_errors_append_nothing():
     bad[1, 0, 3] = float("inf")
     with torch.inference_mode():
         expect_error("unknown_sequence", lambda: ops.decode_step(q, k, v, cache, 0, [seqs[0], 99]), "99")
-        expect_error("non_finite_input", lambda: ops.decode_step(q, bad, v, cache, 0, seqs), "key[")
-        expect_error("invalid_argument", lambda: ops.decode_step(q, k, v, cache, 0, [seqs[0], seqs[0]]), "twice")
+        expect_error("non_finite_input", lambda: ops.decode_step(q, bad, v, cache, 0, seqs),
+                     "keys[batch row 1, head 0, component 3]")
+        expect_error("invalid_argument", lambda: ops.decode_step(q, k, v, cache, 0, [seqs[0], seqs[0]]),
+                     "repeats seqs[0]")
         expect_error("invalid_argument", lambda: ops.decode_step(q, k, v, cache, 5, seqs), "layer=5")
         expect_error("shape_mismatch", lambda: ops.decode_step(q, k[:, :1], v[:, :1], cache, 0, seqs), "kv_heads=2")
         expect_error("shape_mismatch", lambda: ops.decode_step(q[:1], k, v, cache, 0, seqs), "must be [B")

@@ -1,11 +1,9 @@
-"""A minimal copy of the project's PyTorch model (tools/train/model.py on branch `train`,
-not on main yet): the same modules, parameter names and conventions (RMSNorm eps 1e-5,
-RoPE on adjacent pairs with base 10000, GQA head h -> KV head h // g), without training
-helpers. Plus writers of llama2.c-layout f32 and SPQLM v2 (f16/bf16, with the SHA-256
-sidecar) checkpoints (include/sparq/tools/model/llama_checkpoint.hpp) so `sparq generate`
-runs the same weights.
-
-When tools/train/model.py lands, the generation test should import it instead."""
+"""A minimal Llama-style model with the conventions of tools/train/model.py (RMSNorm eps
+1e-5, RoPE on adjacent pairs, GQA head h -> KV head h // g) but without its qkv_hook: the
+trace test (test_torch_trace.py) uses it for a model that only exposes its projections, the
+route a third-party model takes. Plus writers of llama2.c-layout f32 and SPQLM v2 (f16/bf16,
+with the SHA-256 sidecar) checkpoints (include/sparq/tools/model/llama_checkpoint.hpp) so
+`sparq generate` runs the same weights. The generation test uses tools/train/model.py."""
 import math
 import struct
 from dataclasses import dataclass

@@ -16,6 +16,7 @@
 
 #include "common/parallel.hpp"
 #include "kernels/kernel_api.hpp"
+#include "kernels/scratch.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "kernels/softmax_range.hpp"
 #include "profile/profile_zone.hpp"
@@ -64,7 +65,8 @@ struct Source {
 
 class Plan {
  public:
-  Plan(std::size_t head_dim, float scale) : d_(head_dim), d_pad_(pad_dim(head_dim)), q_scale_(scale * kLog2e) {}
+  Plan(std::size_t head_dim, const Common& common)
+      : d_(head_dim), d_pad_(pad_dim(head_dim)), q_scale_(common.scale * kLog2e), workspace_(common.workspace) {}
 
   // q_row(h) points to head h's d floats.
   template <class QRow>
@@ -156,7 +158,7 @@ class Plan {
     parallel_for_chunks(items_.size(), [&](std::size_t i) {
       const Item& it = items_[i];
       const Segment& s = segments_[it.segment];
-      thread_local std::vector<float> work;
+      std::vector<float>& work = thread_scratch(workspace_).dense_work;
       const std::size_t need = dense_work_floats(s.heads, d_pad_) + 16;
       if (work.size() < need) work.resize(need);
       float* aligned = work.data() + (16 - (reinterpret_cast<std::uintptr_t>(work.data()) / 4) % 16) % 16;
@@ -192,6 +194,7 @@ class Plan {
   std::size_t d_;
   std::size_t d_pad_;
   float q_scale_;
+  Workspace::Impl* workspace_;
   std::vector<float> q_;
   std::vector<Segment> segments_;
   std::vector<Item> items_;
@@ -211,7 +214,7 @@ void dense_decode(std::span<const Task> tasks, const Common& common) {
   const std::size_t d = tasks[0].view.head_dim;
   const std::size_t g = common.group;
   const std::size_t n_kv = common.kv_end - common.kv_begin;
-  Plan plan(d, common.scale);
+  Plan plan(d, common);
   // Segment of (task t, KV head kv_begin + k) is t * n_kv + k.
   for (const Task& t : tasks)
     for (std::size_t k = 0; k < n_kv; ++k)
@@ -240,7 +243,7 @@ void dense_decode_causal(const CausalTask& task, const Common& common) {
   const std::size_t n_new = task.n_new;
   const std::size_t prefix = v.length - n_new + 1;  // positions every query of the chunk sees
   auto q_row = [&](std::size_t i, std::size_t k, std::size_t h) { return task.q + (i * n_q + k * g + h) * d; };
-  Plan plan(d, common.scale);
+  Plan plan(d, common);
   // The prefix is read once for groups of queries (all g heads of up to
   // kMaxSegmentHeads / g queries); query i then also attends to the i positions after it.
   const std::size_t queries_per_segment = std::max<std::size_t>(1, kMaxSegmentHeads / g);

@@ -23,6 +23,7 @@
 #include "common/parallel.hpp"
 #include "kernels/simd/arch_list.hpp"
 #include "kernels/kernel_api.hpp"
+#include "kernels/scratch.hpp"
 #include "kernels/softmax_range.hpp"
 #include "profile/profile_zone.hpp"
 #include "kernels/sparq/sparq_select.hpp"
@@ -45,41 +46,6 @@ constexpr double kLn2 = 0.69314718055994530942;
 // addresses).
 std::uint64_t line_bytes(std::size_t a, std::size_t b) {
   return b > a ? std::uint64_t((b + 63) / 64 - a / 64) * 64 : 0;
-}
-
-// 64-byte aligned scratch owned by the calling thread (kernels never nest).
-std::byte* thread_scratch(std::size_t bytes) {
-  thread_local std::vector<std::byte> buf;
-  if (buf.size() < bytes + 64) buf.resize(bytes + 64);
-  const auto addr = reinterpret_cast<std::uintptr_t>(buf.data());
-  return buf.data() + (64 - addr % 64) % 64;
-}
-
-// Everything a unit needs between its phases; one per thread, reused across calls.
-struct UnitScratch {
-  std::vector<double> magnitude;
-  std::vector<std::uint32_t> order;
-  std::vector<std::uint32_t> rows;          // stage-1 rows (union over heads), ascending
-  std::vector<std::uint8_t> head_uses_row;  // [g][rows]
-  std::vector<float> qsel;                  // [g][rows]
-  std::vector<float> z;                     // [g][z_stride]
-  std::vector<float> chunk_max, chunk_sum;  // [chunks][g]
-  std::vector<float> weights;               // [chunks][g]
-  std::vector<double> norm_max, norm_sum;   // [g]
-  SparqSelectScratch select;
-  std::vector<std::vector<std::uint32_t>> selected;  // [selections]
-  std::vector<std::uint32_t> positions;              // stage-2 positions (union)
-  std::vector<std::uint8_t> member;                  // [positions][g] (per-head only)
-  std::vector<std::size_t> cursor;
-  std::vector<double> alpha;  // [g]
-  std::vector<float> q2;      // [g][dp]
-  std::vector<float> parts;   // [chunks][g][dp + 2]
-  std::vector<double> y;
-};
-
-UnitScratch& unit_scratch() {
-  thread_local UnitScratch s;
-  return s;
 }
 
 // Indices of the r largest mag[i] (ties: lower index first), ascending, into `out`.
@@ -106,7 +72,7 @@ template <class Arch>
 class UnitRunner {
  public:
   UnitRunner(Arch arch, const Task& t, std::size_t kv_local, const Common& c, Profile* prof)
-      : arch_(arch), t_(t), v_(t.view), c_(c), prof_(prof), s_(unit_scratch()) {
+      : arch_(arch), t_(t), v_(t.view), c_(c), prof_(prof), s_(thread_scratch(c.workspace).unit) {
     S_ = v_.length;
     d_ = v_.head_dim;
     g_ = c.group;
@@ -212,7 +178,7 @@ class UnitRunner {
       a.store_exp = store_exp_;
       a.chunk_max = s_.chunk_max.data() + c * g_;
       a.chunk_sum = s_.chunk_sum.data() + c * g_;
-      a.tile = thread_scratch(sparq_stage1_tile_bytes(nr, g_));
+      a.tile = aligned_bytes(thread_scratch(c_.workspace).tile, sparq_stage1_tile_bytes(nr, g_));
       SparqStage1<Arch>{}(arch_, a);
     });
     // Softmax normalizers of each head over all S positions, merged in chunk order.
@@ -358,7 +324,7 @@ class UnitRunner {
       a.acc = pt;
       a.m = pt + g_ * dp;
       a.l = a.m + g_;
-      a.tile = thread_scratch(sparq_stage2_tile_bytes(d_, g_));
+      a.tile = aligned_bytes(thread_scratch(c_.workspace).tile, sparq_stage2_tile_bytes(d_, g_));
       SparqStage2<Arch>{}(arch_, a);
     });
     // Merge the chunks' partial softmax states in chunk order (double).
