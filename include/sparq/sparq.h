@@ -45,7 +45,7 @@ extern "C" {
 /* Version of this C API: bumped when functions or struct fields are added (minor) or
  * when anything changes incompatibly (major, with libsparq's SOVERSION). */
 #define SPARQ_C_API_VERSION_MAJOR 0
-#define SPARQ_C_API_VERSION_MINOR 1
+#define SPARQ_C_API_VERSION_MINOR 2
 
 /* Status codes. 1-10 mirror sparq::ErrorCode in order (sparq/error.hpp). */
 typedef enum sparq_status {

@@ -57,7 +57,9 @@ TEST(FusedLayout, KeyAndValueOfAPositionAreOneRun) {
     for (std::size_t h = 0; h < kH; ++h)
       for (std::size_t j = 0; j < v.length; ++j) {
         ASSERT_EQ(v.value_row(h, j), v.key_row(h, j) + kD * e) << "h=" << h << " j=" << j;
-        if (j % kB) ASSERT_EQ(v.key_row(h, j), v.key_row(h, j - 1) + 2 * kD * e) << "h=" << h << " j=" << j;
+        if (j % kB) {
+          ASSERT_EQ(v.key_row(h, j), v.key_row(h, j - 1) + 2 * kD * e) << "h=" << h << " j=" << j;
+        }
       }
     EXPECT_TRUE(reference::key_copies_agree(v)) << to_string(dt);
     // Rows read back equal the rounded inputs (read_key/read_value go through the view).

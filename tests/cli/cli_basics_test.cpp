@@ -17,7 +17,7 @@ TEST_F(CliTest, Version) {
   const auto r = sparq({"--version"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, std::string("sparq ") + kVersion + "\n");
-  EXPECT_EQ(r.out, "sparq 0.1.0\n");
+  EXPECT_EQ(r.out, std::string("sparq ") + SPARQ_VERSION_STRING + "\n");
 }
 
 TEST_F(CliTest, HelpListsEverySubcommandInOneLine) {
@@ -64,7 +64,7 @@ TEST_F(CliTest, UnknownSubcommandOrOptionIsAUsageError) {
 TEST_F(CliTest, InfoText) {
   const auto r = sparq({"info"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const char* field : {"sparq 0.1.0", "cpu:", "isa:", "compiled:", "cores:"})
+  for (const std::string& field : {std::string("sparq ") + SPARQ_VERSION_STRING, std::string("cpu:"), std::string("isa:"), std::string("compiled:"), std::string("cores:")})
     EXPECT_NE(r.out.find(field), std::string::npos) << field << " missing from:\n" << r.out;
 }
 
@@ -72,7 +72,7 @@ TEST_F(CliTest, InfoJson) {
   const auto r = sparq({"info", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j.at("version"), "0.1.0");
+  EXPECT_EQ(j.at("version"), SPARQ_VERSION_STRING);
   EXPECT_TRUE(j.at("cpu_model").is_string());
   const std::string isa = j.at("isa");
   EXPECT_TRUE(isa == "avx512" || isa == "avx2" || isa == "generic") << isa;

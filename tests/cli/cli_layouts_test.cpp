@@ -56,7 +56,9 @@ TEST_F(LayoutsCli, ComparesEveryLayoutWithAndWithoutTheInt8Copy) {
               row.at("sparq_bytes").get<std::uint64_t>())
         << name;
     // Dense reads every key and value once, whichever rows hold them.
-    if (name != "d-major") EXPECT_EQ(row.at("dense_bytes").get<std::uint64_t>(), kHeads * kS * 2 * kRow) << name;
+    if (name != "d-major") {
+      EXPECT_EQ(row.at("dense_bytes").get<std::uint64_t>(), kHeads * kS * 2 * kRow) << name;
+    }
   }
   // Exact counts where both key copies exist: stage 1 reads r rows of the d-major copy
   // (bf16, or int8 plus one line of 16 f32 scales per block), stage 2 k keys and values.
@@ -137,7 +139,9 @@ TEST_F(LayoutsCli, RooflineModelsTheFusedRowsAndTheInt8Copy) {
     saw_sparq = true;
     EXPECT_EQ(row.at("bytes").get<std::uint64_t>(), kHeads * (kR * kS + 4 * 64 + kK * 2 * kRow));
     for (const auto& s : row.at("scattered_read"))
-      if (s.at("what") == "stage2") EXPECT_EQ(s.at("run_bytes"), 2 * kRow);  // key | value: one run
+      if (s.at("what") == "stage2") {
+        EXPECT_EQ(s.at("run_bytes"), 2 * kRow);  // key | value: one run
+      }
   }
   EXPECT_TRUE(saw_sparq);
   const auto bad = sparq({"roofline", "--layout", "s-major"});

@@ -33,7 +33,7 @@ struct Bf16Line {  // pair order: even values, odd values (q is permuted to matc
 template <class Line, std::size_t G, std::size_t L, std::size_t H0>
 void batch_pass(const std::uint16_t* k, std::size_t k_stride, std::size_t n, std::size_t b, const float* q,
                 std::size_t q_stride, __m512 (&acc)[16]) noexcept {
-  constexpr std::size_t P = 16 / G, d = 32 * L, HP = heads_per_pass(G, L);
+  constexpr std::size_t P = 16 / G, HP = heads_per_pass(G, L);
   __m512 qv[HP][2 * L];
   for (std::size_t h = 0; h < HP; ++h)
     for (std::size_t c = 0; c < 2 * L; ++c) qv[h][c] = _mm512_loadu_ps(q + (H0 + h) * q_stride + 16 * c);
