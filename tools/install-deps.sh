@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sparq needs to build, test and run on Debian 12 (run as root).
-# Skips apt entirely when everything is already installed. --clang adds clang 14 and its
-# sanitizer and libFuzzer runtimes (tools/tsan.sh, tools/fuzz.sh).
+# Skips apt entirely when everything is already installed. --clang adds clang 14, its
+# sanitizer and libFuzzer runtimes and clang-format (tools/tsan.sh, tools/fuzz.sh,
+# tools/check-format.sh).
 set -euo pipefail
 
 packages=(
@@ -18,7 +19,7 @@ packages=(
 )
 
 if [[ "${1:-}" == "--clang" ]]; then
-  packages+=(clang libclang-rt-14-dev)
+  packages+=(clang libclang-rt-14-dev clang-format)
 fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -18,6 +18,8 @@
 // served, freed by Workspace::release() or its destructor: sparq/workspace.hpp).
 #pragma once
 
+#include <oneapi/tbb/task_arena.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -28,14 +30,12 @@
 #include "sparq/profile.hpp"
 #include "sparq/workspace.hpp"
 
-#include <oneapi/tbb/task_arena.h>
-
 namespace sparq {
 
 struct DecodeItem {
   SeqId seq = 0;
-  std::span<const float> q;   // [q_heads][d]
-  std::span<float> out;       // [q_heads][d]
+  std::span<const float> q;  // [q_heads][d]
+  std::span<float> out;      // [q_heads][d]
   // Optional per-query-head outputs (empty span / nullptr = not wanted):
   std::span<float> lse = {};    // [q_heads] log-sum-exp of the scaled scores that were attended
   std::span<float> alpha = {};  // [q_heads] SparQ: estimated score mass fetched (1 for dense)
@@ -69,7 +69,7 @@ void decode(const KVCache& cache, std::size_t layer, const Method& method, std::
 // Dense causal attention of a chunk of n_new queries that are the last n_new positions
 // of the sequence (already appended): query i attends to positions [0, S - n_new + i].
 // q and out are [n_new][q_heads][d].
-void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q,
-                   std::span<float> out, std::size_t n_new, const DecodeOptions& options = {});
+void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q, std::span<float> out,
+                   std::size_t n_new, const DecodeOptions& options = {});
 
 }  // namespace sparq

@@ -38,8 +38,8 @@ struct PhaseStats {
 
 struct Profile {
   std::array<PhaseStats, kPhaseCount> phases{};
-  Isa isa = Isa::generic;  // the variant that ran
-  std::size_t threads = 0; // concurrency of the arena that ran it
+  Isa isa = Isa::generic;   // the variant that ran
+  std::size_t threads = 0;  // concurrency of the arena that ran it
 
   [[nodiscard]] PhaseStats& operator[](Phase p) noexcept { return phases[static_cast<std::size_t>(p)]; }
   [[nodiscard]] const PhaseStats& operator[](Phase p) const noexcept { return phases[static_cast<std::size_t>(p)]; }

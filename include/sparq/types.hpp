@@ -11,7 +11,9 @@ namespace sparq {
 // Storage type of cached K/V. Compute is always f32; conversion happens in registers.
 enum class DType : std::uint8_t { f32, f16, bf16 };
 
-[[nodiscard]] constexpr std::size_t size_of(DType t) noexcept { return t == DType::f32 ? 4 : 2; }
+[[nodiscard]] constexpr std::size_t size_of(DType t) noexcept {
+  return t == DType::f32 ? 4 : 2;
+}
 [[nodiscard]] std::string_view to_string(DType t) noexcept;
 // Parses "f32" | "f16" | "bf16"; nullopt for anything else.
 [[nodiscard]] std::optional<DType> parse_dtype(std::string_view name) noexcept;
@@ -26,8 +28,12 @@ enum class DType : std::uint8_t { f32, f16, bf16 };
 //            one contiguous 2·d run per position), and the d-major copy
 enum class KeyLayout : std::uint8_t { both, s_major, d_major, fused };
 
-[[nodiscard]] constexpr bool has_s_major(KeyLayout l) noexcept { return l != KeyLayout::d_major; }
-[[nodiscard]] constexpr bool has_d_major(KeyLayout l) noexcept { return l != KeyLayout::s_major; }
+[[nodiscard]] constexpr bool has_s_major(KeyLayout l) noexcept {
+  return l != KeyLayout::d_major;
+}
+[[nodiscard]] constexpr bool has_d_major(KeyLayout l) noexcept {
+  return l != KeyLayout::s_major;
+}
 [[nodiscard]] std::string_view to_string(KeyLayout l) noexcept;
 // Parses "both" | "s-major" | "d-major" | "fused".
 [[nodiscard]] std::optional<KeyLayout> parse_key_layout(std::string_view name) noexcept;

@@ -9,17 +9,21 @@
 #include <variant>
 #include <vector>
 
+#include "api/node_decode.hpp"
 #include "kernels/kernel_api.hpp"
 #include "kernels/scratch.hpp"
-#include "api/node_decode.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq {
 namespace {
 
-std::string str(std::size_t v) { return std::to_string(v); }
+std::string str(std::size_t v) {
+  return std::to_string(v);
+}
 
-[[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
+[[noreturn]] void fail(ErrorCode code, const std::string& message) {
+  throw Error(code, message);
+}
 
 // Resolved call-wide parameters.
 struct CallShape {
@@ -44,11 +48,10 @@ CallShape resolve_call(const KVCache& cache, std::size_t layer, const DecodeOpti
                                           str(cfg.kv_heads) + ": kv_head_end must be in [1, kv_heads] (or ~0 for all)");
   c.kv_end = all ? cfg.kv_heads : options.kv_head_end;
   if (c.kv_begin >= c.kv_end)
-    fail(ErrorCode::invalid_argument, "kv_head_begin=" + str(options.kv_head_begin) + ", kv_head_end=" +
-                                          (options.kv_head_end == ~std::size_t{0} ? std::string("(all)")
-                                                                                  : str(options.kv_head_end)) +
-                                          ": the KV-head range must be non-empty within [0, kv_heads=" +
-                                          str(cfg.kv_heads) + ")");
+    fail(ErrorCode::invalid_argument,
+         "kv_head_begin=" + str(options.kv_head_begin) + ", kv_head_end=" +
+             (options.kv_head_end == ~std::size_t{0} ? std::string("(all)") : str(options.kv_head_end)) +
+             ": the KV-head range must be non-empty within [0, kv_heads=" + str(cfg.kv_heads) + ")");
   c.n_kv = c.kv_end - c.kv_begin;
   if (!std::isfinite(options.scale) || options.scale < 0.0f)
     fail(ErrorCode::invalid_argument, "scale=" + std::to_string(options.scale) +
@@ -64,15 +67,13 @@ std::size_t query_heads(std::size_t q_size, const CallShape& c, const std::strin
   const std::size_t unit = c.n_kv * c.d * rows;
   if (expected) {
     if (q_size != *expected * c.d * rows)
-      fail(ErrorCode::shape_mismatch,
-           name + " has " + str(q_size) + " floats, expected " + (rows > 1 ? "n_new*" : "") + "q_heads*head_dim = " +
-               str(*expected * c.d * rows) + " (" + (rows > 1 ? str(rows) + "*" : "") + str(*expected) + "*" +
-               str(c.d) + ")");
+      fail(ErrorCode::shape_mismatch, name + " has " + str(q_size) + " floats, expected " + (rows > 1 ? "n_new*" : "") +
+                                          "q_heads*head_dim = " + str(*expected * c.d * rows) + " (" +
+                                          (rows > 1 ? str(rows) + "*" : "") + str(*expected) + "*" + str(c.d) + ")");
     return *expected;
   }
   if (q_size == 0 || q_size % unit != 0)
-    fail(ErrorCode::shape_mismatch, name + " has " + str(q_size) + " floats, expected " +
-                                        (rows > 1 ? "n_new*" : "") +
+    fail(ErrorCode::shape_mismatch, name + " has " + str(q_size) + " floats, expected " + (rows > 1 ? "n_new*" : "") +
                                         "q_heads*head_dim with q_heads a positive multiple of the call's " +
                                         str(c.n_kv) + " KV heads: a multiple of " + str(unit));
   return q_size / (c.d * rows);
@@ -113,8 +114,9 @@ class WorkspaceClaim {
   explicit WorkspaceClaim(Workspace* ws) : impl_(ws ? &ws->impl() : nullptr) {
     if (impl_ && impl_->in_use.exchange(true)) {
       impl_ = nullptr;
-      fail(ErrorCode::concurrent_use, "options.workspace is in use by another decode: give each thread that "
-                                      "decodes concurrently its own sparq::Workspace");
+      fail(ErrorCode::concurrent_use,
+           "options.workspace is in use by another decode: give each thread that "
+           "decodes concurrently its own sparq::Workspace");
     }
   }
   ~WorkspaceClaim() {
@@ -202,8 +204,8 @@ void decode(const KVCache& cache, std::size_t layer, const Method& method, std::
   for (std::size_t b = 0; b < batch.size(); ++b) check_output_finite(batch[b].out, c.d, "batch[" + str(b) + "]");
 }
 
-void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q,
-                   std::span<float> out, std::size_t n_new, const DecodeOptions& options) {
+void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span<const float> q, std::span<float> out,
+                   std::size_t n_new, const DecodeOptions& options) {
   const CallShape c = resolve_call(cache, layer, options);
   const KVCache::ReadLock lock = cache.lock_for_read(seq);
   const LayerView view = cache.view(seq, layer);
@@ -212,7 +214,8 @@ void decode_causal(const KVCache& cache, std::size_t layer, SeqId seq, std::span
     fail(ErrorCode::invalid_argument, "n_new=" + str(n_new) + " is out of range: n_new must be in [1, S=" +
                                           str(view.length) + "] (the new queries are the last n_new positions)");
   const std::size_t n_q = query_heads(q.size(), c, "q", std::nullopt, n_new);
-  check_size(out.size(), q.size(), "out", "n_new*q_heads*head_dim (" + str(n_new) + "*" + str(n_q) + "*" + str(c.d) + ")");
+  check_size(out.size(), q.size(), "out",
+             "n_new*q_heads*head_dim (" + str(n_new) + "*" + str(n_q) + "*" + str(c.d) + ")");
   check_finite(q, "q");
   const kernels::CausalTask task{view, q.data(), out.data(), n_new};
   const WorkspaceClaim ws(options.workspace);

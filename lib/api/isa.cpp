@@ -15,9 +15,12 @@ namespace sparq {
 
 std::string_view to_string(Isa isa) noexcept {
   switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    case Isa::generic: return "generic";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::generic:
+      return "generic";
   }
   return "?";
 }
@@ -28,7 +31,9 @@ std::optional<Isa> parse_isa(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-std::span<const Isa> compiled_isas() noexcept { return kernels::kCompiledIsas; }
+std::span<const Isa> compiled_isas() noexcept {
+  return kernels::kCompiledIsas;
+}
 
 namespace {
 
@@ -57,7 +62,8 @@ bool supported(Isa isa) noexcept {
     case Isa::avx2:
       return xsimd_runs<Isa::avx2>() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              cpu_has_f16c();
-    case Isa::generic: return true;
+    case Isa::generic:
+      return true;
   }
   return false;
 }

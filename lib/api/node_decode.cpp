@@ -21,7 +21,8 @@ void decode_by_node(const KVCache& cache, std::span<const kernels::Task> tasks, 
                     DecodeKernel kernel) {
   const std::shared_ptr<const NumaContext> ctx = current_context();
   const NodeArenas& arenas = ctx->arenas();
-  const std::vector<HeadRange> ranges = numa::node_head_ranges(*ctx, cache.config().kv_heads, common.kv_begin, common.kv_end);
+  const std::vector<HeadRange> ranges =
+      numa::node_head_ranges(*ctx, cache.config().kv_heads, common.kv_begin, common.kv_end);
   if (ranges.size() <= 1) {  // one node holds the whole range: one ordinary call in its arena
     tbb::task_arena* arena = ranges.empty() ? nullptr : arenas.arena(ranges[0].node);
     if (!arena) return kernel(tasks, common);

@@ -31,8 +31,8 @@ static_assert(sizeof(BlockHeader) <= 8);
 struct BlockLayout {
   std::size_t k_s_major_offset = LayerView::kNoRegion;
   std::size_t v_offset = 0;
-  std::size_t bytes = 0;       // whole block, a multiple of the page size
-  std::size_t data_bytes = 0;  // up to the end of the last region (bytes - data_bytes: page padding)
+  std::size_t bytes = 0;             // whole block, a multiple of the page size
+  std::size_t data_bytes = 0;        // up to the end of the last region (bytes - data_bytes: page padding)
   std::size_t row_bytes = 0;         // d elements
   std::size_t row_stride_bytes = 0;  // from one position's key (or value) row to the next
   std::size_t k_region = 0;          // bytes of B key (or value) rows, rounded to lines

@@ -170,13 +170,15 @@ void KVCache::Impl::quantize_rows(std::byte* blk, std::byte* d_major, std::size_
   for (std::size_t i = 0; i < d(); ++i) {
     auto* row = reinterpret_cast<std::int8_t*>(d_major + i * stride);
     float top = 0.0f;
-    for (std::size_t r = from; r < to; ++r) top = std::max(top, std::abs(element::load(key_s(blk, r), i, config.dtype)));
+    for (std::size_t r = from; r < to; ++r)
+      top = std::max(top, std::abs(element::load(key_s(blk, r), i, config.dtype)));
     std::size_t first = from;
     if (top > 127.0f * scale[i]) {  // grow the scale; the rows already there are requantized with it
       scale[i] = top / 127.0f;
       first = 0;
     }
-    for (std::size_t r = first; r < to; ++r) row[r] = element::to_int8(element::load(key_s(blk, r), i, config.dtype), scale[i]);
+    for (std::size_t r = first; r < to; ++r)
+      row[r] = element::to_int8(element::load(key_s(blk, r), i, config.dtype), scale[i]);
   }
 }
 

@@ -15,9 +15,12 @@ Rows::Rows(std::span<const std::uint16_t> bits, DType dtype) : data_(bits.data()
 
 std::string_view to_string(DType t) noexcept {
   switch (t) {
-    case DType::f32: return "f32";
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
+    case DType::f32:
+      return "f32";
+    case DType::f16:
+      return "f16";
+    case DType::bf16:
+      return "bf16";
   }
   return "?";
 }
@@ -30,10 +33,14 @@ std::optional<DType> parse_dtype(std::string_view name) noexcept {
 
 std::string_view to_string(KeyLayout l) noexcept {
   switch (l) {
-    case KeyLayout::both: return "both";
-    case KeyLayout::s_major: return "s-major";
-    case KeyLayout::d_major: return "d-major";
-    case KeyLayout::fused: return "fused";
+    case KeyLayout::both:
+      return "both";
+    case KeyLayout::s_major:
+      return "s-major";
+    case KeyLayout::d_major:
+      return "d-major";
+    case KeyLayout::fused:
+      return "fused";
   }
   return "?";
 }
@@ -46,8 +53,10 @@ std::optional<KeyLayout> parse_key_layout(std::string_view name) noexcept {
 
 std::string_view to_string(DMajorType t) noexcept {
   switch (t) {
-    case DMajorType::same: return "same";
-    case DMajorType::int8: return "int8";
+    case DMajorType::same:
+      return "same";
+    case DMajorType::int8:
+      return "int8";
   }
   return "?";
 }
@@ -60,9 +69,12 @@ std::optional<DMajorType> parse_d_major_type(std::string_view name) noexcept {
 
 std::string_view to_string(Placement p) noexcept {
   switch (p) {
-    case Placement::local: return "local";
-    case Placement::interleave: return "interleave";
-    case Placement::by_head: return "by-head";
+    case Placement::local:
+      return "local";
+    case Placement::interleave:
+      return "interleave";
+    case Placement::by_head:
+      return "by-head";
   }
   return "?";
 }
@@ -82,8 +94,9 @@ void ModelShape::validate() const {
   positive(kv_heads, "kv_heads");
   positive(head_dim, "head_dim");
   if (q_heads % kv_heads != 0)
-    throw Error(ErrorCode::shape_mismatch, "q_heads=" + std::to_string(q_heads) + " is not a multiple of kv_heads=" +
-                                               std::to_string(kv_heads) + ": each KV head serves q_heads/kv_heads query heads");
+    throw Error(ErrorCode::shape_mismatch, "q_heads=" + std::to_string(q_heads) +
+                                               " is not a multiple of kv_heads=" + std::to_string(kv_heads) +
+                                               ": each KV head serves q_heads/kv_heads query heads");
 }
 
 }  // namespace sparq

@@ -18,13 +18,13 @@ namespace sparq::kernels {
 
 // One sequence of a batch, restricted to the call's KV-head range.
 struct Task {
-  LayerView view;       // the whole layer; kernels touch heads [kv_begin, kv_end) only
-  const float* q;       // [n_q][d], n_q = (kv_end - kv_begin) * group
-  float* out;           // [n_q][d]
-  float* lse;           // [n_q] or nullptr
-  float* alpha;         // [n_q] or nullptr
+  LayerView view;                                     // the whole layer; kernels touch heads [kv_begin, kv_end) only
+  const float* q;                                     // [n_q][d], n_q = (kv_end - kv_begin) * group
+  float* out;                                         // [n_q][d]
+  float* lse;                                         // [n_q] or nullptr
+  float* alpha;                                       // [n_q] or nullptr
   std::vector<std::vector<std::uint32_t>>* selected;  // [n_q] lists or nullptr (SparQ only)
-  SparQResolved sparq;  // SparQ only: resolved for this sequence's S
+  SparQResolved sparq;                                // SparQ only: resolved for this sequence's S
 };
 
 struct Common {
@@ -33,7 +33,7 @@ struct Common {
   std::size_t group = 1;  // g = q_heads / kv_heads
   float scale = 0.0f;     // softmax scale, already resolved (never 0)
   Isa isa = Isa::generic;
-  Profile* profile = nullptr;  // accumulate per-phase stats when not null
+  Profile* profile = nullptr;            // accumulate per-phase stats when not null
   Workspace::Impl* workspace = nullptr;  // scratch slots; null: thread_local scratch
 };
 

@@ -99,8 +99,11 @@ Topology extract(hwloc_topology_t t, Topology::Source source, std::string descri
     hwloc_obj_type_t type;
     const char* name;
     unsigned level;
-  } levels[] = {{HWLOC_OBJ_L1CACHE, "L1d", 1}, {HWLOC_OBJ_L2CACHE, "L2", 2}, {HWLOC_OBJ_L3CACHE, "L3", 3},
-                {HWLOC_OBJ_L4CACHE, "L4", 4}, {HWLOC_OBJ_L5CACHE, "L5", 5}};
+  } levels[] = {{HWLOC_OBJ_L1CACHE, "L1d", 1},
+                {HWLOC_OBJ_L2CACHE, "L2", 2},
+                {HWLOC_OBJ_L3CACHE, "L3", 3},
+                {HWLOC_OBJ_L4CACHE, "L4", 4},
+                {HWLOC_OBJ_L5CACHE, "L5", 5}};
   for (const auto& l : levels) {
     const std::size_t n = count_of(t, l.type);
     hwloc_obj_t obj = n ? hwloc_get_obj_by_type(t, l.type, 0) : nullptr;

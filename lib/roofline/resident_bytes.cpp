@@ -1,6 +1,4 @@
 // Where a cache's blocks really are: per-page locations from hwloc (residency.hpp).
-#include "sparq/tools/residency.hpp"
-
 #include <hwloc.h>
 #include <unistd.h>
 
@@ -9,6 +7,7 @@
 #include <memory>
 
 #include "common/process_topology.hpp"
+#include "sparq/tools/residency.hpp"
 #include "sparq/topology.hpp"
 
 namespace sparq {

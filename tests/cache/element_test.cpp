@@ -1,11 +1,11 @@
 // Scalar f16/bf16 conversion: exact on every representable value, round to nearest
 // even, and the special values.
+#include "cache/element.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
-
-#include "cache/element.hpp"
 
 namespace sparq::element {
 namespace {
@@ -45,9 +45,9 @@ TEST(ElementTest, RoundsToNearestEven) {
   // Overflow to infinity, underflow through subnormals to zero.
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);
   EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);                                   // tie -> even (0)
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25) * 1.5f), 0x0001);
-  EXPECT_EQ(f32_to_f16(-std::ldexp(1.0f, -14) * (1023.5f / 1024.0f)), 0x8400);            // rounds up to the smallest normal
+  EXPECT_EQ(f32_to_f16(-std::ldexp(1.0f, -14) * (1023.5f / 1024.0f)), 0x8400);  // rounds up to the smallest normal
 }
 
 }  // namespace

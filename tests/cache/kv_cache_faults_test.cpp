@@ -159,7 +159,7 @@ TEST(CacheFaultTest, RefusedBlockInABatchAppendChangesNoSequence) {
     const SeqId a = f.cache->add_sequence(), b = f.cache->add_sequence(), c = f.cache->add_sequence();
     f.cache->append(a, 0, tokens(1), tokens(1), 1);  // half full: no new block
     f.cache->append(b, 0, tokens(2), tokens(2), 2);  // full: a new block per head
-    f.seqs = {a, b, c, f.cache->fork(a)};             // c empty: a first block; the fork copies a's
+    f.seqs = {a, b, c, f.cache->fork(a)};            // c empty: a first block; the fork copies a's
     return std::pair(std::move(f.cache), f.seqs);
   };
   // New blocks per head: b's next, c's first, and the private copies of a's shared block

@@ -13,8 +13,13 @@ using test::random_floats;
 constexpr std::size_t H = 2, d = 8, B = 4;
 
 CacheConfig config(KeyLayout layouts = KeyLayout::both) {
-  return {.layers = 2, .kv_heads = H, .head_dim = d, .dtype = DType::bf16, .block_tokens = B,
-          .capacity_tokens = 256, .layouts = layouts};
+  return {.layers = 2,
+          .kv_heads = H,
+          .head_dim = d,
+          .dtype = DType::bf16,
+          .block_tokens = B,
+          .capacity_tokens = 256,
+          .layouts = layouts};
 }
 
 // A fresh cache holding exactly rows [0, n) of k/v in layer 0.
@@ -98,7 +103,8 @@ TEST(CacheForkTest, TruncateIntoSharedBlockKeepsBothSequencesExact) {
     const auto k = random_floats(64 * H * d, 9), v = random_floats(64 * H * d, 10);
     const auto kx = random_floats(64 * H * d, 11), vx = random_floats(64 * H * d, 12);
     const SeqId a = c.add_sequence();
-    for (std::size_t layer : {0, 1}) c.append(a, layer, std::span(k).first(7 * H * d), std::span(v).first(7 * H * d), 7);
+    for (std::size_t layer : {0, 1})
+      c.append(a, layer, std::span(k).first(7 * H * d), std::span(v).first(7 * H * d), 7);
     const SeqId b = c.fork(a);
     c.truncate(a, 2);  // a ends mid-block in a block still shared with b
     c.append(a, 0, std::span(kx).first(3 * H * d), std::span(vx).first(3 * H * d), 3);

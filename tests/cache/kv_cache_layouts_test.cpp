@@ -39,8 +39,7 @@ void append_uneven(KVCache& c, SeqId s, std::size_t S, std::uint32_t seed, std::
     for (std::size_t x = 0; x < kH * kD; ++x) k[j * kH * kD + x] *= 1.0f + float(from + j) / 8.0f;
   for (std::size_t at = 0; at < S;) {
     const std::size_t n = std::min<std::size_t>(S - at, at % 3 ? 5 : 1);
-    c.append(s, 0, std::span(k).subspan(at * kH * kD, n * kH * kD), std::span(v).subspan(at * kH * kD, n * kH * kD),
-             n);
+    c.append(s, 0, std::span(k).subspan(at * kH * kD, n * kH * kD), std::span(v).subspan(at * kH * kD, n * kH * kD), n);
     at += n;
   }
 }

@@ -157,7 +157,8 @@ TEST(CacheTest, BlockRegionsPutDenseStreamsSideBySide) {
             const std::uintptr_t row = copy + i * v.d_major_stride * size_of(dt), end = row + 48 * size_of(dt);
             for (std::size_t g = 0; g < 2; ++g) {
               const auto blk = reinterpret_cast<std::uintptr_t>(v.block(g, 0));
-              ASSERT_TRUE(end <= blk || row >= blk + v.block_data_bytes) << ctx << " h=" << h << " g=" << g << " i=" << i;
+              ASSERT_TRUE(end <= blk || row >= blk + v.block_data_bytes)
+                  << ctx << " h=" << h << " g=" << g << " i=" << i;
             }
           }
         }

@@ -134,14 +134,10 @@ static void test_append_batch(void) {
   CHECK_ERR(sparq_cache_append_batch(x, 1, a, NSEQ, SPARQ_DTYPE_F16, bad16, v16), SPARQ_ERR_NON_FINITE_INPUT,
             "keys[batch row 2, head 1, component 1] is infinite");
   CHECK_ERR(sparq_cache_append_batch(x, 1, a, NSEQ, 3, k16, v16), SPARQ_ERR_INVALID_ARGUMENT, "dtype=3");
-  CHECK_ERR(sparq_cache_append_batch(x, 1, NULL, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT,
-            "seqs");
-  CHECK_ERR(sparq_cache_append_batch(x, 1, a, NSEQ, SPARQ_DTYPE_F16, k16, NULL), SPARQ_ERR_INVALID_ARGUMENT,
-            "values");
-  CHECK_ERR(sparq_cache_append_batch(x, 2, a, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT,
-            "layer=2");
-  CHECK_ERR(sparq_cache_append_batch(NULL, 1, a, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT,
-            "cache");
+  CHECK_ERR(sparq_cache_append_batch(x, 1, NULL, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT, "seqs");
+  CHECK_ERR(sparq_cache_append_batch(x, 1, a, NSEQ, SPARQ_DTYPE_F16, k16, NULL), SPARQ_ERR_INVALID_ARGUMENT, "values");
+  CHECK_ERR(sparq_cache_append_batch(x, 2, a, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT, "layer=2");
+  CHECK_ERR(sparq_cache_append_batch(NULL, 1, a, NSEQ, SPARQ_DTYPE_F16, k16, v16), SPARQ_ERR_INVALID_ARGUMENT, "cache");
   CHECK_OK(sparq_cache_append_batch(x, 1, a, 0, SPARQ_DTYPE_F16, k16, v16)); /* empty: nothing */
   for (s = 0; s < NSEQ; ++s) CHECK(same_rows(x, a[s], y, b[s], 1));
   sparq_cache_destroy(x);

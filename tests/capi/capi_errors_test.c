@@ -135,9 +135,11 @@ static void cache_errors(void) {
   CHECK_ERR(sparq_cache_append(cache, s, 0, k, v, 2), SPARQ_ERR_NON_FINITE_INPUT, "keys[token 1, head 0, component 3]");
   k[KV * D + 3] = 0.0f;
   vh[5] = 0x7c00u; /* f16 +Inf */
-  CHECK_ERR(sparq_cache_append_f16(cache, s, 0, kh, vh, 1), SPARQ_ERR_NON_FINITE_INPUT, "values[token 0, head 0, component 5]");
+  CHECK_ERR(sparq_cache_append_f16(cache, s, 0, kh, vh, 1), SPARQ_ERR_NON_FINITE_INPUT,
+            "values[token 0, head 0, component 5]");
   vh[5] = 0x7fc0u; /* bf16 NaN */
-  CHECK_ERR(sparq_cache_append_bf16(cache, s, 0, kh, vh, 1), SPARQ_ERR_NON_FINITE_INPUT, "values[token 0, head 0, component 5]");
+  CHECK_ERR(sparq_cache_append_bf16(cache, s, 0, kh, vh, 1), SPARQ_ERR_NON_FINITE_INPUT,
+            "values[token 0, head 0, component 5]");
   vh[5] = 0x4000u;
   CHECK_ERR(sparq_cache_append(cache, s, 0, k, v, 20), SPARQ_ERR_CAPACITY_EXHAUSTED, "");
   CHECK_ERR(sparq_cache_append_f16(cache, s, 0, kh, vh, 20), SPARQ_ERR_CAPACITY_EXHAUSTED, "");

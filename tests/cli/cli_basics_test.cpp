@@ -64,7 +64,8 @@ TEST_F(CliTest, UnknownSubcommandOrOptionIsAUsageError) {
 TEST_F(CliTest, InfoText) {
   const auto r = sparq({"info"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const std::string& field : {std::string("sparq ") + SPARQ_VERSION_STRING, std::string("cpu:"), std::string("isa:"), std::string("compiled:"), std::string("cores:")})
+  for (const std::string& field : {std::string("sparq ") + SPARQ_VERSION_STRING, std::string("cpu:"),
+                                   std::string("isa:"), std::string("compiled:"), std::string("cores:")})
     EXPECT_NE(r.out.find(field), std::string::npos) << field << " missing from:\n" << r.out;
 }
 

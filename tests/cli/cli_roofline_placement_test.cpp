@@ -3,12 +3,11 @@
 // cache's resident share; in JSON, CSV and the text's placement section.
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cli_fixture.hpp"
 
@@ -37,8 +36,7 @@ class RooflinePlacementCli : public CliTest {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator("/sys/devices/system/node", ec)) {
       const std::string name = e.path().filename().string();
-      if (name.size() > 4 && name.rfind("node", 0) == 0 &&
-          name.find_first_not_of("0123456789", 4) == std::string::npos)
+      if (name.size() > 4 && name.rfind("node", 0) == 0 && name.find_first_not_of("0123456789", 4) == std::string::npos)
         ++n;
     }
     return n ? n : 1;

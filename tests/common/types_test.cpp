@@ -1,8 +1,9 @@
+#include "sparq/types.hpp"
+
 #include <gtest/gtest.h>
 
 #include "sparq/error.hpp"
 #include "sparq/method.hpp"
-#include "sparq/types.hpp"
 
 namespace sparq {
 namespace {

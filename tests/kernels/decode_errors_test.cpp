@@ -1,12 +1,12 @@
 // decode() and decode_causal() reject bad input with the documented ErrorCode, a message
 // naming the argument, and without writing any output.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernel_test_util.hpp"
 #include "sparq/decode.hpp"
@@ -99,7 +99,8 @@ TEST_F(DecodeErrors, NonFiniteQuery) {
 }
 
 TEST_F(DecodeErrors, KvHeadRange) {
-  expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_begin = 2}); }, {"kv_head_begin=2", "kv_heads=2"});
+  expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_begin = 2}); },
+               {"kv_head_begin=2", "kv_heads=2"});
   expect_error(ErrorCode::invalid_argument, [&] { run(item(), {.kv_head_begin = 1, .kv_head_end = 1}); },
                {"kv_head_end=1"});
   // Past the cache's heads is an error, not clamped to them; ~0 (the default) means all.
@@ -131,7 +132,9 @@ TEST_F(DecodeErrors, LaterItemFailsBeforeEarlierOutputIsWritten) {
 }
 
 TEST_F(DecodeErrors, Causal) {
-  auto call = [&](std::size_t n_new, std::span<const float> q) { decode_causal(*f_.cache, 0, f_.seqs[0], q, out_, n_new); };
+  auto call = [&](std::size_t n_new, std::span<const float> q) {
+    decode_causal(*f_.cache, 0, f_.seqs[0], q, out_, n_new);
+  };
   expect_error(ErrorCode::invalid_argument, [&] { call(0, q_); }, {"n_new=0", "[1, S=50]"});
   expect_error(ErrorCode::invalid_argument, [&] { call(51, q_); }, {"n_new=51"});
   const std::vector<float> q100(100, 0.0f);

@@ -3,13 +3,13 @@
 // tolerance is about f32 accumulation alone), MHA/GQA/MQA, d in {64, 80, 96, 128, 256}, S
 // around the block and tile widths, the three key layouts, batches, KV-head ranges, lse,
 // the causal path, profile accounting and bit-identical results for 1 and 2 threads.
+#include <gtest/gtest.h>
+#include <oneapi/tbb/task_arena.h>
+
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include "kernel_test_util.hpp"
 #include "reference/reference.hpp"
@@ -32,8 +32,8 @@ struct Shape {
 
 std::string describe(const CacheConfig& c, std::size_t S, std::size_t q_heads, const std::string& isa) {
   return " S=" + std::to_string(S) + " d=" + std::to_string(c.head_dim) + " B=" + std::to_string(c.block_tokens) +
-         " heads=" + std::to_string(q_heads) + "/" + std::to_string(c.kv_heads) + " dtype=" +
-         std::string(to_string(c.dtype)) + " layouts=" + std::string(to_string(c.layouts)) + " isa=" + isa;
+         " heads=" + std::to_string(q_heads) + "/" + std::to_string(c.kv_heads) +
+         " dtype=" + std::string(to_string(c.dtype)) + " layouts=" + std::string(to_string(c.layouts)) + " isa=" + isa;
 }
 
 // Runs decode on one sequence of the cache and compares every head (out and lse) with
@@ -72,8 +72,12 @@ TEST_P(DenseDecode, MatchesReferenceOverShapes) {
     for (std::size_t d : {64, 80, 96, 128, 256})
       for (const Shape& sh : shapes) {
         const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused};
-        const CacheConfig cfg{.layers = 1, .kv_heads = sh.kv_heads, .head_dim = d, .dtype = dtype,
-                              .block_tokens = B, .layouts = layouts[combo++ % 4]};
+        const CacheConfig cfg{.layers = 1,
+                              .kv_heads = sh.kv_heads,
+                              .head_dim = d,
+                              .dtype = dtype,
+                              .block_tokens = B,
+                              .layouts = layouts[combo++ % 4]};
         auto f = test::make_cache(cfg, lengths, seed);
         for (SeqId s : f.seqs) expect_matches_reference(*f.cache, s, sh.q_heads, isa(), seed++);
         if (HasFailure()) return;
@@ -87,8 +91,8 @@ TEST_P(DenseDecode, MatchesReferenceOverBlockSizesAndLayouts) {
   for (std::size_t B : {1, 5, 13, 16, 17, 256})
     for (KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused})
       for (std::size_t d : {72, 128}) {
-        const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = d, .dtype = DType::bf16, .block_tokens = B,
-                              .layouts = layout};
+        const CacheConfig cfg{
+            .layers = 1, .kv_heads = 2, .head_dim = d, .dtype = DType::bf16, .block_tokens = B, .layouts = layout};
         auto f = test::make_cache(cfg, {1, 2 * B + 3, 600}, seed);
         for (SeqId s : f.seqs) expect_matches_reference(*f.cache, s, 8, isa(), seed++, 0, ~std::size_t{0}, 4.0f);
         if (HasFailure()) return;
@@ -99,7 +103,11 @@ TEST_P(DenseDecode, LongSequence) {
   const std::size_t S = 70000;
   for (DType dtype : {DType::bf16, DType::f16}) {
     // One KV head (GQA g = 4) keeps the fill and the reference at ~2 s per dtype.
-    const CacheConfig cfg{.layers = 1, .kv_heads = 1, .head_dim = 128, .dtype = dtype, .block_tokens = 256,
+    const CacheConfig cfg{.layers = 1,
+                          .kv_heads = 1,
+                          .head_dim = 128,
+                          .dtype = dtype,
+                          .block_tokens = 256,
                           .layouts = dtype == DType::bf16 ? KeyLayout::s_major : KeyLayout::d_major};
     auto f = test::make_cache(cfg, {S}, 7);
     expect_matches_reference(*f.cache, f.seqs[0], 4, isa(), 9, 0, ~std::size_t{0}, 2.0f);
@@ -126,7 +134,8 @@ TEST_P(DenseDecode, BatchOfDifferentLengthsAndKvHeadRange) {
     for (std::size_t h = 0; h < n_q; ++h) {
       EXPECT_LE(test::rel_error(std::span(out[i]).subspan(h * d, d), std::span(ref.out).subspan(h * d, d)), kTol)
           << "item " << i << " S=" << lengths[i] << " head " << h << " isa=" << isa();
-      EXPECT_NEAR(lse[i][h], ref.lse[h], kTol * std::max(1.0, std::abs(ref.lse[h]))) << "item " << i << " isa=" << isa();
+      EXPECT_NEAR(lse[i][h], ref.lse[h], kTol * std::max(1.0, std::abs(ref.lse[h])))
+          << "item " << i << " isa=" << isa();
     }
   }
 }
@@ -150,8 +159,9 @@ TEST_P(DenseDecode, OneAndTwoThreadsAreBitIdentical) {
   const auto q0 = test::normal_floats(8 * 128, 6), q1 = test::normal_floats(8 * 128, 7);
   auto run = [&](tbb::task_arena* arena) {
     std::vector<float> out(2 * 8 * 128), lse(16);
-    const DecodeItem batch[] = {{.seq = f.seqs[0], .q = q0, .out = std::span(out).first(1024), .lse = std::span(lse).first(8)},
-                                {.seq = f.seqs[1], .q = q1, .out = std::span(out).last(1024), .lse = std::span(lse).last(8)}};
+    const DecodeItem batch[] = {
+        {.seq = f.seqs[0], .q = q0, .out = std::span(out).first(1024), .lse = std::span(lse).first(8)},
+        {.seq = f.seqs[1], .q = q1, .out = std::span(out).last(1024), .lse = std::span(lse).last(8)}};
     decode(*f.cache, 0, Dense{}, batch, {.arena = arena});
     out.insert(out.end(), lse.begin(), lse.end());
     return out;
@@ -168,7 +178,11 @@ TEST_P(DenseDecode, CausalMatchesReference) {
     for (std::size_t S : {1, 40, 1100})
       for (std::size_t n_new : {1, 5, 40}) {
         if (n_new > S) continue;
-        const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = 64, .dtype = dtype, .block_tokens = 32,
+        const CacheConfig cfg{.layers = 1,
+                              .kv_heads = 2,
+                              .head_dim = 64,
+                              .dtype = dtype,
+                              .block_tokens = 32,
                               .layouts = S == 40 ? KeyLayout::d_major : KeyLayout::both};
         auto f = test::make_cache(cfg, {S}, seed++);
         const std::size_t n_q = 8, d = 64;
@@ -177,8 +191,7 @@ TEST_P(DenseDecode, CausalMatchesReference) {
         decode_causal(*f.cache, 0, f.seqs[0], q, out, n_new);
         const auto ref = reference::dense_causal(f.cache->view(f.seqs[0], 0), q, n_new, 0, 2, 4, 0.125);
         for (std::size_t r = 0; r < n_new * n_q; ++r)
-          ASSERT_LE(test::rel_error(std::span(out).subspan(r * d, d), std::span(ref.out).subspan(r * d, d)),
-                    kTol)
+          ASSERT_LE(test::rel_error(std::span(out).subspan(r * d, d), std::span(ref.out).subspan(r * d, d)), kTol)
               << "query " << r / n_q << " head " << r % n_q << " S=" << S << " n_new=" << n_new
               << " dtype=" << to_string(dtype) << " isa=" << isa();
       }
@@ -216,8 +229,8 @@ TEST_P(DenseDecode, Bf16CacheGivesExactAttentionOverTheStoredValues) {
     const auto ref = reference::dense_decode(f.cache->view(f.seqs[0], 0), q, 0, 2, 4, 1.0 / std::sqrt(128.0));
     double worst = 0;
     for (std::size_t h = 0; h < 8; ++h)
-      worst = std::max(worst, test::rel_error(std::span(out).subspan(h * 128, 128),
-                                              std::span(ref.out).subspan(h * 128, 128)));
+      worst = std::max(worst,
+                       test::rel_error(std::span(out).subspan(h * 128, 128), std::span(ref.out).subspan(h * 128, 128)));
     EXPECT_LE(worst, 1e-5) << "sigma=" << sigma << " isa=" << isa();
     RecordProperty("worst_rel_error_sigma_" + std::to_string(int(sigma)), std::to_string(worst));
   }

@@ -2,11 +2,11 @@
 // overflow stay finite, a logit beyond f32's range takes all the weight (or none), and a
 // logit that is NaN in f32 is reported as an error, never returned as a silent NaN. On
 // every compiled ISA, dense and SparQ, against the double-precision reference.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <limits>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernel_test_util.hpp"
 #include "reference/reference.hpp"
@@ -148,7 +148,8 @@ TEST_P(ExtremeValues, CausalPrefillKeepsValueSumsFinite) {
   decode_causal(*p.cache, 0, p.seq, q, out, n_new);
   for (std::size_t i = 0; i < n_new; ++i)
     for (std::size_t h = kG; h < kQ; ++h)  // heads of KV head 1: component 7 is -3e38 exactly
-      EXPECT_NEAR(out[(i * kQ + h) * kD + 7], -3e38f, 3e38 * 1e-5) << "query " << i << " head " << h << " isa=" << isa();
+      EXPECT_NEAR(out[(i * kQ + h) * kD + 7], -3e38f, 3e38 * 1e-5)
+          << "query " << i << " head " << h << " isa=" << isa();
 }
 
 SPARQ_INSTANTIATE_FOR_EACH_ISA(ExtremeValues);

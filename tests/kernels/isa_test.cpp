@@ -1,11 +1,12 @@
 // ISA selection: the compiled list, CPU checks, forcing, SPARQ_ISA.
-#include <cstdlib>
+#include "sparq/isa.hpp"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "kernels/simd/arch_list.hpp"
 #include "sparq/error.hpp"
-#include "sparq/isa.hpp"
 
 namespace sparq {
 namespace {

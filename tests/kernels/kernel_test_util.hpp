@@ -3,6 +3,8 @@
 // relative-error measure of the tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -12,8 +14,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "sparq/isa.hpp"
 #include "sparq/kv_cache.hpp"
@@ -77,10 +77,13 @@ class IsaTest : public ::testing::TestWithParam<Isa> {
   [[nodiscard]] std::string isa() const { return std::string(to_string(GetParam())); }
 };
 
-inline std::string isa_name(const ::testing::TestParamInfo<Isa>& info) { return std::string(to_string(info.param)); }
+inline std::string isa_name(const ::testing::TestParamInfo<Isa>& info) {
+  return std::string(to_string(info.param));
+}
 
-#define SPARQ_INSTANTIATE_FOR_EACH_ISA(suite) \
-  INSTANTIATE_TEST_SUITE_P(Isa, suite, ::testing::ValuesIn(::sparq::compiled_isas().begin(), ::sparq::compiled_isas().end()), \
+#define SPARQ_INSTANTIATE_FOR_EACH_ISA(suite)                                                                     \
+  INSTANTIATE_TEST_SUITE_P(Isa, suite,                                                                            \
+                           ::testing::ValuesIn(::sparq::compiled_isas().begin(), ::sparq::compiled_isas().end()), \
                            ::sparq::test::isa_name)
 
 }  // namespace sparq::test

@@ -11,14 +11,14 @@
 // 1e-4), and outputs are compared with the reference evaluated on the kernel's own
 // selection; the tests also require that the selection equals the reference's in the
 // vast majority of cases (random data leaves a margin almost always).
+#include <gtest/gtest.h>
+#include <oneapi/tbb/task_arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include "kernel_test_util.hpp"
 #include "reference/reference.hpp"
@@ -41,16 +41,16 @@ struct Tally {
 std::string describe(const CacheConfig& c, std::size_t S, std::size_t q_heads, const SparQResolved& p,
                      const std::string& isa) {
   return " S=" + std::to_string(S) + " d=" + std::to_string(c.head_dim) + " B=" + std::to_string(c.block_tokens) +
-         " heads=" + std::to_string(q_heads) + "/" + std::to_string(c.kv_heads) + " dtype=" +
-         std::string(to_string(c.dtype)) + " layouts=" + std::string(to_string(c.layouts)) + " r=" + std::to_string(p.r) +
-         " k=" + std::to_string(p.k) + " l=" + std::to_string(p.window) + " realloc=" + std::to_string(p.reallocation) +
-         " gqa=" + std::string(to_string(p.gqa)) + " isa=" + isa;
+         " heads=" + std::to_string(q_heads) + "/" + std::to_string(c.kv_heads) +
+         " dtype=" + std::string(to_string(c.dtype)) + " layouts=" + std::string(to_string(c.layouts)) +
+         " r=" + std::to_string(p.r) + " k=" + std::to_string(p.k) + " l=" + std::to_string(p.window) +
+         " realloc=" + std::to_string(p.reallocation) + " gqa=" + std::string(to_string(p.gqa)) + " isa=" + isa;
 }
 
 // Runs SparQ decode on one sequence and checks every query head against the reference.
 void expect_matches_reference(const KVCache& cache, SeqId seq, std::size_t q_heads, const SparQ& method,
-                              const std::string& isa, std::uint32_t seed, Tally& tally,
-                              std::size_t kv_begin = 0, std::size_t kv_end = ~std::size_t{0}, float q_sigma = 1.0f) {
+                              const std::string& isa, std::uint32_t seed, Tally& tally, std::size_t kv_begin = 0,
+                              std::size_t kv_end = ~std::size_t{0}, float q_sigma = 1.0f) {
   const CacheConfig& c = cache.config();
   const std::size_t d = c.head_dim;
   kv_end = std::min(kv_end, c.kv_heads);
@@ -162,11 +162,15 @@ void check_shapes(const std::string& isa, std::size_t B, std::vector<std::size_t
     for (std::size_t d : ds)
       for (const Shape& sh : shapes) {
         // Every layout, and the int8 d-major copy with both S-major layouts, in turn.
-        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused,
-                                     KeyLayout::both, KeyLayout::fused};
+        const KeyLayout layouts[] = {KeyLayout::both,  KeyLayout::s_major, KeyLayout::d_major,
+                                     KeyLayout::fused, KeyLayout::both,    KeyLayout::fused};
         const std::size_t which = combo++ % 6;
-        const CacheConfig cfg{.layers = 1, .kv_heads = sh.kv_heads, .head_dim = d, .dtype = dtype,
-                              .block_tokens = B, .layouts = layouts[which],
+        const CacheConfig cfg{.layers = 1,
+                              .kv_heads = sh.kv_heads,
+                              .head_dim = d,
+                              .dtype = dtype,
+                              .block_tokens = B,
+                              .layouts = layouts[which],
                               .d_major_type = which >= 4 ? DMajorType::int8 : DMajorType::same};
         auto f = test::make_cache(cfg, lengths, seed);
         // Half of the methods per combination, alternating, so every method meets every
@@ -184,7 +188,9 @@ void check_shapes(const std::string& isa, std::size_t B, std::vector<std::size_t
 TEST_P(SparqDecode, MatchesReferenceMhaAndShared) {
   Tally t;
   check_shapes(isa(), 32, {64, 80, 96, 128, 256},
-               {{4, 4, GqaSelection::shared}, {4, 2, GqaSelection::shared}, {8, 2, GqaSelection::shared},
+               {{4, 4, GqaSelection::shared},
+                {4, 2, GqaSelection::shared},
+                {8, 2, GqaSelection::shared},
                 {8, 1, GqaSelection::shared}},
                100, t);
   EXPECT_GE(t.exact, 9 * (t.exact + t.near_tie) / 10) << "exact " << t.exact << " near-tie " << t.near_tie;
@@ -193,7 +199,9 @@ TEST_P(SparqDecode, MatchesReferenceMhaAndShared) {
 TEST_P(SparqDecode, MatchesReferencePerHeadAndMqa) {
   Tally t;
   check_shapes(isa(), 32, {64, 80, 96, 128, 256},
-               {{8, 4, GqaSelection::per_head}, {8, 2, GqaSelection::per_head}, {8, 1, GqaSelection::per_head},
+               {{8, 4, GqaSelection::per_head},
+                {8, 2, GqaSelection::per_head},
+                {8, 1, GqaSelection::per_head},
                 {3, 1, GqaSelection::shared}},
                200, t);
   EXPECT_GE(t.exact, 9 * (t.exact + t.near_tie) / 10) << "exact " << t.exact << " near-tie " << t.near_tie;
@@ -207,9 +215,13 @@ TEST_P(SparqDecode, MatchesReferenceOverBlockSizesAndLayouts) {
   for (std::size_t B : {1, 5, 13, 16, 17, 256})
     for (int layout_kind = 0; layout_kind < 6; ++layout_kind)
       for (std::size_t d : {72, 128}) {
-        const KeyLayout layouts[] = {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused,
-                                     KeyLayout::both, KeyLayout::fused};
-        const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = d, .dtype = DType::bf16, .block_tokens = B,
+        const KeyLayout layouts[] = {KeyLayout::both,  KeyLayout::s_major, KeyLayout::d_major,
+                                     KeyLayout::fused, KeyLayout::both,    KeyLayout::fused};
+        const CacheConfig cfg{.layers = 1,
+                              .kv_heads = 2,
+                              .head_dim = d,
+                              .dtype = DType::bf16,
+                              .block_tokens = B,
                               .layouts = layouts[layout_kind],
                               .d_major_type = layout_kind >= 4 ? DMajorType::int8 : DMajorType::same};
         auto f = test::make_cache(cfg, {1, 2 * B + 3, 600}, seed);
@@ -217,7 +229,8 @@ TEST_P(SparqDecode, MatchesReferenceOverBlockSizesAndLayouts) {
           SparQ m = SparQ::for_ratio(8);
           m.gqa = gqa;
           m.reallocation = true;
-          for (SeqId s : f.seqs) expect_matches_reference(*f.cache, s, 8, m, isa(), seed++, t, 0, ~std::size_t{0}, 4.0f);
+          for (SeqId s : f.seqs)
+            expect_matches_reference(*f.cache, s, 8, m, isa(), seed++, t, 0, ~std::size_t{0}, 4.0f);
         }
         if (HasFailure()) return;
       }
@@ -232,8 +245,8 @@ TEST_P(SparqDecode, LongSequence) {
   const int which = int(GetParam());
   const DType dtype = which == 1 ? DType::f16 : DType::bf16;
   const KeyLayout layout = which == 0 ? KeyLayout::both : which == 1 ? KeyLayout::s_major : KeyLayout::d_major;
-  const CacheConfig cfg{.layers = 1, .kv_heads = 2, .head_dim = 128, .dtype = dtype, .block_tokens = 256,
-                        .layouts = layout};
+  const CacheConfig cfg{
+      .layers = 1, .kv_heads = 2, .head_dim = 128, .dtype = dtype, .block_tokens = 256, .layouts = layout};
   auto f = test::make_cache(cfg, {S}, seed++);
   SparQ m = SparQ::for_ratio(8);
   m.gqa = which == 0 ? GqaSelection::shared : GqaSelection::per_head;
@@ -284,10 +297,18 @@ TEST_P(SparqDecode, OneAndTwoThreadsAreBitIdentical) {
     auto run = [&](tbb::task_arena* arena) {
       std::vector<float> out(2 * 8 * 128), lse(16), alpha(16);
       std::vector<std::vector<std::uint32_t>> s0, s1;
-      const DecodeItem batch[] = {{.seq = f.seqs[0], .q = q0, .out = std::span(out).first(1024),
-                                   .lse = std::span(lse).first(8), .alpha = std::span(alpha).first(8), .selected = &s0},
-                                  {.seq = f.seqs[1], .q = q1, .out = std::span(out).last(1024),
-                                   .lse = std::span(lse).last(8), .alpha = std::span(alpha).last(8), .selected = &s1}};
+      const DecodeItem batch[] = {{.seq = f.seqs[0],
+                                   .q = q0,
+                                   .out = std::span(out).first(1024),
+                                   .lse = std::span(lse).first(8),
+                                   .alpha = std::span(alpha).first(8),
+                                   .selected = &s0},
+                                  {.seq = f.seqs[1],
+                                   .q = q1,
+                                   .out = std::span(out).last(1024),
+                                   .lse = std::span(lse).last(8),
+                                   .alpha = std::span(alpha).last(8),
+                                   .selected = &s1}};
       decode(*f.cache, 0, m, batch, {.arena = arena});
       out.insert(out.end(), lse.begin(), lse.end());
       out.insert(out.end(), alpha.begin(), alpha.end());
@@ -319,8 +340,8 @@ TEST_P(SparqDecode, ProfileCountsLinesTouched) {
   Profile p;
   tbb::task_arena two(2);
   decode(*f.cache, 0, m, {&item, 1}, {.profile = &p, .arena = &two});
-  EXPECT_EQ(p[Phase::stage1].bytes_read, 2u * S * 16 * 2);   // per KV head S·r·b
-  EXPECT_EQ(p[Phase::stage2].bytes_read, 2u * 64 * 2 * 256);  // per KV head 2·k·d·b
+  EXPECT_EQ(p[Phase::stage1].bytes_read, 2u * S * 16 * 2);     // per KV head S·r·b
+  EXPECT_EQ(p[Phase::stage2].bytes_read, 2u * 64 * 2 * 256);   // per KV head 2·k·d·b
   EXPECT_EQ(p[Phase::reallocation].bytes_read, 2u * 4 * 128);  // per KV head 4·d
   EXPECT_EQ(p[Phase::topk].bytes_read, 0u);
   EXPECT_EQ(p[Phase::stage1].flops, 8u * S * (2 * 16 + 4));

@@ -2,14 +2,14 @@
 // against a full-sort oracle: ties (lower position first), -0 vs +0, the window, count 0,
 // many chunks, the exp (GQA-shared) and logits modes, α sums. Every compiled ISA the CPU
 // runs.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernel_test_util.hpp"
 #include "kernels/simd/arch_list.hpp"
@@ -27,9 +27,8 @@ std::vector<std::uint32_t> oracle(const std::vector<double>& score, std::size_t 
   const std::size_t N = S - window;
   std::vector<std::uint32_t> idx(N);
   std::iota(idx.begin(), idx.end(), 0u);
-  std::sort(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return score[a] != score[b] ? score[a] > score[b] : a < b;
-  });
+  std::sort(idx.begin(), idx.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return score[a] != score[b] ? score[a] > score[b] : a < b; });
   idx.resize(count);
   for (std::size_t j = N; j < S; ++j) idx.push_back(std::uint32_t(j));
   std::sort(idx.begin(), idx.end());

@@ -1,17 +1,18 @@
 // Per-ISA widening of f16/bf16 against lib/cache/element.hpp on all 65536 patterns, and
 // the vectorized exp2 against std::exp2.
+#include "kernels/simd/vector_ops.hpp"
+
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "cache/element.hpp"
 #include "kernel_test_util.hpp"
 #include "kernels/simd/arch_list.hpp"
-#include "kernels/simd/vector_ops.hpp"
 
 namespace sparq {
 namespace {
@@ -22,7 +23,8 @@ class VectorOps : public IsaTest {};
 
 std::vector<float> widen(Isa isa, DType dtype, const std::vector<std::uint16_t>& bits, std::size_t n) {
   std::vector<float> out(n, -1.0f);
-  kernels::dispatch_isa(isa, [&](auto arch) { kernels::WidenRow<decltype(arch)>{}(arch, dtype, bits.data(), out.data(), n); });
+  kernels::dispatch_isa(
+      isa, [&](auto arch) { kernels::WidenRow<decltype(arch)>{}(arch, dtype, bits.data(), out.data(), n); });
   return out;
 }
 
@@ -35,7 +37,8 @@ void check_all_patterns(Isa isa, DType dtype, float (*scalar)(std::uint16_t)) {
     std::size_t bad = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const float want = scalar(bits[i]);
-      const bool same = std::isnan(want) ? std::isnan(got[i]) : std::bit_cast<std::uint32_t>(want) == std::bit_cast<std::uint32_t>(got[i]);
+      const bool same = std::isnan(want) ? std::isnan(got[i])
+                                         : std::bit_cast<std::uint32_t>(want) == std::bit_cast<std::uint32_t>(got[i]);
       if (!same && bad++ < 5)
         ADD_FAILURE() << to_string(dtype) << " pattern 0x" << std::hex << i << std::dec << ": got " << got[i]
                       << ", want " << want << " isa=" << to_string(isa) << " n=" << n;
@@ -44,21 +47,27 @@ void check_all_patterns(Isa isa, DType dtype, float (*scalar)(std::uint16_t)) {
   }
 }
 
-TEST_P(VectorOps, Bf16WidensExactlyOnAllPatterns) { check_all_patterns(GetParam(), DType::bf16, element::bf16_to_f32); }
-TEST_P(VectorOps, F16WidensExactlyOnAllPatterns) { check_all_patterns(GetParam(), DType::f16, element::f16_to_f32); }
+TEST_P(VectorOps, Bf16WidensExactlyOnAllPatterns) {
+  check_all_patterns(GetParam(), DType::bf16, element::bf16_to_f32);
+}
+TEST_P(VectorOps, F16WidensExactlyOnAllPatterns) {
+  check_all_patterns(GetParam(), DType::f16, element::f16_to_f32);
+}
 
 TEST_P(VectorOps, Int8WidensExactlyOnAllValues) {
   std::vector<std::int8_t> x(256 + 5);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::int8_t(int(i % 256) - 128);
   std::vector<float> y(x.size(), 0.5f);
-  kernels::dispatch_isa(GetParam(), [&](auto arch) { kernels::WidenI8Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
+  kernels::dispatch_isa(GetParam(),
+                        [&](auto arch) { kernels::WidenI8Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
   for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], float(x[i])) << "i=" << i << " isa=" << isa();
 }
 
 TEST_P(VectorOps, F32RowsAreCopied) {
   const auto x = test::normal_floats(37, 3);
   std::vector<float> y(37);
-  kernels::dispatch_isa(GetParam(), [&](auto arch) { kernels::WidenRow<decltype(arch)>{}(arch, DType::f32, x.data(), y.data(), 37); });
+  kernels::dispatch_isa(
+      GetParam(), [&](auto arch) { kernels::WidenRow<decltype(arch)>{}(arch, DType::f32, x.data(), y.data(), 37); });
   EXPECT_EQ(x, y);
 }
 
@@ -67,7 +76,8 @@ TEST_P(VectorOps, Exp2MatchesStdExp2) {
   for (float v = -126.0f; v <= 127.0f; v += 0.0137f) x.push_back(v);
   for (float v : {0.0f, -0.0f, 0.5f, -0.5f, 1e-7f, -1e-7f, -1.0f, 1.0f}) x.push_back(v);
   std::vector<float> y(x.size());
-  kernels::dispatch_isa(GetParam(), [&](auto arch) { kernels::Exp2Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
+  kernels::dispatch_isa(GetParam(),
+                        [&](auto arch) { kernels::Exp2Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
   double worst = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double want = std::exp2(double(x[i]));
@@ -82,7 +92,8 @@ TEST_P(VectorOps, Exp2OfVeryNegativeIsZero) {
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> x = {-inf, -1000.0f, -127.0f, -200.5f, 0.0f};
   std::vector<float> y(x.size(), -1.0f);
-  kernels::dispatch_isa(GetParam(), [&](auto arch) { kernels::Exp2Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
+  kernels::dispatch_isa(GetParam(),
+                        [&](auto arch) { kernels::Exp2Row<decltype(arch)>{}(arch, x.data(), y.data(), x.size()); });
   for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(y[i], 0.0f) << "x=" << x[i] << " isa=" << isa();
   EXPECT_EQ(y[4], 1.0f) << "isa=" << isa();
 }
@@ -93,10 +104,10 @@ TEST_P(VectorOps, Exp2OfVeryNegativeIsZero) {
 TEST_P(VectorOps, ClampScoreBoundsInfinitiesAndKeepsOrRanksNan) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   const float lim = std::numeric_limits<float>::max();
-  const std::vector<float> x = {inf, -inf, nan, -nan, 1.5f, -2.5f, lim, -lim, 0.0f, 3e38f, -3e38f, 1e-30f, nan, 7.0f,
-                                -inf, inf, 42.0f};
-  const std::vector<float> want = {lim, -lim, nan, nan, 1.5f, -2.5f, lim, -lim, 0.0f, 3e38f, -3e38f, 1e-30f, nan,
-                                   7.0f, -lim, lim, 42.0f};
+  const std::vector<float> x = {inf,   -inf,   nan,    -nan, 1.5f, -2.5f, lim, -lim, 0.0f,
+                                3e38f, -3e38f, 1e-30f, nan,  7.0f, -inf,  inf, 42.0f};
+  const std::vector<float> want = {lim,   -lim,   nan,    nan, 1.5f, -2.5f, lim, -lim, 0.0f,
+                                   3e38f, -3e38f, 1e-30f, nan, 7.0f, -lim,  lim, 42.0f};
   for (const bool rank : {false, true}) {
     std::vector<float> y(x.size(), 0.0f);
     kernels::dispatch_isa(GetParam(), [&](auto arch) {
@@ -117,7 +128,8 @@ TEST_P(VectorOps, RowSumsPutRowIInLaneI) {
   for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = float(i % 7) + float(i / 7) * 0.25f;
   std::vector<float> sums(M, -1.0f);
   std::size_t W = 0;
-  kernels::dispatch_isa(GetParam(), [&](auto arch) { W = kernels::SumRows<decltype(arch)>{}(arch, rows.data(), sums.data()); });
+  kernels::dispatch_isa(GetParam(),
+                        [&](auto arch) { W = kernels::SumRows<decltype(arch)>{}(arch, rows.data(), sums.data()); });
   ASSERT_GE(W, 1u);
   for (std::size_t r = 0; r < W; ++r) {
     double want = 0;

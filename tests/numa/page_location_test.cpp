@@ -15,8 +15,8 @@
 #include "numa/memory_binder.hpp"
 #include "sparq/error.hpp"
 #include "sparq/kv_cache.hpp"
-#include "sparq/topology.hpp"
 #include "sparq/tools/residency.hpp"
+#include "sparq/topology.hpp"
 
 #ifndef MPOL_PREFERRED_MANY
 #define MPOL_PREFERRED_MANY 5  // Linux 5.15; numaif.h of libnuma < 2.0.15 lacks it
@@ -65,13 +65,12 @@ TEST_P(PageLocation, BlocksAreOnTheNodesThePolicySays) {
       std::vector<std::pair<std::byte*, std::size_t>> regions{
           {const_cast<std::byte*>(view.block(h, b)), view.block_data_bytes}};
       for (std::size_t i = 0; i < cfg.head_dim; ++i)
-        regions.emplace_back(const_cast<std::byte*>(view.key_block_d_major(h, b)) +
-                                 i * view.d_major_stride * size_of(cfg.dtype),
-                             cfg.block_tokens * size_of(cfg.dtype));
+        regions.emplace_back(
+            const_cast<std::byte*>(view.key_block_d_major(h, b)) + i * view.d_major_stride * size_of(cfg.dtype),
+            cfg.block_tokens * size_of(cfg.dtype));
       for (const auto& [block, bytes] : regions) {
         const std::string ctx = std::string("policy=") + std::string(to_string(policy)) + " head=" + std::to_string(h) +
-                                " block=" + std::to_string(b) +
-                                (block == regions[0].first ? "" : " (a d-major row)");
+                                " block=" + std::to_string(b) + (block == regions[0].first ? "" : " (a d-major row)");
         int mode = -1;
         ASSERT_EQ(get_mempolicy(&mode, nullptr, 0, block, MPOL_F_ADDR), 0) << ctx << ": " << std::strerror(errno);
         // First touch (local, and every policy on one node): the heap's default policy, or

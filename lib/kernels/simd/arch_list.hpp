@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <utility>
-
 #include <xsimd/xsimd.hpp>
 
 #include "sparq/isa.hpp"
@@ -17,8 +16,8 @@
 // X(isa enumerator, xsimd architecture). xsimd 8.1's avx512bw needs -mavx512{f,cd,dq,bw};
 // fma3<avx2> is AVX2 + FMA (we also require F16C for it, see isa.cpp); sse2 is the
 // x86-64 baseline.
-#define SPARQ_FOR_EACH_ARCH(X)       \
-  X(avx512, ::xsimd::avx512bw)       \
+#define SPARQ_FOR_EACH_ARCH(X)          \
+  X(avx512, ::xsimd::avx512bw)          \
   X(avx2, ::xsimd::fma3<::xsimd::avx2>) \
   X(generic, ::xsimd::sse2)
 
@@ -36,8 +35,10 @@ SPARQ_FOR_EACH_ARCH(SPARQ_ARCH_FOR)
 
 template <class Arch>
 inline constexpr Isa isa_of = [] {
-#define SPARQ_ISA_OF(isa, arch) \
-  if constexpr (std::is_same_v<Arch, arch>) return Isa::isa; else
+#define SPARQ_ISA_OF(isa, arch)             \
+  if constexpr (std::is_same_v<Arch, arch>) \
+    return Isa::isa;                        \
+  else
   SPARQ_FOR_EACH_ARCH(SPARQ_ISA_OF)
 #undef SPARQ_ISA_OF
   return Isa::generic;
@@ -60,7 +61,8 @@ template <class F>
 decltype(auto) dispatch_isa(Isa isa, F&& f) {
   switch (isa) {
 #define SPARQ_DISPATCH_CASE(isa, arch) \
-  case Isa::isa: return std::forward<F>(f)(arch{});
+  case Isa::isa:                       \
+    return std::forward<F>(f)(arch{});
     SPARQ_FOR_EACH_ARCH(SPARQ_DISPATCH_CASE)
 #undef SPARQ_DISPATCH_CASE
   }

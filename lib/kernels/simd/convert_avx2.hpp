@@ -3,9 +3,9 @@
 // F16C.
 #pragma once
 
-#include <cstdint>
-
 #include <immintrin.h>
+
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 namespace sparq::kernels {

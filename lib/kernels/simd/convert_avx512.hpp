@@ -3,9 +3,9 @@
 // xsimd 8.1 has neither type, hence the intrinsics. F16C's vcvtph2ps is part of AVX-512F.
 #pragma once
 
-#include <cstdint>
-
 #include <immintrin.h>
+
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 namespace sparq::kernels {

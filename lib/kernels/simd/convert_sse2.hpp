@@ -1,9 +1,9 @@
 // f16/bf16/int8 -> f32 widening at the x86-64 baseline (SSE2, 4 lanes, no F16C).
 #pragma once
 
-#include <cstdint>
-
 #include <emmintrin.h>
+
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 namespace sparq::kernels {
@@ -14,9 +14,7 @@ struct Convert;
 template <>
 struct Convert<xsimd::sse2> {
   using batch = xsimd::batch<float, xsimd::sse2>;
-  static __m128i load4(const std::uint16_t* p) noexcept {
-    return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  }
+  static __m128i load4(const std::uint16_t* p) noexcept { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
   // Interleaving zeros below each 16-bit value is the shift by 16.
   static batch bf16(const std::uint16_t* p) noexcept {
     return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), load4(p)));

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/simd/storage.hpp"

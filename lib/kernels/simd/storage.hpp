@@ -32,9 +32,12 @@ using storage_t = typename storage<T>::type;
 template <class F>
 decltype(auto) visit_dtype(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::f16: return f(f16_t{});
-    case DType::bf16: return f(bf16_t{});
-    case DType::f32: break;
+    case DType::f16:
+      return f(f16_t{});
+    case DType::bf16:
+      return f(bf16_t{});
+    case DType::f32:
+      break;
   }
   return f(float{});
 }

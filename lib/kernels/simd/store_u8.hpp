@@ -3,9 +3,9 @@
 // *_inl.hpp), like mask.hpp.
 #pragma once
 
-#include <cstdint>
-
 #include <immintrin.h>
+
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 namespace sparq::kernels {

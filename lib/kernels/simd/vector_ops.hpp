@@ -43,10 +43,10 @@ struct SumRows {
   std::size_t operator()(Arch, const float* rows, float* sums) const;
 };
 
-#define SPARQ_EXTERN_VECTOR_OPS(isa, arch) \
-  extern template struct WidenRow<arch>;   \
-  extern template struct WidenI8Row<arch>; \
-  extern template struct Exp2Row<arch>;    \
+#define SPARQ_EXTERN_VECTOR_OPS(isa, arch)    \
+  extern template struct WidenRow<arch>;      \
+  extern template struct WidenI8Row<arch>;    \
+  extern template struct Exp2Row<arch>;       \
   extern template struct ClampScoreRow<arch>; \
   extern template struct SumRows<arch>;
 SPARQ_FOR_EACH_ARCH(SPARQ_EXTERN_VECTOR_OPS)

@@ -10,6 +10,8 @@
 // and the top-k is why the phases are not global barriers over the whole batch. Inner
 // loops are isolated (tbb::this_task_arena::isolate) so a thread waiting on its unit's
 // chunks never starts another unit: per-thread unit scratch is then never shared.
+#include <oneapi/tbb/task_arena.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,17 +20,15 @@
 #include <numeric>
 #include <vector>
 
-#include <oneapi/tbb/task_arena.h>
-
 #include "common/parallel.hpp"
-#include "kernels/simd/arch_list.hpp"
 #include "kernels/kernel_api.hpp"
 #include "kernels/scratch.hpp"
+#include "kernels/simd/arch_list.hpp"
 #include "kernels/softmax_range.hpp"
-#include "profile/profile_zone.hpp"
 #include "kernels/sparq/sparq_select.hpp"
 #include "kernels/sparq/sparq_stage1.hpp"
 #include "kernels/sparq/sparq_stage2.hpp"
+#include "profile/profile_zone.hpp"
 
 namespace sparq::kernels {
 namespace {
@@ -188,7 +188,8 @@ class UnitRunner {
       for (std::size_t h = 0; h < g_; ++h) s_.norm_max[h] = std::max(s_.norm_max[h], double(s_.chunk_max[c * g_ + h]));
     for (std::size_t c = 0; c < n_chunks_; ++c)
       for (std::size_t h = 0; h < g_; ++h)
-        s_.norm_sum[h] += double(s_.chunk_sum[c * g_ + h]) * std::exp2(double(s_.chunk_max[c * g_ + h]) - s_.norm_max[h]);
+        s_.norm_sum[h] +=
+            double(s_.chunk_sum[c * g_ + h]) * std::exp2(double(s_.chunk_max[c * g_ + h]) - s_.norm_max[h]);
     if (prof_) zone.add(stage1_bytes(d_major), std::uint64_t(S_) * g_ * (2 * nr + 4));
   }
 
@@ -234,8 +235,7 @@ class UnitRunner {
       s_.weights.resize(n_chunks_ * g_);
       for (std::size_t c = 0; c < n_chunks_; ++c)
         for (std::size_t h = 0; h < g_; ++h)
-          s_.weights[c * g_ + h] =
-              float(std::exp2(double(s_.chunk_max[c * g_ + h]) - s_.norm_max[h]) / s_.norm_sum[h]);
+          s_.weights[c * g_ + h] = float(std::exp2(double(s_.chunk_max[c * g_ + h]) - s_.norm_max[h]) / s_.norm_sum[h]);
       p.scores = s_.z.data();
       p.heads = g_;
       p.exp_mode = true;

@@ -1,9 +1,9 @@
 // Scalar parts of the SparQ top-k radix select (see sparq_select.hpp): locating the
 // boundary bin and refining it to the exact threshold. Built at the x86-64 baseline.
+#include "kernels/sparq/sparq_select.hpp"
+
 #include <array>
 #include <cassert>
-
-#include "kernels/sparq/sparq_select.hpp"
 
 namespace sparq::kernels {
 

@@ -34,10 +34,10 @@
 namespace sparq::kernels {
 
 struct SparqSelectProblem {
-  std::size_t S = 0;         // positions [0, S)
-  std::size_t n_ranked = 0;  // N = S - window: positions [0, N) compete, [N, S) always taken
-  std::size_t count = 0;     // how many of the ranked positions to take, count < N
-  std::size_t chunk = 0;     // positions per chunk
+  std::size_t S = 0;              // positions [0, S)
+  std::size_t n_ranked = 0;       // N = S - window: positions [0, N) compete, [N, S) always taken
+  std::size_t count = 0;          // how many of the ranked positions to take, count < N
+  std::size_t chunk = 0;          // positions per chunk
   const float* scores = nullptr;  // [heads][score_stride] over all S positions
   std::size_t score_stride = 0;
   std::size_t heads = 1;
@@ -80,8 +80,7 @@ struct SparqBoundary {
   std::uint32_t bin = 0;
   std::size_t above = 0;
 };
-[[nodiscard]] SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> hist, std::size_t count,
-                                               bool best_last);
+[[nodiscard]] SparqBoundary sparq_boundary_bin(std::span<const std::uint32_t> hist, std::size_t count, bool best_last);
 
 // Step 3: candidates (ascending positions, all in one first-level bin) -> the exact
 // threshold for taking `need` of them (1 <= need <= size). Overwrites the arrays.
@@ -188,8 +187,7 @@ void sparq_select(Arch arch, const SparqSelectProblem& p, SparqSelectScratch& s,
 
   // Step 4.
   for (std::size_t c = 0; c < n_chunks; ++c)
-    for (std::size_t h = 0; h < H; ++h)
-      s.alpha_scale[c * H + h] = p.exp_mode ? p.chunk_weights[c * H + h] : p.inv_sum;
+    for (std::size_t h = 0; h < H; ++h) s.alpha_scale[c * H + h] = p.exp_mode ? p.chunk_weights[c * H + h] : p.inv_sum;
   parallel_for_chunks(n_chunks, [&](std::size_t c) {
     SparqTopkEmitArgs a;
     a.keys = s.keys.data() + c * C;

@@ -33,10 +33,10 @@ struct SparqStage1Args {
   // key_offset = 0; block_stride = view.kv_heads).
   const std::byte* const* blocks = nullptr;
   std::size_t block_stride = 1;
-  std::size_t block_tokens = 0;              // B
-  std::size_t head_dim = 0;                  // d
+  std::size_t block_tokens = 0;  // B
+  std::size_t head_dim = 0;      // d
   DType dtype = DType::f32;
-  bool d_major = true;         // read the d-major copy; false: components of S-major rows
+  bool d_major = true;  // read the d-major copy; false: components of S-major rows
   // An int8 d-major copy (CacheConfig::d_major_type): its elements are int8 and block b's
   // component i is worth scales[b * block_stride][i] times its value. Null: the copy
   // holds `dtype` like the rest of the cache.

@@ -35,7 +35,7 @@
 
 namespace sparq::kernels {
 
-inline constexpr std::size_t kSparqTopkBins = 256;  // first level: 1/8-octave bins below `top`
+inline constexpr std::size_t kSparqTopkBins = 256;       // first level: 1/8-octave bins below `top`
 inline constexpr std::size_t kSparqTopkSampleEvery = 4;  // histogram every 4th vector
 
 // Unsigned order of a key (its sign bit flipped), for radix refinement.
@@ -60,9 +60,9 @@ struct SparqTopkCollectArgs {
   const std::int32_t* keys = nullptr;  // [n]
   const std::uint8_t* bins = nullptr;  // [n]
   std::size_t n = 0;
-  std::uint32_t j_begin = 0;  // position of keys[0]
-  std::uint8_t lo = 0, hi = 0;  // collect bins [lo, hi]; count bins < lo
-  std::size_t* above = nullptr;  // out: positions in bins < lo
+  std::uint32_t j_begin = 0;           // position of keys[0]
+  std::uint8_t lo = 0, hi = 0;         // collect bins [lo, hi]; count bins < lo
+  std::size_t* above = nullptr;        // out: positions in bins < lo
   std::uint32_t* positions = nullptr;  // out, ascending
   std::int32_t* out_keys = nullptr;    // out
 };
@@ -72,7 +72,7 @@ struct SparqTopkEmitArgs {
   std::size_t n = 0;             // positions in the chunk
   std::size_t n_ranked = 0;      // the rest are window positions, always selected
   std::uint32_t j_begin = 0;
-  std::size_t split = 0;  // chunk-relative: before it key >= thr_lo selects, from it key >= thr_hi
+  std::size_t split = 0;                // chunk-relative: before it key >= thr_lo selects, from it key >= thr_hi
   std::int32_t thr_lo = 0, thr_hi = 0;  // INT32_MAX selects nothing (keys are not even read)
   // α partial sums: alpha[h] = scale[h] · Σ_{selected j} f(scores[h][j - j_begin]), with
   // f(x) = x (exp mode) or f(x) = 2^(x - shift) (logits mode).
@@ -101,7 +101,7 @@ struct SparqTopkEmit {
   std::size_t operator()(Arch, const SparqTopkEmitArgs& args) const noexcept;
 };
 
-#define SPARQ_TOPK_EXTERN(isa, arch)           \
+#define SPARQ_TOPK_EXTERN(isa, arch)             \
   extern template struct SparqTopkKeys<arch>;    \
   extern template struct SparqTopkCollect<arch>; \
   extern template struct SparqTopkEmit<arch>;
