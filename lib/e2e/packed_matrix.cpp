@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 
+#include "common/half_float.hpp"
 #include "e2e/matvec_kernels.hpp"
 #include "sparq/error.hpp"
 
@@ -93,15 +94,6 @@ AlignedPtr<T> aligned_array(std::size_t n, std::size_t align) {
   return AlignedPtr<T>(static_cast<T*>(p));
 }
 
-std::uint16_t to_bf16(float f) noexcept {
-  const auto bits = std::bit_cast<std::uint32_t>(f);
-  return std::uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);  // nearest even (finite f)
-}
-
-float from_bf16(std::uint16_t h) noexcept {
-  return std::bit_cast<float>(std::uint32_t(h) << 16);
-}
-
 }  // namespace
 
 struct PackedMatrix::Impl {
@@ -148,7 +140,7 @@ void PackedMatrix::Impl::pack_row(std::size_t r, const float* w) {
       auto* dst = reinterpret_cast<std::uint16_t*>(chunk_at(r, c));
       for (std::size_t i = 0; i < cc; ++i) {
         const std::size_t j = c * cc + i;
-        dst[i] = j < cols ? to_bf16(w[j]) : 0;
+        dst[i] = j < cols ? half::f32_to_bf16(w[j]) : 0;
       }
     }
   }
@@ -241,7 +233,7 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
   for (std::size_t j = 0; j < m.cols; ++j) {
     const std::byte* chunk = m.chunk_at(row, j / cc);
     out[j] = m.format == WeightFormat::q8 ? m.scales[row] * float(reinterpret_cast<const std::int8_t*>(chunk)[j % cc])
-                                          : from_bf16(reinterpret_cast<const std::uint16_t*>(chunk)[j % cc]);
+                                          : half::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(chunk)[j % cc]);
   }
 }
 

@@ -8,37 +8,16 @@
 
 #include "model/cache_rows.hpp"
 #include "model/linear.hpp"
+#include "model/vector_math.hpp"
 
 namespace sparq::model {
 
 namespace {
 
-// col[j] += softmax(l[0, n))[j]; l is overwritten. Written in explicit lanes of 16 so
-// that the compiler vectorizes every loop (a plain running max or sum is a serial
-// dependency it may not reorder) and every clone computes the same sums in the same
-// order: the results are bit-identical on every ISA. target_clones: this is the
-// hottest loop of an H2O prefill (38% of it, scalar, at the baseline ISA).
+// col[j] += softmax(l[0, n))[j]; l is overwritten.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_into_columns(float* l, std::size_t n,
                                                                                        double* col) {
-  constexpr std::size_t kLanes = 16;
-  const std::size_t body = n / kLanes * kLanes;
-  float lane[kLanes];
-  for (float& x : lane) x = -std::numeric_limits<float>::infinity();
-  for (std::size_t j = 0; j < body; j += kLanes)
-    for (std::size_t k = 0; k < kLanes; ++k) lane[k] = l[j + k] > lane[k] ? l[j + k] : lane[k];
-  float m = -std::numeric_limits<float>::infinity();
-  for (float x : lane) m = x > m ? x : m;
-  for (std::size_t j = body; j < n; ++j) m = l[j] > m ? l[j] : m;
-  for (float& x : lane) x = 0.0f;
-  for (std::size_t j = 0; j < body; j += kLanes)
-    for (std::size_t k = 0; k < kLanes; ++k) {
-      l[j + k] = exp_nonpositive(l[j + k] - m);
-      lane[k] += l[j + k];
-    }
-  float sum = 0.0f;
-  for (float x : lane) sum += x;
-  for (std::size_t j = body; j < n; ++j) sum += (l[j] = exp_nonpositive(l[j] - m));
-  const double inv = 1.0 / double(sum);
+  const double inv = 1.0 / double(exp_shifted_inplace(l, n));
   for (std::size_t j = 0; j < n; ++j) col[j] += double(l[j]) * inv;
 }
 

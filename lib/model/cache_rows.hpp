@@ -7,7 +7,7 @@
 #include <cstring>
 #include <span>
 
-#include "model/half_float.hpp"
+#include "common/half_float.hpp"
 #include "sparq/kv_cache.hpp"
 
 namespace sparq::model {
@@ -20,7 +20,7 @@ inline void widen_row(const std::byte* src, DType t, std::size_t d, float* out) 
   for (std::size_t i = 0; i < d; ++i) {
     std::uint16_t u;
     std::memcpy(&u, src + 2 * i, 2);
-    out[i] = t == DType::bf16 ? bf16_to_f32(u) : f16_to_f32(u);
+    out[i] = t == DType::bf16 ? half::bf16_to_f32(u) : half::f16_to_f32(u);
   }
 }
 

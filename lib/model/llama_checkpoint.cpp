@@ -10,8 +10,8 @@
 #include <random>
 #include <string>
 
+#include "common/half_float.hpp"
 #include "model/checkpoint_format.hpp"
-#include "model/half_float.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::model {
@@ -178,7 +178,7 @@ LlamaWeights parse_llama_checkpoint(std::span<const std::byte> bytes, std::strin
       for (std::size_t i = 0; i < count; ++i) {
         std::uint16_t u;
         std::memcpy(&u, src + 2 * i, 2);
-        t[i] = h.dtype == DType::bf16 ? bf16_to_f32(u) : f16_to_f32(u);
+        t[i] = h.dtype == DType::bf16 ? half::bf16_to_f32(u) : half::f16_to_f32(u);
       }
     }
     for (std::size_t i = 0; i < count; ++i)
@@ -271,7 +271,7 @@ std::vector<std::byte> encode_spqlm_checkpoint(const LlamaWeights& w, DType dtyp
   put(out, &c.norm_eps, 4);
   auto emit = [&](const std::vector<float>& t) {
     for (float x : t) {
-      const std::uint16_t u = dtype == DType::bf16 ? f32_to_bf16(x) : f32_to_f16(x);
+      const std::uint16_t u = dtype == DType::bf16 ? half::f32_to_bf16(x) : half::f32_to_f16(x);
       put(out, &u, 2);
     }
   };

@@ -10,7 +10,7 @@ namespace {
 constexpr std::size_t kLanes = 16;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) float softmax_inplace(float* l, std::size_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) float exp_shifted_inplace(float* l, std::size_t n) {
   const std::size_t body = n / kLanes * kLanes;
   float lane[kLanes];
   for (float& x : lane) x = -std::numeric_limits<float>::infinity();
@@ -28,6 +28,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float softmax_inpla
   float sum = 0.0f;
   for (float x : lane) sum += x;
   for (std::size_t j = body; j < n; ++j) sum += (l[j] = exp_nonpositive(l[j] - m));
+  return sum;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) float softmax_inplace(float* l, std::size_t n) {
+  const float sum = exp_shifted_inplace(l, n);
   const float inv = 1.0f / sum;
   for (std::size_t j = 0; j < n; ++j) l[j] *= inv;
   return sum;

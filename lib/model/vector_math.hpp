@@ -9,6 +9,9 @@
 
 namespace sparq::model {
 
+// l[j] = exp(l[j] - max(l)) for j < n (n >= 1), summed in fixed lanes. Returns the sum (> 0).
+float exp_shifted_inplace(float* l, std::size_t n);
+
 // l[j] = softmax(l)[j] for j < n (n >= 1). Returns the sum of exp(l - max) (> 0).
 float softmax_inplace(float* l, std::size_t n);
 

@@ -10,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "model/half_float.hpp"
+#include "common/half_float.hpp"
 #include "sparq/error.hpp"
 #include "sparq/tools/model/llama_checkpoint.hpp"
 
@@ -141,32 +141,33 @@ TEST(Checkpoint, RandomCorruptionNeverCrashes) {
 
 std::vector<float> rounded(const std::vector<float>& t, DType dtype) {
   std::vector<float> r;
-  for (float x : t) r.push_back(dtype == DType::bf16 ? bf16_to_f32(f32_to_bf16(x)) : f16_to_f32(f32_to_f16(x)));
+  for (float x : t)
+    r.push_back(dtype == DType::bf16 ? half::bf16_to_f32(half::f32_to_bf16(x)) : half::f16_to_f32(half::f32_to_f16(x)));
   return r;
 }
 
 TEST(CheckpointV2, HalfConversionsRoundToNearestEven) {
-  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
-  EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
-  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // the first value that rounds to infinity
-  EXPECT_EQ(f32_to_f16(0.1f), 0x2e66);
-  EXPECT_EQ(f32_to_f16(5.9604644775390625e-8f), 0x0001);   // 2^-24, the smallest subnormal
-  EXPECT_EQ(f32_to_f16(2.98023223876953125e-8f), 0x0000);  // 2^-25: a tie, to even (0)
-  EXPECT_EQ(f32_to_f16(8.940696716308594e-8f), 0x0002);    // 1.5 * 2^-24: a tie, to even (2)
-  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);       // halfway between 1 and its successor: to even
-  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);
-  EXPECT_FLOAT_EQ(f16_to_f32(0x3555), 0.333251953125f);
-  EXPECT_FLOAT_EQ(f16_to_f32(0x0001), 5.9604644775390625e-8f);
-  EXPECT_TRUE(std::isinf(f16_to_f32(0x7c00)));
-  EXPECT_TRUE(std::isnan(f16_to_f32(0x7e00)));
-  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
-  EXPECT_EQ(f32_to_bf16(1.00390625f), 0x3f80);  // tie to even
-  EXPECT_EQ(f32_to_bf16(1.01171875f), 0x3f82);  // tie to even (up)
-  EXPECT_EQ(bf16_to_f32(0xc040), -3.0f);
-  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
-  for (std::uint32_t u = 0; u < 0x7c00; u += 7) EXPECT_EQ(f32_to_f16(f16_to_f32(std::uint16_t(u))), u) << u;
+  EXPECT_EQ(half::f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(half::f32_to_f16(-2.0f), 0xc000);
+  EXPECT_EQ(half::f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(half::f32_to_f16(65519.0f), 0x7bff);
+  EXPECT_EQ(half::f32_to_f16(65520.0f), 0x7c00);  // the first value that rounds to infinity
+  EXPECT_EQ(half::f32_to_f16(0.1f), 0x2e66);
+  EXPECT_EQ(half::f32_to_f16(5.9604644775390625e-8f), 0x0001);   // 2^-24, the smallest subnormal
+  EXPECT_EQ(half::f32_to_f16(2.98023223876953125e-8f), 0x0000);  // 2^-25: a tie, to even (0)
+  EXPECT_EQ(half::f32_to_f16(8.940696716308594e-8f), 0x0002);    // 1.5 * 2^-24: a tie, to even (2)
+  EXPECT_EQ(half::f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);       // halfway between 1 and its successor: to even
+  EXPECT_EQ(half::f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);
+  EXPECT_FLOAT_EQ(half::f16_to_f32(0x3555), 0.333251953125f);
+  EXPECT_FLOAT_EQ(half::f16_to_f32(0x0001), 5.9604644775390625e-8f);
+  EXPECT_TRUE(std::isinf(half::f16_to_f32(0x7c00)));
+  EXPECT_TRUE(std::isnan(half::f16_to_f32(0x7e00)));
+  EXPECT_EQ(half::f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(half::f32_to_bf16(1.00390625f), 0x3f80);  // tie to even
+  EXPECT_EQ(half::f32_to_bf16(1.01171875f), 0x3f82);  // tie to even (up)
+  EXPECT_EQ(half::bf16_to_f32(0xc040), -3.0f);
+  EXPECT_TRUE(std::isnan(half::bf16_to_f32(half::f32_to_bf16(std::nanf("")))));
+  for (std::uint32_t u = 0; u < 0x7c00; u += 7) EXPECT_EQ(half::f32_to_f16(half::f16_to_f32(std::uint16_t(u))), u) << u;
 }
 
 TEST(CheckpointV2, RoundTripBf16AndF16WithHeaderFields) {
