@@ -95,6 +95,7 @@ typedef enum sparq_isa {
 typedef uint64_t sparq_seq_id;
 typedef struct sparq_cache sparq_cache;
 typedef struct sparq_method sparq_method;
+typedef struct sparq_workspace sparq_workspace;
 
 /* "Derive this value" for the SparQ parameters r, k, window. */
 #define SPARQ_AUTO ((size_t)-1)
@@ -250,8 +251,23 @@ typedef struct sparq_decode_options {
   size_t kv_head_begin;   /* the call covers KV heads [begin, end): default 0 */
   size_t kv_head_end;     /* default SPARQ_ALL_HEADS; must not exceed kv_heads otherwise */
   sparq_profile* profile; /* NULL: no profile */
+  /* Since 0.2: caller-owned scratch (sparq_workspace_create); NULL: the library's
+   * per-thread scratch. Older callers' shorter struct_size leaves it NULL. */
+  sparq_workspace* workspace;
 } sparq_decode_options;
 SPARQ_C_EXPORT void sparq_decode_options_init(sparq_decode_options* options);
+
+/* Since 0.2. Caller-owned scratch for decode (sparq/workspace.hpp): without one, every
+ * thread that runs part of a decode keeps its scratch for the thread's life; with one,
+ * the scratch lives in the workspace (bounded by the largest call it served) and is
+ * freed by sparq_workspace_release or _destroy. Outputs are the same bits either way.
+ * One decode at a time per workspace: a second gets SPARQ_ERR_CONCURRENT_USE. */
+SPARQ_C_EXPORT sparq_status sparq_workspace_create(sparq_workspace** out);
+SPARQ_C_EXPORT void sparq_workspace_destroy(sparq_workspace* workspace); /* NULL is ignored */
+/* Bytes of scratch it holds now (0 for NULL). Not while a decode uses it. */
+SPARQ_C_EXPORT size_t sparq_workspace_bytes(const sparq_workspace* workspace);
+/* Frees its scratch; it stays usable. NULL is ignored. Not while a decode uses it. */
+SPARQ_C_EXPORT void sparq_workspace_release(sparq_workspace* workspace);
 
 /* One sequence's query of a decode step. q and out are [q_heads][head_dim]; lse and alpha
  * are [q_heads] or NULL (log-sum-exp of the attended scaled scores; SparQ's estimated

@@ -1,5 +1,6 @@
 // C API: attention methods, decode and decode_causal, profiles, instruction set control.
 #include <cmath>
+#include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
@@ -17,7 +18,8 @@ using capi::require;
 namespace {
 
 constexpr std::size_t kParamsV1 = sizeof(sparq_sparq_params);
-constexpr std::size_t kOptionsV1 = sizeof(sparq_decode_options);
+constexpr std::size_t kOptionsV1 = offsetof(sparq_decode_options, workspace);  // 0.1: no workspace
+constexpr std::size_t kOptionsV2 = sizeof(sparq_decode_options);
 constexpr std::size_t kProfileV1 = sizeof(sparq_profile);
 
 static_assert(SPARQ_PHASE_COUNT == kPhaseCount && SPARQ_PHASE_REALLOCATION == int(Phase::reallocation));
@@ -79,10 +81,11 @@ void copy_back(const Profile& p, sparq_profile& out) {
 DecodeOptions to_cpp(const sparq_decode_options* o, Profile& profile) {
   DecodeOptions out;
   if (!o) return out;
-  capi::check_struct_size(o->struct_size, kOptionsV1, kOptionsV1, "sparq_decode_options");
+  capi::check_struct_size(o->struct_size, kOptionsV1, kOptionsV2, "sparq_decode_options");
   out.scale = o->scale;
   out.kv_head_begin = o->kv_head_begin;
   out.kv_head_end = o->kv_head_end;  // SPARQ_ALL_HEADS == ~size_t{0}: every head
+  if (o->struct_size >= kOptionsV2 && o->workspace) out.workspace = &o->workspace->workspace;
   if (o->profile) {
     capi::check_struct_size(o->profile->struct_size, kProfileV1, kProfileV1, "sparq_profile");
     profile = to_cpp(*o->profile);
@@ -132,6 +135,25 @@ sparq_status sparq_method_sparq(const sparq_sparq_params* params, sparq_method**
 
 void sparq_method_destroy(sparq_method* method) {
   delete method;
+}
+
+sparq_status sparq_workspace_create(sparq_workspace** out) {
+  return guarded([&] {
+    require(out, "out");
+    *out = std::make_unique<sparq_workspace>().release();
+  });
+}
+
+void sparq_workspace_destroy(sparq_workspace* workspace) {
+  delete workspace;
+}
+
+size_t sparq_workspace_bytes(const sparq_workspace* workspace) {
+  return workspace ? workspace->workspace.bytes() : 0;
+}
+
+void sparq_workspace_release(sparq_workspace* workspace) {
+  if (workspace) workspace->workspace.release();
 }
 
 sparq_status sparq_method_is_sparq(const sparq_method* method, int* out) {

@@ -4,6 +4,7 @@
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
 #include "sparq/sparq.h"
+#include "sparq/workspace.hpp"
 
 struct sparq_cache {
   explicit sparq_cache(const sparq::CacheConfig& config) : cache(config) {}
@@ -12,4 +13,8 @@ struct sparq_cache {
 
 struct sparq_method {
   sparq::Method method;
+};
+
+struct sparq_workspace {
+  sparq::Workspace workspace;
 };

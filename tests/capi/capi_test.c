@@ -285,8 +285,9 @@ static void test_isa(void) {
   CHECK(strlen(sparq_version()) >= 5);
 }
 
-void run_error_tests(void);  /* capi_errors_test.c */
-void run_append_tests(void); /* capi_append_test.c */
+void run_error_tests(void);     /* capi_errors_test.c */
+void run_append_tests(void);    /* capi_append_test.c */
+void run_workspace_tests(void); /* capi_workspace_test.c */
 
 int main(void) {
   test_decode_matches_reference();
@@ -295,6 +296,7 @@ int main(void) {
   test_isa();
   run_error_tests();
   run_append_tests();
+  run_workspace_tests();
   printf("capi_test: %d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
