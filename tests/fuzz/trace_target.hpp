@@ -61,8 +61,10 @@ inline bool trace_one(const std::uint8_t* data, std::size_t size) {
     return true;
   } catch (const Error& e) {
     const ErrorCode c = e.code();
+    // empty_sequence: a manifest with positions=0 (TraceManifest::validate).
     SPARQ_FUZZ_CHECK(c == ErrorCode::bad_file || c == ErrorCode::io_error || c == ErrorCode::shape_mismatch ||
-                         c == ErrorCode::non_finite_input || c == ErrorCode::invalid_argument,
+                         c == ErrorCode::non_finite_input || c == ErrorCode::invalid_argument ||
+                         c == ErrorCode::empty_sequence,
                      "refused with %s: %s", std::string(to_string(c)).c_str(), e.what());
     return false;
   }
