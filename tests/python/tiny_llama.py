@@ -1,9 +1,10 @@
 """A minimal Llama-style model with the conventions of tools/train/model.py (RMSNorm eps
 1e-5, RoPE on adjacent pairs, GQA head h -> KV head h // g) but without its qkv_hook: the
 trace test (test_torch_trace.py) uses it for a model that only exposes its projections, the
-route a third-party model takes. Plus writers of llama2.c-layout f32 and SPQLM v2 (f16/bf16,
-with the SHA-256 sidecar) checkpoints (include/sparq/tools/model/llama_checkpoint.hpp) so
-`sparq generate` runs the same weights. The generation test uses tools/train/model.py."""
+route a third-party model takes. Plus a writer of SPQLM v2 (f16/bf16, with the SHA-256
+sidecar) checkpoints (include/sparq/tools/model/llama_checkpoint.hpp) so `sparq generate`
+runs the same weights. The generation test uses tools/train/model.py and its own
+llama2.c f32 writer."""
 import math
 import struct
 from dataclasses import dataclass
@@ -183,22 +184,3 @@ def write_spqlm(model, path, dtype="bf16"):
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     with open(path + ".sha256", "w") as f:
         f.write(f"{digest}  {path.rsplit('/', 1)[-1]}\n")
-
-
-def write_llama2c(model, path):
-    """The model as a llama2.c f32 checkpoint with a separate classifier."""
-    c = model.cfg
-    blocks = list(model.layers)
-    tensors = [model.tok_embeddings.weight]
-    for get in (lambda b: b.attn_norm.weight, lambda b: b.attn.wq.weight, lambda b: b.attn.wk.weight,
-                lambda b: b.attn.wv.weight, lambda b: b.attn.wo.weight, lambda b: b.ffn_norm.weight,
-                lambda b: b.ffn.w1.weight, lambda b: b.ffn.w2.weight, lambda b: b.ffn.w3.weight):
-        tensors += [get(b) for b in blocks]
-    tensors.append(model.norm.weight)
-    cos, sin = rope_cos_sin(torch.arange(c.seq_len), c.head_dim, c.rope_theta)
-    tensors += [cos, sin, model.output.weight]
-    with open(path, "wb") as f:
-        f.write(struct.pack("<7i", c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, -c.vocab_size,
-                            c.seq_len))
-        for t in tensors:
-            f.write(t.detach().float().contiguous().numpy().tobytes())
