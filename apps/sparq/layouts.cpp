@@ -299,11 +299,7 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--ratio", o->ratio, "SparQ compression ratio c >= 1")
       ->check(number_at_least(1.0))
       ->capture_default_str();
-  cmd.add_option("--r", o->r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)")
-      ->transform(integer_in(1, perf::kMaxHeadDim));
-  cmd.add_option("--k", o->k, "SparQ positions fetched, k >= 1 (overrides the ratio)")
-      ->transform(integer_in(1, kMaxInt64));
-  cmd.add_option("--window", o->window, "SparQ local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
+  perf::add_sparq_overrides(cmd, o->r, o->k, o->window);
   cmd.add_option("--threads", o->threads, "Threads for the kernels (0: all hardware threads)")
       ->transform(integer_in(0, perf::kMaxThreads))
       ->capture_default_str();

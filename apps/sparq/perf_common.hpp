@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "options.hpp"
 #include "sparq/decode.hpp"
 #include "sparq/kv_cache.hpp"
 #include "sparq/method.hpp"
@@ -76,6 +78,16 @@ inline constexpr std::int64_t kMaxHeadDim = 4096, kMaxThreads = 4096, kMaxRepeat
 // What the options' own ranges cannot check: r against the head dimension.
 inline void check_r(const std::optional<std::int64_t>& r, std::int64_t head_dim) {
   if (r && *r > head_dim) usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *r, head_dim));
+}
+
+// The --r/--k/--window overrides of SparQ's ratio defaults, with their ranges.
+inline void add_sparq_overrides(CLI::App& cmd, std::optional<std::int64_t>& r, std::optional<std::int64_t>& k,
+                                std::optional<std::int64_t>& window) {
+  cmd.add_option("--r", r, "SparQ query components kept, 1 <= r <= d (overrides the ratio)")
+      ->transform(integer_in(1, kMaxHeadDim));
+  cmd.add_option("--k", k, "SparQ positions fetched, k >= 1 (overrides the ratio)")
+      ->transform(integer_in(1, kMaxInt64));
+  cmd.add_option("--window", window, "SparQ local window l >= 0 (default k/4)")->transform(integer_in(0, kMaxInt64));
 }
 
 // SparQ at compression ratio c with the --r/--k/--window overrides (already checked).
