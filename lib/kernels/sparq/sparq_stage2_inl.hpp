@@ -40,39 +40,36 @@ Scratch carve(std::byte* p, std::size_t dp, std::size_t heads) noexcept {
   return s;
 }
 
-// Scores of HG heads for positions [t0, t1) of the tile, two positions at a time (two
-// independent FMA chains per head to hide latency).
+// Scores of HG heads for positions [0, nt) of the tile. P = W / HG positions at a time:
+// HG x P accumulators (lane sums of q_h . k_p) reduced together by one row_sums, which
+// costs about two vector ops per accumulator where a horizontal add per head and position
+// cost about ten (twice the FMAs: docs/performance.md, "Stage 2's score reduction").
+// kp must hold ceil(nt / P) * P rows; lanes past nt are rewritten by the softmax.
 template <class Arch, class E, std::size_t HG>
 inline void tile_scores(const E* const* kp, std::size_t nt, std::size_t nvec, const float* q, std::size_t dp,
                         float* s) noexcept {
   using B = fbatch<Arch>;
   constexpr std::size_t W = B::size;
-  std::size_t t = 0;
-  for (; t + 2 <= nt; t += 2) {
-    B a0[HG], a1[HG];
-    for (std::size_t h = 0; h < HG; ++h) a0[h] = a1[h] = B(0.0f);
-    for (std::size_t v = 0; v < nvec; ++v) {
-      const B k0 = load_as_f32<Arch>(kp[t] + v * W);
-      const B k1 = load_as_f32<Arch>(kp[t + 1] + v * W);
-      for (std::size_t h = 0; h < HG; ++h) {
-        const B qv = B::load_unaligned(q + h * dp + v * W);
-        a0[h] = xsimd::fma(qv, k0, a0[h]);
-        a1[h] = xsimd::fma(qv, k1, a1[h]);
+  if constexpr (HG > W) {  // 8 heads on 4 lanes: sub-groups of W heads
+    for (std::size_t h = 0; h < HG; h += W) tile_scores<Arch, E, W>(kp, nt, nvec, q + h * dp, dp, s + h * T);
+  } else {
+    constexpr std::size_t P = W / HG;
+    for (std::size_t t = 0; t < nt; t += P) {
+      B acc[W];
+      for (auto& a : acc) a = B(0.0f);
+      for (std::size_t v = 0; v < nvec; ++v) {
+        B k[P];
+        for (std::size_t p = 0; p < P; ++p) k[p] = load_as_f32<Arch>(kp[t + p] + v * W);
+        for (std::size_t h = 0; h < HG; ++h) {
+          const B qv = B::load_unaligned(q + h * dp + v * W);
+          for (std::size_t p = 0; p < P; ++p) acc[h * P + p] = xsimd::fma(qv, k[p], acc[h * P + p]);
+        }
       }
+      alignas(64) float sums[W];
+      row_sums<Arch>(acc).store_aligned(sums);
+      for (std::size_t h = 0; h < HG; ++h)
+        for (std::size_t p = 0; p < P; ++p) s[h * T + t + p] = sums[h * P + p];
     }
-    for (std::size_t h = 0; h < HG; ++h) {
-      s[h * T + t] = xsimd::hadd(a0[h]);
-      s[h * T + t + 1] = xsimd::hadd(a1[h]);
-    }
-  }
-  if (t < nt) {
-    B a0[HG];
-    for (std::size_t h = 0; h < HG; ++h) a0[h] = B(0.0f);
-    for (std::size_t v = 0; v < nvec; ++v) {
-      const B k0 = load_as_f32<Arch>(kp[t] + v * W);
-      for (std::size_t h = 0; h < HG; ++h) a0[h] = xsimd::fma(B::load_unaligned(q + h * dp + v * W), k0, a0[h]);
-    }
-    for (std::size_t h = 0; h < HG; ++h) s[h * T + t] = xsimd::hadd(a0[h]);
   }
 }
 
@@ -160,6 +157,7 @@ void stage2(const SparqStage2Args& a) noexcept {
         vp[t] = value_row(j);
       }
     }
+    for (std::size_t t = nt; t < T; ++t) kp[t] = kp[0];  // read by tile_scores' last step
 
     sparq_for_head_groups(a.heads, [&]<std::size_t HG>(std::size_t h0) {
       tile_scores<Arch, E, HG>(kp, nt, nvec, a.q + h0 * dp, dp, sc + h0 * T);
