@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/simd/storage.hpp"
@@ -78,12 +79,8 @@ inline fbatch<Arch> row_sums(const fbatch<Arch>* rows) noexcept {
 // which is what masked (-inf) scores must contribute. Measured against xsimd::exp2
 // (which handles every special case with extra selects): see bench/dense_decode_bench.
 template <class Arch>
-inline fbatch<Arch> exp2(fbatch<Arch> x) noexcept {
+inline fbatch<Arch> exp2_taylor(fbatch<Arch> r) noexcept {
   using B = fbatch<Arch>;
-  using I = xsimd::batch<std::int32_t, Arch>;
-  x = xsimd::min(xsimd::max(x, B(-127.0f)), B(127.0f));
-  const B n = xsimd::nearbyint(x);
-  const B r = x - n;
   // ln2^k / k!
   B p = B(1.5252733804059841e-05f);
   p = xsimd::fma(p, r, B(1.5403530393381606e-04f));
@@ -92,9 +89,31 @@ inline fbatch<Arch> exp2(fbatch<Arch> x) noexcept {
   p = xsimd::fma(p, r, B(5.5504108664821580e-02f));
   p = xsimd::fma(p, r, B(2.4022650695910071e-01f));
   p = xsimd::fma(p, r, B(6.9314718055994531e-01f));
-  p = xsimd::fma(p, r, B(1.0f));
-  const I bits = (xsimd::to_int(n) + I(127)) << 23;
-  return p * xsimd::bitwise_cast<B>(bits);
+  return xsimd::fma(p, r, B(1.0f));
+}
+
+template <class Arch>
+inline fbatch<Arch> exp2(fbatch<Arch> x) noexcept {
+  using B = fbatch<Arch>;
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+    // vscalefps builds p * 2^n in one op (the generic path takes four), and a zeroing
+    // mask gives 0 for x <= -127 or NaN: softmax and SparQ's ranking run this once per
+    // score (docs/performance.md, "Fewer vector ops per position").
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-127.0f), _CMP_GT_OQ);
+    const __m512 xc = _mm512_min_ps(x, _mm512_set1_ps(127.0f));
+    const __m512 n = _mm512_roundscale_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const B p = exp2_taylor<Arch>(B(_mm512_sub_ps(xc, n)));
+    return B(_mm512_maskz_scalef_ps(live, p, n));
+  } else
+#endif
+  {
+    using I = xsimd::batch<std::int32_t, Arch>;
+    x = xsimd::min(xsimd::max(x, B(-127.0f)), B(127.0f));
+    const B n = xsimd::nearbyint(x);
+    const I bits = (xsimd::to_int(n) + I(127)) << 23;
+    return exp2_taylor<Arch>(x - n) * xsimd::bitwise_cast<B>(bits);
+  }
 }
 
 // x clamped to [-limit, limit]. x86 max and min return their second operand when either
