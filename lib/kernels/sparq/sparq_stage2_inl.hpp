@@ -73,22 +73,40 @@ inline void tile_scores(const E* const* kp, std::size_t nt, std::size_t nvec, co
   }
 }
 
-// acc_h <- corr_h · acc_h + Σ_t p_h[t] · V[t] for HG heads, one vector of d at a time so
-// the accumulators stay in registers across the tile.
+// acc_h <- corr_h · acc_h + Σ_t p_h[t] · V[t] for HG heads, NV vectors of d at a time
+// (from vector v0) so that the accumulators stay in registers across the tile.
+template <class Arch, class E, std::size_t HG, std::size_t NV>
+inline void tile_values_at(const E* const* vp, std::size_t nt, std::size_t v0, const float* p, const float* corr,
+                           float* acc, std::size_t dp) noexcept {
+  using B = fbatch<Arch>;
+  constexpr std::size_t W = B::size;
+  B a[HG * NV];
+  for (std::size_t h = 0; h < HG; ++h)
+    for (std::size_t c = 0; c < NV; ++c) a[h * NV + c] = B::load_unaligned(acc + h * dp + (v0 + c) * W) * B(corr[h]);
+  for (std::size_t t = 0; t < nt; ++t) {
+    B x[NV];
+    for (std::size_t c = 0; c < NV; ++c) x[c] = load_as_f32<Arch>(vp[t] + (v0 + c) * W);
+    for (std::size_t h = 0; h < HG; ++h) {
+      const B w(p[h * T + t]);
+      for (std::size_t c = 0; c < NV; ++c) a[h * NV + c] = xsimd::fma(w, x[c], a[h * NV + c]);
+    }
+  }
+  for (std::size_t h = 0; h < HG; ++h)
+    for (std::size_t c = 0; c < NV; ++c) a[h * NV + c].store_unaligned(acc + h * dp + (v0 + c) * W);
+}
+
+// Each accumulator takes one FMA per position, so HG of them alone would wait on the
+// FMA latency: NV vectors at a time give HG x NV independent chains (half the register
+// file), which doubled this loop's speed at HG = 4 (docs/performance.md, "Fewer vector
+// ops per position").
 template <class Arch, class E, std::size_t HG>
 inline void tile_values(const E* const* vp, std::size_t nt, std::size_t nvec, const float* p, const float* corr,
                         float* acc, std::size_t dp) noexcept {
-  using B = fbatch<Arch>;
-  constexpr std::size_t W = B::size;
-  for (std::size_t v = 0; v < nvec; ++v) {
-    B a[HG];
-    for (std::size_t h = 0; h < HG; ++h) a[h] = B::load_unaligned(acc + h * dp + v * W) * B(corr[h]);
-    for (std::size_t t = 0; t < nt; ++t) {
-      const B x = load_as_f32<Arch>(vp[t] + v * W);
-      for (std::size_t h = 0; h < HG; ++h) a[h] = xsimd::fma(B(p[h * T + t]), x, a[h]);
-    }
-    for (std::size_t h = 0; h < HG; ++h) a[h].store_unaligned(acc + h * dp + v * W);
-  }
+  constexpr std::size_t kChains = fbatch<Arch>::size >= 16 ? 16 : 8;
+  constexpr std::size_t NV = HG >= kChains ? 1 : (kChains / HG > 4 ? 4 : kChains / HG);
+  std::size_t v = 0;
+  for (; v + NV <= nvec; v += NV) tile_values_at<Arch, E, HG, NV>(vp, nt, v, p, corr, acc, dp);
+  for (; v < nvec; ++v) tile_values_at<Arch, E, HG, 1>(vp, nt, v, p, corr, acc, dp);
 }
 
 // Rows are prefetched kPrefetchTiles tiles ahead into L1; the hints, distances and
