@@ -2,8 +2,6 @@
 // intrinsics for the f16 conversion (xsimd 8.1 has none) and, alongside, the FMAs.
 #include <immintrin.h>
 
-#include <utility>
-
 #include "kernels/dense/dense_rows16.hpp"
 #include "kernels/dense/prefetch_rows_avx512.hpp"
 #include "kernels/dense/shape_dispatch.hpp"
@@ -27,44 +25,31 @@ struct Bf16Line {  // pair order: even values, odd values (q is permuted to matc
   }
 };
 
-// One pass: heads H0 .. H0 + HP - 1 of G over the P = 16 / G rows of batch b; L lines
-// (2 registers) per row. H0 is a template argument so that every accumulator index is a
-// constant (a run-time index would put the whole array in memory: 2x slower).
-template <class Line, std::size_t G, std::size_t L, std::size_t H0>
-void batch_pass(const std::uint16_t* k, std::size_t k_stride, std::size_t n, std::size_t b, const float* q,
-                std::size_t q_stride, __m512 (&acc)[16]) noexcept {
-  constexpr std::size_t P = 16 / G, HP = heads_per_pass(G, L);
-  __m512 qv[HP][2 * L];
-  for (std::size_t h = 0; h < HP; ++h)
-    for (std::size_t c = 0; c < 2 * L; ++c) qv[h][c] = _mm512_loadu_ps(q + (H0 + h) * q_stride + 16 * c);
-  for (std::size_t pl = 0; pl < P; ++pl) {
-    const std::size_t p = b * P + pl;
-    const std::uint16_t* row = k + (p < n ? p : 0) * k_stride;
-    if constexpr (H0 == 0) prefetch_ahead(k + p * k_stride, L);
-    for (std::size_t c = 0; c < L; ++c) {
-      __m512 x[2];
-      Line::widen(row + 32 * c, x[0], x[1]);
-      for (std::size_t half = 0; half < 2; ++half)
-        for (std::size_t h = 0; h < HP; ++h)
-          acc[(H0 + h) * P + pl] = _mm512_fmadd_ps(qv[h][2 * c + half], x[half], acc[(H0 + h) * P + pl]);
-    }
-  }
-}
-
+// Scores of the G heads over P = 16 / G rows per batch, all 16 accumulators (head x row)
+// in registers: each 64-byte line of a row is widened once and multiplied by every head's
+// q, read from L1 as the FMAs' memory operand (q in registers as well would not fit).
 template <class Line, std::size_t G, std::size_t L>
 void scores_impl(const std::uint16_t* k, std::size_t k_stride, std::size_t n, const float* q, std::size_t q_stride,
                  float* sc) noexcept {
-  constexpr std::size_t P = 16 / G, HP = heads_per_pass(G, L);
-  if constexpr (HP > 0)
-    for (std::size_t b = 0; b * P < n; ++b) {
-      __m512 acc[16];
-      for (auto& a : acc) a = _mm512_setzero_ps();
-      [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (batch_pass<Line, G, L, I * HP>(k, k_stride, n, b, q, q_stride, acc), ...);
+  constexpr std::size_t P = 16 / G;
+  for (std::size_t b = 0; b * P < n; ++b) {
+    __m512 acc[16];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (std::size_t pl = 0; pl < P; ++pl) {
+      const std::size_t p = b * P + pl;
+      const std::uint16_t* row = k + (p < n ? p : 0) * k_stride;
+      prefetch_ahead(k + p * k_stride, L);
+      for (std::size_t c = 0; c < L; ++c) {
+        __m512 x[2];
+        Line::widen(row + 32 * c, x[0], x[1]);
+        for (std::size_t h = 0; h < G; ++h)
+          for (std::size_t half = 0; half < 2; ++half)
+            acc[h * P + pl] =
+                _mm512_fmadd_ps(_mm512_loadu_ps(q + h * q_stride + 16 * (2 * c + half)), x[half], acc[h * P + pl]);
       }
-      (std::make_index_sequence<G / HP>{});
-      _mm512_storeu_ps(sc + b * 16, row_sums16_avx512(acc));
     }
+    _mm512_storeu_ps(sc + b * 16, row_sums16_avx512(acc));
+  }
 }
 
 }  // namespace

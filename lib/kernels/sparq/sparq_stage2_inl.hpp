@@ -43,7 +43,7 @@ Scratch carve(std::byte* p, std::size_t dp, std::size_t heads) noexcept {
 // Scores of HG heads for positions [0, nt) of the tile. P = W / HG positions at a time:
 // HG x P accumulators (lane sums of q_h . k_p) reduced together by one row_sums, which
 // costs about two vector ops per accumulator where a horizontal add per head and position
-// cost about ten (twice the FMAs: docs/performance.md, "Stage 2's score reduction").
+// cost about ten (docs/performance.md, "Fewer vector ops per position").
 // kp must hold ceil(nt / P) * P rows; lanes past nt are rewritten by the softmax.
 template <class Arch, class E, std::size_t HG>
 inline void tile_scores(const E* const* kp, std::size_t nt, std::size_t nvec, const float* q, std::size_t dp,
@@ -97,8 +97,7 @@ inline void tile_values_at(const E* const* vp, std::size_t nt, std::size_t v0, c
 
 // Each accumulator takes one FMA per position, so HG of them alone would wait on the
 // FMA latency: NV vectors at a time give HG x NV independent chains (half the register
-// file), which doubled this loop's speed at HG = 4 (docs/performance.md, "Fewer vector
-// ops per position").
+// file; docs/performance.md, "Fewer vector ops per position").
 template <class Arch, class E, std::size_t HG>
 inline void tile_values(const E* const* vp, std::size_t nt, std::size_t nvec, const float* p, const float* corr,
                         float* acc, std::size_t dp) noexcept {
