@@ -11,6 +11,13 @@
 // `cold` counter is 0). Each fixture checks SparQ's output once against
 // reference::sparq_decode (on the kernel's own selection) before timing.
 //
+// Hot rows (/hot): one KV head of the GQA shape (4 query heads) at S = 4k, one layer, so
+// every call finds the cache (3 MiB in bf16) in L2 or L3: the kernels' compute
+// ceiling, with the same counters. GB_per_s is then the bytes a cold call would move
+// over the hot time; pct_read_bw above 100 means compute alone is faster than DRAM.
+// Where cold time is about hot time plus the memory floor, the kernels do not overlap
+// arithmetic with DRAM transfers (docs/performance.md, "Compute ceilings").
+//
 // Counters: MB_per_call (bytes the profile counts as touched), GB/s and pct_read_bw
 // (of the read bandwidth measured in this process with the same thread count,
 // sparq::measure_read_bandwidth), speedup_vs_dense (dense's median time on the same data
@@ -49,6 +56,7 @@ struct Config {
   std::size_t S, q_heads, kv_heads;
   DType dtype;
   std::size_t batch;
+  bool hot = false;  // one layer, reread by every call
   // What SparQ at ratio 16 reads per call (the least of the methods): S·r·b + 2·k·d·b.
   [[nodiscard]] std::size_t min_bytes_per_call() const {
     const std::size_t r = kHeadDim / 16, k = std::max<std::size_t>(1, S / 32);
@@ -59,12 +67,14 @@ struct Config {
     return batch * kv_heads * blocks * 3 * kBlockTokens * kHeadDim * size_of(dtype);
   }
   [[nodiscard]] std::size_t layers() const {
+    if (hot) return 1;
     const std::size_t want = std::max<std::size_t>(1, (kRotation + min_bytes_per_call() - 1) / min_bytes_per_call());
     return std::max<std::size_t>(1, std::min(want, kBudget / layer_bytes()));
   }
-  [[nodiscard]] bool cold() const { return layers() * min_bytes_per_call() >= kRotation; }
+  [[nodiscard]] bool cold() const { return !hot && layers() * min_bytes_per_call() >= kRotation; }
   bool operator<(const Config& o) const {
-    return std::tie(S, q_heads, kv_heads, dtype, batch) < std::tie(o.S, o.q_heads, o.kv_heads, o.dtype, o.batch);
+    return std::tie(S, q_heads, kv_heads, dtype, batch, hot) <
+           std::tie(o.S, o.q_heads, o.kv_heads, o.dtype, o.batch, o.hot);
   }
 };
 
@@ -206,6 +216,16 @@ void run(benchmark::State& state, Config c, std::size_t threads, double ratio, I
   if (dense_s > 0) state.counters["speedup_vs_dense"] = dense_s / per_call;
 }
 
+void register_one(const Config& c, std::size_t threads, Isa isa, double ratio) {
+  const std::string name = "sparq_decode/S:" + std::to_string(c.S) + "/heads:" + std::to_string(c.q_heads) + "x" +
+                           std::to_string(c.kv_heads) + "/" + std::string(to_string(c.dtype)) +
+                           "/batch:" + std::to_string(c.batch) + "/threads:" + std::to_string(threads) +
+                           "/isa:" + std::string(to_string(isa)) + (c.hot ? "/hot/" : "/") +
+                           (ratio == 0 ? std::string("dense") : "ratio:" + std::to_string(int(ratio)));
+  apply_decode_timing(benchmark::RegisterBenchmark(
+      name.c_str(), [c, threads, ratio, isa](benchmark::State& s) { run(s, c, threads, ratio, isa); }));
+}
+
 void register_all() {
   const std::size_t max_threads = std::max(1u, std::thread::hardware_concurrency());
   struct Heads {
@@ -219,16 +239,11 @@ void register_all() {
           if (c.layer_bytes() > kBudget) continue;
           for (std::size_t t = 1; t <= max_threads; ++t)
             for (Isa isa : runnable_isas())
-              for (double ratio : {0.0, 4.0, 8.0, 16.0}) {  // dense first: the speed-up needs its time
-                const std::string name = "sparq_decode/S:" + std::to_string(S) + "/heads:" + std::to_string(h.q) + "x" +
-                                         std::to_string(h.kv) + "/" + std::string(to_string(dtype)) +
-                                         "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t) +
-                                         "/isa:" + std::string(to_string(isa)) + "/" +
-                                         (ratio == 0 ? std::string("dense") : "ratio:" + std::to_string(int(ratio)));
-                apply_decode_timing(benchmark::RegisterBenchmark(
-                    name.c_str(), [c, t, ratio, isa](benchmark::State& s) { run(s, c, t, ratio, isa); }));
-              }
+              for (double ratio : {0.0, 4.0, 8.0, 16.0}) register_one(c, t, isa, ratio);  // dense first
         }
+  for (DType dtype : {DType::bf16, DType::f16, DType::f32})
+    for (Isa isa : runnable_isas())
+      for (double ratio : {0.0, 8.0}) register_one({4096, 4, 1, dtype, 1, true}, 1, isa, ratio);
 }
 
 }  // namespace
