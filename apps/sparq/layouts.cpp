@@ -184,6 +184,7 @@ int run(const LayoutsOptions& o) {
   const Method sparq_method = sparq, dense_method = Dense{};
 
   run.machine = describe_machine();
+  run.working_set = o.working_set.value_or(perf::default_working_set(run.machine));
   run.threads = o.threads ? std::size_t(o.threads) : std::max(1u, std::thread::hardware_concurrency());
   tbb::task_arena arena{static_cast<int>(run.threads)};
   perf::StopOnSigint stop;
@@ -210,7 +211,7 @@ int run(const LayoutsOptions& o) {
                            .layouts = var.layout,
                            .d_major_type = var.d_major_type};
         // SparQ and dense alternate: at least 3 layers, an odd number.
-        config.layers = rotation_layers(o.working_set, stored_bytes_per_layer(config, S), 3, 2);
+        config.layers = rotation_layers(run.working_set, stored_bytes_per_layer(config, S), 3, 2);
         auto cold = build_cold_caches({.config = config, .seq_len = S}, [&](double f) {
           progress.show(fmt::format("{}: filling {:.0f}%", tag, f * 100));
           return !stop.stop_requested();
@@ -307,9 +308,9 @@ Action setup(CLI::App& cmd) {
       ->transform(integer_in(1, perf::kMaxRepeats))
       ->capture_default_str();
   cmd.add_option("--working-set", o->working_set,
-                 "Bytes each configuration's timed calls rotate over (cold data), e.g. 256M")
-      ->transform(size_in(1, 1ull << 40))
-      ->default_str("256M");
+                 "Bytes each configuration's timed calls rotate over (cold data), e.g. 1G (default: far above the "
+                 "last-level cache)")
+      ->transform(size_in(1, 1ull << 40));
   cmd.add_option("--bw-buffer", o->bw_buffer, "Read-bandwidth buffer, e.g. 512M (default: 8x LLC within [256M, 1G])")
       ->transform(size_in(1ull << 20, 1ull << 40));
   auto* json = cmd.add_flag("--json", o->json, "Print JSON (fields listed in apps/sparq/layouts.cpp)");

@@ -22,7 +22,7 @@ nlohmann::json to_json(const LayoutsOptions& o, const Run& run) {
                  {"window", run.params.window},
                  {"threads", run.threads},
                  {"repeats", o.repeats},
-                 {"working_set_bytes", o.working_set}};
+                 {"working_set_bytes", run.working_set}};
   j["machine"] = {{"cpu_model", run.machine.cpu_model},
                   {"read_gb_per_s_before", run.read_gb_per_s_before},
                   {"read_gb_per_s_after", run.read_gb_per_s_after}};

@@ -28,7 +28,7 @@ struct LayoutsOptions {
   std::optional<std::int64_t> r, k, window;
   std::int64_t threads = 0;
   std::int64_t repeats = 7;
-  std::uint64_t working_set = 256ull << 20;
+  std::optional<std::uint64_t> working_set;  // bytes; unset: perf::default_working_set()
   std::optional<std::uint64_t> bw_buffer;
   bool json = false, csv = false;
 };
@@ -84,6 +84,7 @@ struct Recommendation {
 
 struct Run {
   std::size_t seq_len = 0, head_dim = 0, q_heads = 0, kv_heads = 0, threads = 0;
+  std::uint64_t working_set = 0;  // bytes each configuration's calls rotate over
   SparQResolved params;
   MachineInfo machine;
   double read_gb_per_s_before = 0.0, read_gb_per_s_after = 0.0;  // streaming, `threads`

@@ -29,6 +29,7 @@
 #include "sparq/method.hpp"
 #include "sparq/profile.hpp"
 #include "sparq/tools/cold_caches.hpp"
+#include "sparq/tools/machine.hpp"
 
 namespace sparq::cli::perf {
 
@@ -78,6 +79,16 @@ inline constexpr std::int64_t kMaxHeadDim = 4096, kMaxThreads = 4096, kMaxRepeat
 // What the options' own ranges cannot check: r against the head dimension.
 inline void check_r(const std::optional<std::int64_t>& r, std::int64_t head_dim) {
   if (r && *r > head_dim) usage_error(fmt::format("--r={} is invalid: r must be in [1, head_dim={}]", *r, head_dim));
+}
+
+// Default bytes the timed calls of `sparq roofline` and `sparq layouts` rotate over: far
+// above the last-level cache, at least 256 MiB. Virtual machines may report the host's
+// whole L3 for every core (VM-A: hwloc says 2 x 508 MiB where one core's share measures
+// ~32 MiB and the read bandwidth is flat from 256 MiB up), so it is capped at 512 MiB;
+// --working-set overrides it.
+inline std::uint64_t default_working_set(const MachineInfo& m) {
+  const std::uint64_t llc = std::uint64_t(m.llc_bytes) * std::max<std::size_t>(m.llc_instances, 1);
+  return std::clamp<std::uint64_t>(4 * llc, 256ull << 20, 512ull << 20);
 }
 
 // The --r/--k/--window overrides of SparQ's ratio defaults, with their ranges.

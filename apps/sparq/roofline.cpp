@@ -73,15 +73,6 @@ namespace sparq::cli {
 namespace roofline {
 namespace {
 
-std::uint64_t auto_working_set(const MachineInfo& m) {
-  // Far above the last-level cache, and at least 3 layers (build_cold_cache). Virtual
-  // machines may report the host's whole L3 for every core (here hwloc says 2 x 508 MiB
-  // where one core's share measures ~32 MiB and the read bandwidth is flat from
-  // 256 MiB up), so the default is capped at 512 MiB; --working-set overrides it.
-  const std::uint64_t llc = std::uint64_t(m.llc_bytes) * std::max<std::size_t>(m.llc_instances, 1);
-  return std::clamp<std::uint64_t>(4 * llc, 256ull << 20, 512ull << 20);
-}
-
 // What the options' own ranges (setup()) cannot check. Returns gnuplot's path for --plot.
 std::string check(const RooflineOptions& o) {
   perf::check_r(o.r, o.head_dim);
@@ -260,7 +251,7 @@ int run(const RooflineOptions& o) {
   run.ceilings = {.read_gb_per_s = run.bw_before.at(run.threads)->gb_per_s,
                   .peak_gflops = run.fma.at(run.threads)->gflops,
                   .threads = run.threads};
-  if (!working_set) working_set = auto_working_set(run.machine);
+  if (!working_set) working_set = perf::default_working_set(run.machine);
 
   tbb::task_arena arena{static_cast<int>(run.threads)};
   const CacheConfig base{.kv_heads = heads.kv,

@@ -34,7 +34,7 @@ struct RooflineOptions {
   std::string layout = "both";        // both | fused (the layouts with both key copies)
   std::string d_major_type = "same";  // same | int8
   std::string placement = "local";
-  std::optional<std::uint64_t> working_set;  // bytes; unset: auto_working_set()
+  std::optional<std::uint64_t> working_set;  // bytes; unset: perf::default_working_set()
   std::optional<std::uint64_t> bw_buffer;    // bytes; unset: default_read_buffer_bytes()
   bool json = false, csv = false;
   std::string plot;

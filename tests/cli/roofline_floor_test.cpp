@@ -89,5 +89,21 @@ TEST(RooflineFloor, Stage1RunsShrinkWithTheInt8Copy) {
   EXPECT_FALSE(floor_pattern(Phase::topk, small(KeyLayout::both, 2), 1000.0));
 }
 
+// Both tools' default rotation: 4x the last-level cache (all instances), never below
+// 256 MiB, capped at 512 MiB (VMs that report the host's L3).
+TEST(DefaultWorkingSet, IsFourLlcsWithin256And512MiB) {
+  MachineInfo m;
+  m.llc_bytes = 32ull << 20;
+  m.llc_instances = 1;
+  EXPECT_EQ(perf::default_working_set(m), 256ull << 20);  // 128 MiB -> the floor
+  m.llc_bytes = 100ull << 20;
+  EXPECT_EQ(perf::default_working_set(m), 400ull << 20);
+  m.llc_instances = 2;
+  EXPECT_EQ(perf::default_working_set(m), 512ull << 20);  // 800 MiB -> the cap
+  m.llc_bytes = 0;
+  m.llc_instances = 0;  // unknown cache: the floor
+  EXPECT_EQ(perf::default_working_set(m), 256ull << 20);
+}
+
 }  // namespace
 }  // namespace sparq::cli::roofline
