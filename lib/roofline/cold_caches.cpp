@@ -16,9 +16,12 @@ void fill_synthetic(std::span<float> x, std::uint32_t seed) {
 }
 
 std::uint64_t stored_bytes_per_layer(const CacheConfig& c, std::size_t seq_len) {
-  const std::uint64_t blocks = (seq_len + c.block_tokens - 1) / c.block_tokens;
-  const std::uint64_t copies = 1 + (has_s_major(c.layouts) ? 1 : 0) + (has_d_major(c.layouts) ? 1 : 0);
-  return blocks * c.block_tokens * c.head_dim * size_of(c.dtype) * copies * c.kv_heads;
+  const std::uint64_t rows = (seq_len + c.block_tokens - 1) / c.block_tokens * c.block_tokens;
+  const std::uint64_t e = size_of(c.dtype);
+  const std::uint64_t d_major = c.d_major_type == DMajorType::int8 ? 1 : e;  // its scales are block metadata
+  const std::uint64_t per_row =
+      c.head_dim * (e + (has_s_major(c.layouts) ? e : 0) + (has_d_major(c.layouts) ? d_major : 0));
+  return rows * per_row * c.kv_heads;
 }
 
 std::size_t rotation_layers(std::uint64_t working_set, std::uint64_t bytes_per_layer, std::size_t min_layers,

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "sparq/error.hpp"
+#include "sparq/kv_cache.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/roofline.hpp"
 
 namespace sparq {
@@ -92,6 +94,27 @@ TEST(TransferModel, ModelCostResolvesTheDefaults) {
   EXPECT_DOUBLE_EQ(double(2 * dense.bytes) / double(sparq.bytes), 4.0 * 2);
   EXPECT_THROW((void)model_cost(SparQ::for_ratio(0.5), llama, 4096, DType::bf16), Error);
   EXPECT_THROW((void)model_cost(Dense{}, ModelShape{.q_heads = 6, .kv_heads = 4}, 16, DType::f32), Error);
+}
+
+// What the cold-cache harness sizes its rotations by: the K, V and d-major copy bytes a
+// real cache holds for one layer (its memory_usage(), blocks' metadata aside).
+TEST(ColdCaches, StoredBytesPerLayerMatchTheCache) {
+  for (const KeyLayout layout : {KeyLayout::both, KeyLayout::s_major, KeyLayout::d_major, KeyLayout::fused})
+    for (const DMajorType type : {DMajorType::same, DMajorType::int8})
+      for (const DType dtype : {DType::bf16, DType::f32}) {
+        if (type == DMajorType::int8 && !(has_s_major(layout) && has_d_major(layout))) continue;
+        const CacheConfig c{.layers = 1,
+                            .kv_heads = 2,
+                            .head_dim = 64,
+                            .dtype = dtype,
+                            .block_tokens = 16,
+                            .layouts = layout,
+                            .d_major_type = type};
+        const ColdCaches cold = build_cold_caches({.config = c, .seq_len = 37});  // 3 blocks, one partial
+        const MemoryUsage m = cold.cache->memory_usage();
+        EXPECT_EQ(stored_bytes_per_layer(c, 37), m.k_s_major + m.k_d_major + m.values)
+            << to_string(layout) << " " << to_string(type) << " " << to_string(dtype);
+      }
 }
 
 TEST(Roofline, PlacesAPointUnderTheRoofs) {

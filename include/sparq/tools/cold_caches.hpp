@@ -26,7 +26,8 @@ namespace sparq {
 void fill_synthetic(std::span<float> x, std::uint32_t seed);
 
 // Bytes one layer of one sequence of length seq_len occupies in a cache of config `c`:
-// all KV heads, whole blocks, every copy (S-major K, d-major K, V) the layouts keep.
+// all KV heads, whole blocks, every copy (S-major K, d-major K, V) the layouts keep, an
+// int8 d-major copy at one byte per element (its scales are block metadata, not counted).
 [[nodiscard]] std::uint64_t stored_bytes_per_layer(const CacheConfig& c, std::size_t seq_len);
 
 // Layers for a rotation whose working set is at least `working_set` when each layer
