@@ -4,7 +4,8 @@
 // model and the results are explained in docs/e2e.md.
 //
 // --json fields: tool, config{shape{name, d_model, q_heads, kv_heads, head_dim, ffn, vocab,
-// model_layers}, layers, weights, q8_kernel, classifier, kv_dtype, block_tokens, contexts[],
+// model_layers}, layers, weights, q8_kernel, classifier, kv_dtype, block_tokens, layout,
+// d_major_type, contexts[],
 // methods[], threads[], repeats}, machine{cpu_model, cores, hardware_threads, llc_bytes, isa,
 // vnni}, plan{available_bytes, budget_bytes, fixed_bytes, per_layer_bytes, fits},
 // weight_bytes, cache_bytes, read_buffer_bytes, build_seconds, fill_seconds,
@@ -49,6 +50,8 @@ struct Options {
   bool no_classifier = false;
   std::string kv_dtype = "bf16";
   std::size_t block_tokens = 256;
+  std::string layout = "both";
+  std::string d_major_type = "same";
   double memory_fraction = 0.6;
   std::uint64_t bw_buffer = 0;
   std::uint64_t seed = 1;
@@ -90,6 +93,8 @@ BenchModelOptions to_options(const Options& o) {
   b.classifier = !o.no_classifier;
   b.kv_dtype = *parse_dtype(o.kv_dtype);
   b.block_tokens = o.block_tokens;
+  b.layout = *parse_key_layout(o.layout);
+  b.d_major_type = *parse_d_major_type(o.d_major_type);
   b.memory_fraction = o.memory_fraction;
   b.bw_buffer_bytes = std::size_t(o.bw_buffer);
   b.seed = o.seed;
@@ -111,6 +116,8 @@ nlohmann::ordered_json to_json(const BenchModelOptions& b, const BenchModelResul
   cfg["classifier"] = b.classifier;
   cfg["kv_dtype"] = std::string(to_string(b.kv_dtype));
   cfg["block_tokens"] = b.block_tokens;
+  cfg["layout"] = std::string(to_string(b.layout));
+  cfg["d_major_type"] = std::string(to_string(b.d_major_type));
   cfg["contexts"] = b.contexts;
   J methods = J::array();
   for (const auto& m : b.methods) methods.push_back(m.label);
@@ -135,10 +142,12 @@ nlohmann::ordered_json to_json(const BenchModelOptions& b, const BenchModelResul
   j["build_seconds"] = r.build_seconds;
   j["fill_seconds"] = r.fill_seconds;
   J model = J::array();
+  const StorageModel storage = storage_model(b);
   for (const std::size_t c : b.contexts) {
-    const TokenBytes base = token_bytes(s, b.weights, b.classifier, b.methods.front().method, c + 1, b.kv_dtype);
+    const TokenBytes base =
+        token_bytes(s, b.weights, b.classifier, b.methods.front().method, c + 1, b.kv_dtype, storage);
     for (const auto& m : b.methods) {
-      const TokenBytes t = token_bytes(s, b.weights, b.classifier, m.method, c + 1, b.kv_dtype);
+      const TokenBytes t = token_bytes(s, b.weights, b.classifier, m.method, c + 1, b.kv_dtype, storage);
       model.push_back({{"context", c},
                        {"method", m.label},
                        {"weight_bytes", t.weights},
@@ -187,14 +196,14 @@ void print_text(const BenchModelOptions& b, const BenchModelResult& r) {
   const LayerShape& s = b.shape;
   fmt::print("shape      {}: d_model {}, {}/{} heads of {}, MLP {} (SwiGLU), vocab {}, {} layers\n", s.name, s.d_model,
              s.q_heads, s.kv_heads, s.head_dim, s.ffn, s.vocab, s.model_layers);
-  fmt::print("weights    {}{}, {} per layer{}; KV cache {} (K, d-major K, V), {} tokens per block\n",
-             to_string(b.weights),
+  fmt::print("weights    {}{}, {} per layer{}; KV cache {}, layout {}{}, {} tokens per block\n", to_string(b.weights),
              b.weights == WeightFormat::q8 ? fmt::format(" (int8, f32 row scales; kernel {})", to_string(r.q8_kernel))
                                            : std::string(" (widened to f32)"),
              gb(double(layer_weight_bytes(s, b.weights))),
              b.classifier ? fmt::format(", classifier {}", gb(double(classifier_bytes(s, b.weights))))
                           : std::string(", no classifier"),
-             to_string(b.kv_dtype), b.block_tokens);
+             to_string(b.kv_dtype), to_string(b.layout),
+             b.d_major_type == DMajorType::int8 ? " with an int8 d-major copy" : "", b.block_tokens);
   fmt::print("machine    {}, {} cores, isa {}\n", r.machine.cpu_model, r.machine.cores, to_string(r.isa));
   fmt::print("timed      {} of {} layers{} (weights {}, cache {}: built in {:.1f} s, filled in {:.1f} s)\n",
              r.plan.layers, s.model_layers, b.classifier ? " + classifier" : "", gb(double(r.weight_bytes)),
@@ -203,12 +212,14 @@ void print_text(const BenchModelOptions& b, const BenchModelResult& r) {
   fmt::print("per token  whole model: t = {}/{} x (step - head) + head\n\n", s.model_layers, r.plan.layers);
 
   fmt::print("byte model: bytes per token of the whole model; speed-up if every byte moved at the same bandwidth\n");
+  const StorageModel storage = storage_model(b);
   fmt::print("{:>8}  {:<9} {:>10} {:>12} {:>10} {:>10}\n", "context", "method", "weights", "attention", "total",
              "speed-up");
   for (const std::size_t c : b.contexts) {
-    const TokenBytes base = token_bytes(s, b.weights, b.classifier, b.methods.front().method, c + 1, b.kv_dtype);
+    const TokenBytes base =
+        token_bytes(s, b.weights, b.classifier, b.methods.front().method, c + 1, b.kv_dtype, storage);
     for (const auto& m : b.methods) {
-      const TokenBytes t = token_bytes(s, b.weights, b.classifier, m.method, c + 1, b.kv_dtype);
+      const TokenBytes t = token_bytes(s, b.weights, b.classifier, m.method, c + 1, b.kv_dtype, storage);
       fmt::print("{:>8}  {:<9} {:>10} {:>12} {:>10} {:>9.2f}x\n", size_label(c), m.label, gb(double(t.weights)),
                  gb(double(t.attention)), gb(double(t.total())), double(base.total()) / double(t.total()));
     }
@@ -265,7 +276,7 @@ Action setup(CLI::App& cmd) {
   auto o = std::make_shared<Options>();
   cmd.footer(
       "Times one decode step of a whole transformer with random weights in real layer shapes: per layer RMSNorm,\n"
-      "q/k/v matvec, RoPE, K/V appended to a sparq::KVCache (both key layouts), attention by sparq::decode\n"
+      "q/k/v matvec, RoPE, K/V appended to a sparq::KVCache (--layout), attention by sparq::decode\n"
       "(dense or SparQ), output matvec, RMSNorm, SwiGLU MLP (3 matvecs), residuals; then the final norm and the\n"
       "classifier. Batch 1. The cache is filled with random K/V once, at the longest context, and truncated for\n"
       "the shorter ones. As many layers are timed as fit in --memory-fraction of the available memory; the\n"
@@ -298,6 +309,16 @@ Action setup(CLI::App& cmd) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}))
       ->capture_default_str();
   cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
+  cmd.add_option("--layout", o->layout,
+                 "Key layout: both (S-major K, V, d-major K), fused ([B][key|value] rows + d-major K), s-major, "
+                 "d-major")
+      ->check(CLI::IsMember({"both", "fused", "s-major", "d-major"}))
+      ->capture_default_str();
+  cmd.add_option("--d-major-type", o->d_major_type,
+                 "Element type of the d-major key copy: same (the KV dtype) or int8 (+ per-block scales; both or "
+                 "fused only)")
+      ->check(CLI::IsMember({"same", "int8"}))
+      ->capture_default_str();
   cmd.add_option("--memory-fraction", o->memory_fraction,
                  "Fraction of the available memory for weights, cache and read buffer (sizes the default --layers)")
       ->check(CLI::Range(0.01, 1.0))

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sparq/error.hpp"
+#include "sparq/tools/cold_caches.hpp"
 #include "sparq/tools/e2e/bench_model.hpp"
 #include "sparq/tools/roofline.hpp"
 
@@ -30,18 +31,27 @@ std::optional<MethodSpec> parse_method_spec(std::string_view text) {
   return MethodSpec{fmt::format("sparq:{}", ratio), SparQ::for_ratio(ratio)};
 }
 
+StorageModel storage_model(const BenchModelOptions& o) noexcept {
+  return {.layouts = o.layout, .d_major_type = o.d_major_type, .block_tokens = o.block_tokens};
+}
+
 std::uint64_t cache_bytes_per_layer(const LayerShape& s, std::size_t tokens, DType kv_dtype,
-                                    std::size_t block_tokens) noexcept {
-  const std::uint64_t blocks = (tokens + block_tokens - 1) / block_tokens;
-  return blocks * block_tokens * s.head_dim * size_of(kv_dtype) * 3 * s.kv_heads;  // K, K d-major, V
+                                    const StorageModel& storage) {
+  return stored_bytes_per_layer(CacheConfig{.kv_heads = s.kv_heads,
+                                            .head_dim = s.head_dim,
+                                            .dtype = kv_dtype,
+                                            .block_tokens = storage.block_tokens,
+                                            .layouts = storage.layouts,
+                                            .d_major_type = storage.d_major_type},
+                                tokens);
 }
 
 TokenBytes token_bytes(const LayerShape& s, WeightFormat weights, bool classifier, const Method& method,
-                       std::size_t context, DType kv_dtype) {
+                       std::size_t context, DType kv_dtype, const StorageModel& storage) {
   const ModelShape attn{.layers = 1, .q_heads = s.q_heads, .kv_heads = s.kv_heads, .head_dim = s.head_dim};
   TokenBytes b;
   b.weights = s.model_layers * layer_weight_bytes(s, weights) + (classifier ? classifier_bytes(s, weights) : 0);
-  b.attention = s.model_layers * model_cost(method, attn, context, kv_dtype).bytes;
+  b.attention = s.model_layers * model_cost(method, attn, context, kv_dtype, 1, storage).bytes;
   return b;
 }
 
@@ -81,6 +91,11 @@ void check(const BenchModelOptions& o) {
     bad(fmt::format("memory fraction {} is invalid: must be in (0, 1]", o.memory_fraction));
   if (o.block_tokens < 1 || o.block_tokens > (1u << 20))
     bad(fmt::format("block_tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
+  if (o.d_major_type == DMajorType::int8 && (!has_s_major(o.layout) || !has_d_major(o.layout)))
+    bad(
+        fmt::format("d-major type int8 with layout {}: an int8 copy needs the exact S-major keys beside it "
+                    "(layout both or fused)",
+                    to_string(o.layout)));
   if (o.layers > 4096) bad(fmt::format("layers={} is invalid: must be in [1, 4096] (0: fit memory)", o.layers));
   for (const MethodSpec& m : o.methods)
     if (const auto* sp = std::get_if<SparQ>(&m.method))
@@ -102,7 +117,7 @@ LayerPlan plan_layers(const BenchModelOptions& o) {
   const std::uint64_t pool = 2 * (1024 + 61) * s.kv_dim() * sizeof(float);
   p.fixed_bytes = read_buffer + (o.classifier ? classifier_bytes(s, o.weights) : 0) + pool;
   p.per_layer_bytes =
-      layer_weight_bytes(s, o.weights) + cache_bytes_per_layer(s, longest + 1, o.kv_dtype, o.block_tokens);
+      layer_weight_bytes(s, o.weights) + cache_bytes_per_layer(s, longest + 1, o.kv_dtype, storage_model(o));
   const std::uint64_t fit = p.budget_bytes > p.fixed_bytes ? (p.budget_bytes - p.fixed_bytes) / p.per_layer_bytes : 0;
   if (o.layers) {
     p.layers = o.layers;
@@ -153,6 +168,8 @@ BenchModelResult run_bench_model(const BenchModelOptions& o, const BenchProgress
                                                             .classifier = o.classifier,
                                                             .kv_dtype = o.kv_dtype,
                                                             .block_tokens = o.block_tokens,
+                                                            .layout = o.layout,
+                                                            .d_major_type = o.d_major_type,
                                                             .capacity_tokens = longest + 1,
                                                             .seed = o.seed});
     });
@@ -233,7 +250,8 @@ BenchModelResult run_bench_model(const BenchModelOptions& o, const BenchProgress
         r.tokens_per_s = 1.0 / r.token_seconds;
         r.attention_seconds = med([&](const StepTimes& t) { return scale * (t.attention + t.append); });
         r.rest_seconds = r.token_seconds - r.attention_seconds;
-        r.model_bytes = token_bytes(s, o.weights, o.classifier, o.methods[mi].method, context + 1, o.kv_dtype);
+        r.model_bytes =
+            token_bytes(s, o.weights, o.classifier, o.methods[mi].method, context + 1, o.kv_dtype, storage_model(o));
         r.matvec_bytes = matvec_bytes;
         r.attention_bytes = profiles[mi].total().bytes_read / std::max<std::size_t>(ss.size(), 1);
         r.read_gb_per_s_before = bw_before;

@@ -160,7 +160,8 @@ RandomDecoder::RandomDecoder(const DecoderConfig& config) : impl_(std::make_uniq
                                                   .dtype = config.kv_dtype,
                                                   .block_tokens = config.block_tokens,
                                                   .capacity_tokens = config.capacity_tokens,
-                                                  .layouts = KeyLayout::both});
+                                                  .layouts = config.layout,
+                                                  .d_major_type = config.d_major_type});
   m.seq = m.cache->add_sequence();
   const std::uint64_t seed = config.seed;
   const WeightFormat f = config.weights;

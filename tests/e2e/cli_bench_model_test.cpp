@@ -49,6 +49,26 @@ TEST(CliBenchModel, TinyShapeJson) {
   EXPECT_NE(r.err.find("sparq bench-model: filling the KV cache"), std::string::npos) << r.err;
 }
 
+// The storage options reach the cache and the byte model: an int8 d-major copy moves
+// fewer SparQ bytes than the default storage at the same context.
+TEST(CliBenchModel, LayoutAndDMajorType) {
+  const ProcessResult base = bench({"--contexts", "300", "--json"});
+  const ProcessResult r = bench({"--contexts", "300", "--layout", "fused", "--d-major-type", "int8", "--json"});
+  ASSERT_EQ(base.exit_code, 0) << base.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto jb = nlohmann::json::parse(base.out), j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(jb["config"]["layout"], "both");
+  EXPECT_EQ(jb["config"]["d_major_type"], "same");
+  EXPECT_EQ(j["config"]["layout"], "fused");
+  EXPECT_EQ(j["config"]["d_major_type"], "int8");
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_GT(j["results"][1]["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["byte_model"][0]["attention_bytes"], jb["byte_model"][0]["attention_bytes"]);  // dense
+  EXPECT_LT(j["byte_model"][1]["attention_bytes"].get<double>(), jb["byte_model"][1]["attention_bytes"].get<double>());
+  EXPECT_LT(j["cache_bytes"].get<double>(), jb["cache_bytes"].get<double>());
+  EXPECT_NE(r.err.find("sparq bench-model"), std::string::npos);
+}
+
 TEST(CliBenchModel, TextTable) {
   const ProcessResult r = bench({"--contexts", "100", "--method", "dense,sparq:4", "--weights", "bf16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -62,7 +82,9 @@ TEST(CliBenchModel, UsageErrors) {
                                                                 {"--contexts", "0"},
                                                                 {"--shape", "gpt5"},
                                                                 {"--repeats", "0"},
-                                                                {"--memory-fraction", "1.5"}}) {
+                                                                {"--memory-fraction", "1.5"},
+                                                                {"--layout", "s-major", "--d-major-type", "int8"},
+                                                                {"--layout", "columns"}}) {
     const ProcessResult r = bench(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1] << ": " << r.err;
     EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;

@@ -162,6 +162,35 @@ TEST(RandomDecoder, StepAfterRollbackIsBitIdentical) {
   }
 }
 
+// The cache's layout changes addresses, not values: a dense step reads the same K and V
+// whether they sit in separate regions or side by side (fused), with or without an int8
+// d-major copy; a SparQ step runs on each.
+TEST(RandomDecoder, KeyLayoutsGiveTheSameDenseStep) {
+  const auto x = random_input(64, 5);
+  std::vector<float> want(300);
+  {
+    RandomDecoder model(tiny_config(WeightFormat::q8));
+    model.fill(40);
+    (void)model.step(x, Dense{}, nullptr, want);
+  }
+  for (const auto& [layout, type] :
+       {std::pair{KeyLayout::fused, DMajorType::same}, std::pair{KeyLayout::fused, DMajorType::int8},
+        std::pair{KeyLayout::both, DMajorType::int8}}) {
+    DecoderConfig c = tiny_config(WeightFormat::q8);
+    c.layout = layout;
+    c.d_major_type = type;
+    RandomDecoder model(c);
+    model.fill(40);
+    std::vector<float> got(300);
+    (void)model.step(x, Dense{}, nullptr, got);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << "logit " << i << " layout " << to_string(layout) << "+" << to_string(type);
+    model.truncate_to(40);
+    (void)model.step(x, SparQ::for_ratio(4), nullptr, got);
+    for (float v : got) ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
 TEST(RandomDecoder, RejectsBadInput) {
   RandomDecoder model(tiny_config(WeightFormat::q8));
   model.fill(5);
@@ -189,6 +218,23 @@ TEST(ByteModel, CountsWeightsAndAttention) {
   const TokenBytes sparq = token_bytes(s, WeightFormat::q8, false, SparQ::for_ratio(8), 16384, DType::bf16);
   EXPECT_EQ(sparq.attention, 32ull * (16384ull * 16384 / 8 + 32 * 512));
   EXPECT_EQ(sparq.weights, dense.weights);
+  // An int8 d-major copy: stage 1 reads S·r bytes plus one f32 scale per row and block
+  // instead of S·r·2; stage 2 and the mean value row are unchanged.
+  const StorageModel int8{.d_major_type = DMajorType::int8};
+  const TokenBytes q8 = token_bytes(s, WeightFormat::q8, false, SparQ::for_ratio(8), 16384, DType::bf16, int8);
+  EXPECT_EQ(q8.attention, 32ull * 32 * (16384ull * 16 + 64 * 16 * 4 + 2 * 1024 * 128 * 2 + 512));
+  EXPECT_EQ(token_bytes(s, WeightFormat::q8, false, Dense{}, 16384, DType::bf16, int8).attention, dense.attention);
+}
+
+TEST(ByteModel, CacheBytesFollowTheStorage) {
+  const LayerShape s = *shape_by_name("llama3-8b");  // 8 KV heads of 128
+  const std::uint64_t both = cache_bytes_per_layer(s, 1000, DType::bf16, {});
+  EXPECT_EQ(both, 4ull * 256 * 128 * 2 * 3 * 8);  // 4 blocks of K, d-major K and V
+  EXPECT_EQ(cache_bytes_per_layer(s, 1000, DType::bf16, {.layouts = KeyLayout::fused}), both);
+  const std::uint64_t int8 = cache_bytes_per_layer(s, 1000, DType::bf16, {.d_major_type = DMajorType::int8});
+  EXPECT_LT(int8, both);
+  EXPECT_GE(int8, 4ull * 256 * 128 * (2 + 2 + 1) * 8);  // K, V and the int8 copy, plus scales
+  EXPECT_EQ(cache_bytes_per_layer(s, 1000, DType::bf16, {.layouts = KeyLayout::s_major}), 4ull * 256 * 128 * 2 * 2 * 8);
 }
 
 TEST(MethodSpec, Parses) {

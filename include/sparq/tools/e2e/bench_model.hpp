@@ -27,6 +27,7 @@
 #include "sparq/method.hpp"
 #include "sparq/tools/e2e/decoder.hpp"
 #include "sparq/tools/machine.hpp"
+#include "sparq/tools/roofline.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::e2e {
@@ -44,11 +45,15 @@ struct TokenBytes {
   std::uint64_t attention = 0;  // every layer's decode at `context` positions (DESIGN §1)
   [[nodiscard]] std::uint64_t total() const noexcept { return weights + attention; }
 };
+// `storage`: the cache's key layout and d-major copy type (an int8 copy halves SparQ's
+// stage 1 bytes in bf16/f16).
 [[nodiscard]] TokenBytes token_bytes(const LayerShape& shape, WeightFormat weights, bool classifier,
-                                     const Method& method, std::size_t context, DType kv_dtype);
-// Stored bytes of one layer's cache (K S-major, K d-major, V) at `tokens` tokens.
+                                     const Method& method, std::size_t context, DType kv_dtype,
+                                     const StorageModel& storage = {});
+// Stored bytes of one layer's cache at `tokens` tokens: every copy `storage` keeps (both:
+// K S-major, K d-major, V; an int8 copy with its scales), whole blocks.
 [[nodiscard]] std::uint64_t cache_bytes_per_layer(const LayerShape& shape, std::size_t tokens, DType kv_dtype,
-                                                  std::size_t block_tokens) noexcept;
+                                                  const StorageModel& storage);
 
 struct BenchModelOptions {
   LayerShape shape;
@@ -63,9 +68,14 @@ struct BenchModelOptions {
   bool classifier = true;
   DType kv_dtype = DType::bf16;
   std::size_t block_tokens = 256;
-  std::size_t bw_buffer_bytes = 0;  // read-bandwidth buffer; 0: default_read_buffer_bytes()
+  KeyLayout layout = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;  // int8: only with a d-major copy (both, fused)
+  std::size_t bw_buffer_bytes = 0;             // read-bandwidth buffer; 0: default_read_buffer_bytes()
   std::uint64_t seed = 1;
 };
+
+// The storage the options describe, for token_bytes() and cache_bytes_per_layer().
+[[nodiscard]] StorageModel storage_model(const BenchModelOptions& options) noexcept;
 
 struct LayerPlan {
   std::size_t layers = 0;

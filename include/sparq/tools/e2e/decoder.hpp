@@ -77,6 +77,8 @@ struct DecoderConfig {
   bool classifier = true;
   DType kv_dtype = DType::bf16;
   std::size_t block_tokens = 256;
+  KeyLayout layout = KeyLayout::both;
+  DMajorType d_major_type = DMajorType::same;
   std::size_t capacity_tokens = 1 << 16;  // per layer and head: the longest context + steps
   std::uint64_t seed = 1;
 };
