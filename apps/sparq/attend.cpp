@@ -246,14 +246,7 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
       ->transform(integer_in(1, kMaxBlockTokens))
       ->capture_default_str();
-  cmd.add_option("--layout", o->layout, "Key layouts kept in the cache")
-      ->check(CLI::IsMember({"both", "s-major", "d-major", "fused"}))
-      ->capture_default_str();
-  cmd.add_option("--d-major-type", o->d_major_type,
-                 "Element type of the d-major key copy: same as --dtype, or int8 with per-block scales "
-                 "(needs --layout both or fused)")
-      ->check(CLI::IsMember({"same", "int8"}))
-      ->capture_default_str();
+  add_storage_options(cmd, o->layout, o->d_major_type, {"both", "s-major", "d-major", "fused"});
   cmd.add_flag("--json", o->json, "Print parameters, per-head alpha and lse, and timing as JSON");
   return [o] { return run(*o); };
 }

@@ -309,16 +309,7 @@ Action setup(CLI::App& cmd) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}))
       ->capture_default_str();
   cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")->capture_default_str();
-  cmd.add_option("--layout", o->layout,
-                 "Key layout: both (S-major K, V, d-major K), fused ([B][key|value] rows + d-major K), s-major, "
-                 "d-major")
-      ->check(CLI::IsMember({"both", "fused", "s-major", "d-major"}))
-      ->capture_default_str();
-  cmd.add_option("--d-major-type", o->d_major_type,
-                 "Element type of the d-major key copy: same (the KV dtype) or int8 (+ per-block scales; both or "
-                 "fused only)")
-      ->check(CLI::IsMember({"same", "int8"}))
-      ->capture_default_str();
+  add_storage_options(cmd, o->layout, o->d_major_type, {"both", "fused", "s-major", "d-major"});
   cmd.add_option("--memory-fraction", o->memory_fraction,
                  "Fraction of the available memory for weights, cache and read buffer (sizes the default --layers)")
       ->check(CLI::Range(0.01, 1.0))

@@ -30,6 +30,24 @@ std::errc parse_whole(std::string_view s, T& out) {
 
 }  // namespace
 
+void add_storage_options(CLI::App& cmd, std::string& layout, std::string& d_major_type,
+                         const std::vector<std::string>& layouts) {
+  std::string help = "Key layout of the cache:";
+  for (const std::string& l : layouts) {
+    const char* what = l == "both"      ? " (S-major K, V, d-major K)"
+                       : l == "fused"   ? " ([B][key|value] rows + d-major K)"
+                       : l == "s-major" ? " (K and V rows only)"
+                                        : " (d-major K, V)";
+    help += fmt::format("{} {}{}", &l == &layouts.front() ? "" : ",", l, what);
+  }
+  cmd.add_option("--layout", layout, help)->check(CLI::IsMember(layouts))->capture_default_str();
+  cmd.add_option("--d-major-type", d_major_type,
+                 "Element type of the d-major key copy SparQ's stage 1 reads: same (the cache's dtype) or int8 "
+                 "(per-block scales; needs --layout both or fused)")
+      ->check(CLI::IsMember({"same", "int8"}))
+      ->capture_default_str();
+}
+
 std::string size_label(std::uint64_t n) {
   if (n >= (1ull << 30) && n % (1ull << 30) == 0) return fmt::format("{}G", n >> 30);
   if (n >= (1ull << 20) && n % (1ull << 20) == 0) return fmt::format("{}M", n >> 20);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace sparq::cli {
 
@@ -28,6 +29,12 @@ inline constexpr std::int64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max
 // "64K", "1M", "2G", "512MiB", "4kB" (k = 1024), in [lo, hi]. The text is rewritten as
 // a plain decimal, which is what the option's std::uint64_t receives.
 [[nodiscard]] CLI::Validator size_in(std::uint64_t lo, std::uint64_t hi);
+
+// --layout and --d-major-type of the subcommands that build a KV cache (values are
+// parse_key_layout / parse_d_major_type names); `layouts`: the key layouts the command
+// takes, in the order its help lists them.
+void add_storage_options(CLI::App& cmd, std::string& layout, std::string& d_major_type,
+                         const std::vector<std::string>& layouts);
 
 // "4096" for counts that are not whole k/M/G, else "4k", "1M", "2G": how sizes are shown.
 [[nodiscard]] std::string size_label(std::uint64_t n);

@@ -365,14 +365,7 @@ Action setup(CLI::App& cmd) {
   cmd.add_option("--block-tokens", o->block_tokens, "Tokens per cache block")
       ->transform(integer_in(1, 1 << 16))
       ->capture_default_str();
-  cmd.add_option("--layout", o->layout,
-                 "Key layout: both (S-major K, V, d-major K) or fused ([B][key|value] rows + d-major K)")
-      ->check(CLI::IsMember({"both", "fused"}))
-      ->capture_default_str();
-  cmd.add_option("--d-major-type", o->d_major_type,
-                 "Element type of the d-major key copy stage 1 reads: same (the dtype) or int8 (+ per-block scales)")
-      ->check(CLI::IsMember({"same", "int8"}))
-      ->capture_default_str();
+  add_storage_options(cmd, o->layout, o->d_major_type, {"both", "fused"});
   cmd.add_option("--placement", o->placement, "NUMA placement of the cache blocks")
       ->check(CLI::IsMember({"local", "interleave", "by-head"}))
       ->capture_default_str();
