@@ -35,15 +35,23 @@ StorageModel storage_model(const BenchModelOptions& o) noexcept {
   return {.layouts = o.layout, .d_major_type = o.d_major_type, .block_tokens = o.block_tokens};
 }
 
+namespace {
+
+// One layer's cache as the decoder builds it (capacity aside).
+CacheConfig layer_cache_config(const LayerShape& s, DType kv_dtype, const StorageModel& storage) {
+  return {.kv_heads = s.kv_heads,
+          .head_dim = s.head_dim,
+          .dtype = kv_dtype,
+          .block_tokens = storage.block_tokens,
+          .layouts = storage.layouts,
+          .d_major_type = storage.d_major_type};
+}
+
+}  // namespace
+
 std::uint64_t cache_bytes_per_layer(const LayerShape& s, std::size_t tokens, DType kv_dtype,
                                     const StorageModel& storage) {
-  return stored_bytes_per_layer(CacheConfig{.kv_heads = s.kv_heads,
-                                            .head_dim = s.head_dim,
-                                            .dtype = kv_dtype,
-                                            .block_tokens = storage.block_tokens,
-                                            .layouts = storage.layouts,
-                                            .d_major_type = storage.d_major_type},
-                                tokens);
+  return stored_bytes_per_layer(layer_cache_config(s, kv_dtype, storage), tokens);
 }
 
 TokenBytes token_bytes(const LayerShape& s, WeightFormat weights, bool classifier, const Method& method,
@@ -91,11 +99,7 @@ void check(const BenchModelOptions& o) {
     bad(fmt::format("memory fraction {} is invalid: must be in (0, 1]", o.memory_fraction));
   if (o.block_tokens < 1 || o.block_tokens > (1u << 20))
     bad(fmt::format("block_tokens={} is invalid: must be in [1, 1048576]", o.block_tokens));
-  if (o.d_major_type == DMajorType::int8 && (!has_s_major(o.layout) || !has_d_major(o.layout)))
-    bad(
-        fmt::format("d-major type int8 with layout {}: an int8 copy needs the exact S-major keys beside it "
-                    "(layout both or fused)",
-                    to_string(o.layout)));
+  layer_cache_config(o.shape, o.kv_dtype, storage_model(o)).validate();  // storage the cache would refuse
   if (o.layers > 4096) bad(fmt::format("layers={} is invalid: must be in [1, 4096] (0: fit memory)", o.layers));
   for (const MethodSpec& m : o.methods)
     if (const auto* sp = std::get_if<SparQ>(&m.method))

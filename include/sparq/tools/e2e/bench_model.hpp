@@ -51,7 +51,8 @@ struct TokenBytes {
                                      const Method& method, std::size_t context, DType kv_dtype,
                                      const StorageModel& storage = {});
 // Stored bytes of one layer's cache at `tokens` tokens: every copy `storage` keeps (both:
-// K S-major, K d-major, V; an int8 copy with its scales), whole blocks.
+// K S-major, K d-major, V; an int8 copy at one byte per element), whole blocks
+// (stored_bytes_per_layer()).
 [[nodiscard]] std::uint64_t cache_bytes_per_layer(const LayerShape& shape, std::size_t tokens, DType kv_dtype,
                                                   const StorageModel& storage);
 
