@@ -378,6 +378,42 @@ TEST_P(SparqDecode, ZeroQueryGivesUniformScores) {
   EXPECT_LE(test::rel_error(std::span(out).first(64), std::span(ref.out).first(64)), kTol) << "isa=" << isa();
 }
 
+TEST_P(SparqDecode, AllLogitsFarBelowZeroWithATail) {
+  // Keys pushed by -32·sign(q_i) along each head's r selected components, so every
+  // approximate logit is some 150 octaves below zero, where 2^z underflows: stage 1 must
+  // shift by the true max of the scores. S = 2501 leaves a partial vector at the end of
+  // the last block on every ISA, and its zero-padded lanes must not count towards that
+  // max. (Only the r components move, so the exact logits stay near -60, where f32
+  // still resolves them to the 1e-5 the comparison asks.)
+  constexpr std::size_t kv = 2, d = 64, S = 2501;
+  KVCache cache(CacheConfig{.kv_heads = kv, .head_dim = d, .dtype = DType::f32, .block_tokens = 64});
+  const SeqId seq = cache.add_sequence();
+  constexpr std::uint32_t kQuerySeed = 41;  // the q that expect_matches_reference draws
+  const auto q = test::normal_floats(kv * d, kQuerySeed);
+  const SparQ m = SparQ::for_ratio(8);
+  const std::size_t r = m.resolve(d, S, 1).r;
+  auto k = test::normal_floats(S * kv * d, 42);
+  const auto v = test::normal_floats(S * kv * d, 43);
+  for (std::size_t h = 0; h < kv; ++h) {
+    std::vector<std::size_t> order(d);
+    for (std::size_t i = 0; i < d; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return std::abs(q[h * d + a]) > std::abs(q[h * d + b]); });
+    for (std::size_t u = 0; u < r; ++u) {
+      const std::size_t i = order[u];
+      for (std::size_t j = 0; j < S; ++j) k[(j * kv + h) * d + i] += q[h * d + i] > 0.0f ? -32.0f : 32.0f;
+    }
+  }
+  cache.append(seq, 0, k, v, S);
+  Tally tally;
+  for (const bool realloc : {false, true}) {
+    SparQ each = m;
+    each.reallocation = realloc;
+    expect_matches_reference(cache, seq, kv, each, isa(), kQuerySeed, tally);
+  }
+  EXPECT_GE(tally.exact, 1u) << "near-tie " << tally.near_tie;
+}
+
 SPARQ_INSTANTIATE_FOR_EACH_ISA(SparqDecode);
 
 }  // namespace
