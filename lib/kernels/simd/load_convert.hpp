@@ -7,6 +7,7 @@
 //   rank_score<Arch>(x, limit)     the same, NaN to -limit (ranks last)
 //   load_bf16_pair<Arch>(p, e, o)  2W bf16 values as two batches in "pair order"
 //   row_sums<Arch>(rows)           W batches -> one batch, lane i = sum of rows[i]
+//   lane_max<Arch>(x, init)        smax of init and x's lanes, lane 0 first
 // Include only from code compiled for one ISA (a family's *_inl.hpp).
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/simd/scalar_ops.hpp"
 #include "kernels/simd/storage.hpp"
 
 namespace sparq::kernels {
@@ -71,6 +73,15 @@ inline void load_bf16_pair(const bf16_t* p, fbatch<Arch>& even, fbatch<Arch>& od
 template <class Arch>
 inline fbatch<Arch> row_sums(const fbatch<Arch>* rows) noexcept {
   return RowSums<Arch>::sum(rows);
+}
+
+// Once per tile or chunk, not per vector: a store and W scalar maxima.
+template <class Arch>
+inline float lane_max(fbatch<Arch> x, float init) noexcept {
+  alignas(64) float lanes[fbatch<Arch>::size];
+  x.store_aligned(lanes);
+  for (float v : lanes) init = smax(init, v);
+  return init;
 }
 
 // 2^x. Range reduction x = n + r, |r| <= 1/2, then the degree-7 Taylor polynomial of

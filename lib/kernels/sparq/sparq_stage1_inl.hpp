@@ -79,11 +79,7 @@ inline void approx_span(const T* const* rows, std::size_t n_rows, std::size_t n,
   for (; t + NV * W <= n; t += NV * W)
     approx_tile<Arch, T, HG, NV, kPrefetch>(rows, n_rows, q, q_stride, t, z, z_stride, vmax);
   for (; t < n; t += W) approx_tile<Arch, T, HG, 1, kPrefetch>(rows, n_rows, q, q_stride, t, z, z_stride, vmax);
-  alignas(64) float lanes[W];
-  for (std::size_t h = 0; h < HG; ++h) {
-    vmax[h].store_aligned(lanes);
-    for (std::size_t i = 0; i < W; ++i) zmax[h] = smax(zmax[h], lanes[i]);
-  }
+  for (std::size_t h = 0; h < HG; ++h) zmax[h] = lane_max<Arch>(vmax[h], zmax[h]);
 }
 
 struct Scratch {

@@ -197,17 +197,14 @@ void stage2(const SparqStage2Args& a) noexcept {
         vmax = xsimd::max(vmax, v);
       }
       if (xsimd::any(nan)) a.l[h] = __builtin_nanf("");  // a NaN logit: reported by decode(), never hidden
-      alignas(64) float lanes[W];
-      vmax.store_aligned(lanes);
-      float tmax = kNegInf;
-      for (std::size_t i = 0; i < W; ++i) tmax = smax(tmax, lanes[i]);
-      const float m_new = smax(a.m[h], tmax);
+      const float m_new = smax(a.m[h], lane_max<Arch>(vmax, kNegInf));
       if (m_new == kNegInf) {  // nothing attended yet by this head
         fill_n(x, T, 0.0f);
         s.corr[h] = 1.0f;
         continue;
       }
       // 2^(-inf) = 0 (exp2 clamps), so the first tile's correction of the empty state is 0.
+      alignas(64) float lanes[W];
       exp2<Arch>(B(a.m[h] - m_new)).store_aligned(lanes);
       const float corr = lanes[0];
       const B bm(m_new);
